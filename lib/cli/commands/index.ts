@@ -1,0 +1,4 @@
+import type { Command } from 'commander';
+
+/** Every command module; each adds itself to the program. Order is the order in --help. */
+export const commands: Array<(program: Command) => void> = [];

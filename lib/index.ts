@@ -1,0 +1,2 @@
+/** xen-sshm: static shared memory between Xen domains. */
+export {};
