@@ -1,11 +1,42 @@
-/** One place that turns any thrown value into a message and an exit code. */
+/**
+ * One place that turns any thrown value into a message and an exit code, for every command.
+ * Typed errors (`kind`, `code`, ...) are printed with what they carry: a `format()` method if
+ * they have one (ConfigError prints location, entry, rule and hint), else the message plus the
+ * hint; `--json` prints `{ ok: false, error }` using the error's own `toJSON()` when present.
+ * An error may carry `exitCode`; the default is 1.
+ */
+interface ErrorLike {
+  message?: string;
+  kind?: string;
+  code?: string;
+  hint?: string;
+  exitCode?: number;
+  errors?: unknown[];
+  toJSON?: () => unknown;
+  format?: () => string;
+}
+
+function describe(err: unknown): string {
+  const e = (err ?? {}) as ErrorLike;
+  if (typeof e.format === 'function') return e.format();
+  let text = typeof e.message === 'string' ? e.message : String(err);
+  if (typeof e.hint === 'string' && e.hint) text += `\n  hint: ${e.hint}`;
+  if (Array.isArray(e.errors)) for (const inner of e.errors) text += '\n' + describe(inner);
+  return text;
+}
+
+export function errorToJSON(err: unknown): unknown {
+  const e = (err ?? {}) as ErrorLike;
+  if (typeof e.toJSON === 'function') return e.toJSON();
+  return { kind: e.kind ?? 'error', code: e.code, message: typeof e.message === 'string' ? e.message : String(err), hint: e.hint };
+}
+
 export function handleError(err: unknown, opts: { json?: boolean } = {}): never {
-  const e = err as { message?: string; kind?: string; code?: string; toJSON?: () => unknown };
+  const e = (err ?? {}) as ErrorLike;
   if (opts.json) {
-    const body = typeof e?.toJSON === 'function' ? e.toJSON() : { kind: e?.kind ?? 'error', code: e?.code, message: e?.message ?? String(err) };
-    process.stdout.write(JSON.stringify({ ok: false, error: body }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ ok: false, error: errorToJSON(err) }, null, 2) + '\n');
   } else {
-    process.stderr.write(`xen-sshm: ${e?.message ?? String(err)}\n`);
+    process.stderr.write(`xen-sshm: ${describe(err)}\n`);
   }
-  process.exit(typeof (e as { exitCode?: number })?.exitCode === 'number' ? (e as { exitCode: number }).exitCode : 1);
+  process.exit(typeof e.exitCode === 'number' ? e.exitCode : 1);
 }

@@ -5,6 +5,7 @@
  */
 import { Command } from 'commander';
 import { commands } from './commands';
+import { handleError } from './handle-error';
 
 export function buildProgram(): Command {
   const program = new Command('xen-sshm')
@@ -16,8 +17,7 @@ export function buildProgram(): Command {
 }
 
 if (require.main === module) {
-  buildProgram().parseAsync(process.argv).catch((err) => {
-    process.stderr.write(`xen-sshm: ${(err as Error).message}\n`);
-    process.exit(1);
-  });
+  buildProgram()
+    .parseAsync(process.argv)
+    .catch((err) => handleError(err, { json: process.argv.includes('--json') }));
 }

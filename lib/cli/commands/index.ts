@@ -1,4 +1,7 @@
 import type { Command } from 'commander';
+import { registerCheck } from './check';
 
 /** Every command module; each adds itself to the program. Order is the order in --help. */
-export const commands: Array<(program: Command) => void> = [];
+export const commands: Array<(program: Command) => void> = [
+  registerCheck,
+];

@@ -1,0 +1,96 @@
+/**
+ * `xen-sshm check CFG... [--json] [--dom0less]`: validate xl configs alone and together and
+ * print the plan (who owns each ID, who borrows it, where). Exit 0 when valid, 1 otherwise.
+ * Collecting (lib/config/check.ts) is kept apart from printing, so --json is the same data.
+ */
+import Table from 'cli-table3';
+import type { Command } from 'commander';
+import { checkConfigFiles, CheckResult } from '../../config/check';
+import { formatWarning } from '../../config/errors';
+import { hex, humanSize } from '../../config/numbers';
+import { Plan, planToJSON } from '../../config/validate';
+
+const SYNTAX_HELP = `
+Shared memory is declared in the domains' own xl config files, in either spelling:
+
+  name = "vm1"
+  static_shm = [ "id=ID1, begin=0x40000000, size=1M, role=owner, prot=rw, cache_policy=ARM_normal" ]
+
+  name = "vm2"
+  static_shm = [ "id=ID1, begin=0x50000000, size=0x1000, offset=0x2000" ]   # role=borrower
+
+  name = "vm3"
+  static_shared_mem = [ "0x40000000-0x40100000 = ID2", "0x40100000+64K = ID3" ]
+
+static_shm keys: id, begin, end (exclusive) or size, offset (borrowers), role=owner|borrower
+(master|slave accepted; borrower is the default), prot=r|rw, cache_policy=ARM_normal|x86_normal
+(owners). static_shared_mem: "BEGIN-END = ID" or "BEGIN+SIZE = ID"; the first config given
+that lists an ID owns it, the others borrow all of it. Numbers are decimal or 0x hex, sizes and
+offsets may end in K, M or G; everything is 4 KiB aligned. IDs: letters, digits, _ (<= 128).
+
+Check the configs of all the domains that share memory together: one owner per ID, sizes and
+windows fit, and (stock Xen, set_target) each borrower borrows from a single owner.
+See docs/config.md for every rule.
+
+Examples:
+  xen-sshm check vm1.cfg vm2.cfg vm3.cfg
+  xen-sshm check --json /etc/xen/*.cfg
+`;
+
+function printPlan(plan: Plan): string {
+  const table = new Table({
+    head: ['ID', 'Owner', 'Owner range', 'Borrowers (range, offset into the region)'],
+    style: { head: [], border: [] },
+  });
+  for (const r of plan.regions) {
+    const o = r.owner;
+    const ownerText = `${o.domain}\n${o.role === 'auto' ? 'first to apply' : 'owner'}, ${o.prot}${o.cachePolicy ? `, ${o.cachePolicy}` : ''}`;
+    const range = `${hex(o.begin)}-${hex(o.end)}\n${humanSize(o.size)}`;
+    const borrowers = r.borrowers.length
+      ? r.borrowers.map((b) => `${b.domain} ${hex(b.begin)}-${hex(b.end)} offset ${hex(b.offset)} (${humanSize(b.size)}, ${b.prot})`).join('\n')
+      : '(none)';
+    table.push([r.id, ownerText, range, borrowers]);
+  }
+  const lines = [
+    `${plan.domains.length} domain${plan.domains.length === 1 ? '' : 's'} (${plan.domains.map((d) => d.name).join(', ')}), ` +
+      `${plan.regions.length} shared memory region${plan.regions.length === 1 ? '' : 's'}: OK`,
+  ];
+  if (plan.regions.length) lines.push(table.toString());
+  if (plan.setTarget.length) {
+    lines.push(
+      'Borrowing domUs need XEN_DOMCTL_set_target (stock Xen; once per domain, never undone, gives device-model rights over the owner): ' +
+        plan.setTarget.map((s) => `${s.borrower} -> ${s.owner}`).join(', '),
+    );
+  }
+  return lines.join('\n') + '\n';
+}
+
+export function renderCheck(result: CheckResult, json: boolean): { stdout: string; stderr: string } {
+  if (json) {
+    const body = { ok: result.ok, plan: result.ok ? planToJSON(result.plan) : null, errors: result.errors.map((e) => e.toJSON()), warnings: result.warnings };
+    return { stdout: JSON.stringify(body, null, 2) + '\n', stderr: '' };
+  }
+  const warnings = result.warnings.map((w) => formatWarning(w) + '\n').join('');
+  if (result.ok) return { stdout: printPlan(result.plan), stderr: warnings };
+  const n = result.errors.length;
+  const errors = result.errors.map((e) => e.format() + '\n').join('');
+  return { stdout: '', stderr: warnings + errors + `${n} error${n === 1 ? '' : 's'}\n` };
+}
+
+export function registerCheck(program: Command): void {
+  program
+    .command('check')
+    .summary('validate xl configs and print the shared memory plan')
+    .description('Validate the static shared memory of xl config files, each alone and all together, and print the plan.')
+    .argument('<cfg...>', 'xl config files of the domains that share memory')
+    .option('--json', 'print { ok, plan, errors } as JSON')
+    .option('--dom0less', 'also check the limits of a dom0less device-tree export (IDs <= 15 characters)')
+    .addHelpText('after', SYNTAX_HELP)
+    .action(async (files: string[], opts: { json?: boolean; dom0less?: boolean }) => {
+      const result = await checkConfigFiles(files, { dom0less: !!opts.dom0less });
+      const out = renderCheck(result, !!opts.json);
+      if (out.stderr) process.stderr.write(out.stderr);
+      if (out.stdout) process.stdout.write(out.stdout);
+      process.exitCode = result.ok ? 0 : 1;
+    });
+}
