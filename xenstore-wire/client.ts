@@ -1,0 +1,644 @@
+/**
+ * The xenstore client: requests matched to replies by req_id (many in flight at once),
+ * transactions with a retry helper, watches routed by token.
+ *
+ *   const xs = await connect();
+ *   await xs.write('/local/domain/0/x', 'hello');
+ *   await xs.transaction(async (tx) => { ... });
+ *   for await (const ev of xs.watch('/local/domain/0/x')) { ... }
+ *   await xs.close();
+ */
+import { MessageType, messageTypeName } from './constants';
+import { encodeFrame, Frame } from './codec';
+import { FrameDecoder, REPLY_PAYLOAD_BOUND } from './framing';
+import {
+  request,
+  parseOk,
+  parseString,
+  parseDirectory,
+  parseDirectoryPart,
+  parseTransactionStart,
+  parseBool,
+  parseGetPerms,
+  parseWatchEvent,
+  parseErrorName,
+} from './payload';
+import { validatePath } from './paths';
+import { Permission, PermissionLike, formatPerms } from './perms';
+import { ConnectionError, ProtocolError, XenstoreError, XenstoreWireError, isEagain } from './errors';
+import { Transport, TransportKind, TransportSink, discoverEndpoint, endpointKind } from './transport';
+import { SocketTransport } from './transport-socket';
+import { XenbusTransport } from './transport-xenbus';
+import { Watch, WatchListener } from './watch';
+
+export interface ConnectOptions {
+  /** A socket or device path; default: discovery in libxenstore's order (see transport.ts). */
+  path?: string;
+  /** Force the transport for `path` instead of deciding by stat() (a socket or not). */
+  transport?: TransportKind;
+  /** Environment used for discovery (XENSTORED_PATH, XENSTORED_RUNDIR). Default process.env. */
+  env?: NodeJS.ProcessEnv;
+  connectTimeoutMs?: number;
+  /** Largest reply payload accepted. Default REPLY_PAYLOAD_BOUND (1 MiB). */
+  maxReplyPayload?: number;
+  /** Defaults for `transaction()`. */
+  transactionDefaults?: TransactionOptions;
+}
+
+export interface TransactionOptions {
+  /** Attempts before giving up with EAGAIN. Default 32. */
+  maxAttempts?: number;
+  /** Backoff after the n-th conflict: random in [0, min(maxDelayMs, baseDelayMs * 2^n)). */
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  /** Called before each retry, e.g. for logging or counting. */
+  onRetry?: (attempt: number, err: XenstoreError) => void;
+}
+
+const TX_DEFAULTS: Required<Omit<TransactionOptions, 'onRetry'>> = { maxAttempts: 32, baseDelayMs: 1, maxDelayMs: 200 };
+
+/** DIRECTORY_PART restarts allowed when the node keeps changing under us. */
+const DIRECTORY_PART_MAX_RESTARTS = 64;
+
+interface Pending {
+  type: MessageType;
+  path?: string;
+  txId: number;
+  resolve(payload: Buffer): void;
+  reject(err: Error): void;
+}
+
+/** The operations a client and a transaction share (read, write, directory ...). */
+export abstract class XenstoreOps {
+  /** 0 for the client itself, the transaction id for a Transaction. */
+  abstract readonly txId: number;
+  protected abstract readonly conn: XenstoreClient;
+
+  protected call(type: MessageType, payload: Buffer, path?: string): Promise<Buffer> {
+    return this.conn._request(type, payload, this.txId, path);
+  }
+
+  /** The node's value as bytes (ENOENT if it does not exist). */
+  async read(path: string): Promise<Buffer> {
+    validatePath(path, { op: 'READ' });
+    return this.call(MessageType.READ, request.read(path), path);
+  }
+
+  /** The node's value decoded as UTF-8. */
+  async readString(path: string): Promise<string> {
+    return (await this.read(path)).toString('utf8');
+  }
+
+  /** True if the node exists (READ answered), false on ENOENT. */
+  async exists(path: string): Promise<boolean> {
+    try {
+      await this.read(path);
+      return true;
+    } catch (e) {
+      if (e instanceof XenstoreError && e.code === 'ENOENT') return false;
+      throw e;
+    }
+  }
+
+  /** Creates or replaces the value (bytes; strings are UTF-8), creating missing parents. */
+  async write(path: string, value: string | Uint8Array): Promise<void> {
+    validatePath(path, { op: 'WRITE' });
+    parseOk(await this.call(MessageType.WRITE, request.write(path, value), path), MessageType.WRITE);
+  }
+
+  /** Creates the node with an empty value if it does not exist (no error if it does). */
+  async mkdir(path: string): Promise<void> {
+    validatePath(path, { op: 'MKDIR' });
+    parseOk(await this.call(MessageType.MKDIR, request.mkdir(path), path), MessageType.MKDIR);
+  }
+
+  /** Removes the node and everything below it. */
+  async rm(path: string): Promise<void> {
+    validatePath(path, { op: 'RM' });
+    parseOk(await this.call(MessageType.RM, request.rm(path), path), MessageType.RM);
+  }
+
+  /**
+   * Names of the node's children. A listing too large for one reply (C xenstored answers
+   * E2BIG) is fetched with DIRECTORY_PART, restarting whenever the node's generation changes;
+   * oxenstored's single oversized reply is accepted up to maxReplyPayload.
+   */
+  async directory(path: string): Promise<string[]> {
+    validatePath(path, { op: 'DIRECTORY' });
+    try {
+      return parseDirectory(await this.call(MessageType.DIRECTORY, request.directory(path), path));
+    } catch (e) {
+      if (e instanceof XenstoreError && e.code === 'E2BIG' && e.source === 'daemon') return this.directoryParts(path);
+      throw e;
+    }
+  }
+
+  /** The whole listing through DIRECTORY_PART (see directory()). */
+  async directoryParts(path: string): Promise<string[]> {
+    validatePath(path, { op: 'DIRECTORY_PART' });
+    for (let restart = 0; restart <= DIRECTORY_PART_MAX_RESTARTS; restart++) {
+      let offset = 0;
+      let generation: string | undefined;
+      const children: string[] = [];
+      let changed = false;
+      for (;;) {
+        const part = parseDirectoryPart(await this.call(MessageType.DIRECTORY_PART, request.directoryPart(path, offset), path));
+        if (generation === undefined) generation = part.generation;
+        else if (part.generation !== generation) {
+          changed = true; // the node changed between chunks: the offsets no longer line up
+          break;
+        }
+        children.push(...part.children);
+        if (part.done) return children;
+        if (part.consumed === 0) {
+          throw new ProtocolError('malformed-payload', `DIRECTORY_PART of ${path} at offset ${offset} made no progress`, {
+            op: 'DIRECTORY_PART',
+            path,
+          });
+        }
+        offset += part.consumed;
+      }
+      if (!changed) break;
+    }
+    throw new XenstoreError('EAGAIN', {
+      op: 'DIRECTORY_PART',
+      path,
+      txId: this.txId,
+      source: 'client',
+      detail: `the directory changed during ${DIRECTORY_PART_MAX_RESTARTS + 1} listings in a row`,
+    });
+  }
+
+  /** The node's permissions: owner (with the default access for others) first. */
+  async getPerms(path: string): Promise<Permission[]> {
+    validatePath(path, { op: 'GET_PERMS' });
+    return parseGetPerms(await this.call(MessageType.GET_PERMS, request.getPerms(path), path), path);
+  }
+
+  /** Sets the node's permissions, e.g. ['n0', 'r5'] or [{ domid: 0, access: 'n' }, ...]. */
+  async setPerms(path: string, perms: readonly PermissionLike[]): Promise<void> {
+    validatePath(path, { op: 'SET_PERMS' });
+    formatPerms(perms); // typed EINVAL for a bad entry, before anything is sent
+    parseOk(await this.call(MessageType.SET_PERMS, request.setPerms(path, perms), path), MessageType.SET_PERMS);
+  }
+}
+
+/** An open transaction: the client's node operations, inside the transaction, then commit or abort. */
+export class Transaction extends XenstoreOps {
+  private endedBy: 'commit' | 'abort' | null = null;
+
+  /** @internal use client.transactionStart() or client.transaction(). */
+  constructor(
+    protected readonly conn: XenstoreClient,
+    readonly txId: number,
+  ) {
+    super();
+  }
+
+  /** The transaction id the daemon gave. */
+  get id(): number {
+    return this.txId;
+  }
+
+  get ended(): boolean {
+    return this.endedBy !== null;
+  }
+
+  protected override call(type: MessageType, payload: Buffer, path?: string): Promise<Buffer> {
+    if (this.endedBy) {
+      return Promise.reject(
+        new XenstoreError('ENOENT', { op: messageTypeName(type), path, txId: this.txId, source: 'client', detail: `transaction ${this.txId} already ended (${this.endedBy})` }),
+      );
+    }
+    return super.call(type, payload, path);
+  }
+
+  /** Commits; rejects with XenstoreError EAGAIN when it conflicted (redo the whole transaction). */
+  async commit(): Promise<void> {
+    await this.end(true);
+  }
+
+  /** Discards every change made in the transaction. */
+  async abort(): Promise<void> {
+    await this.end(false);
+  }
+
+  private async end(commit: boolean): Promise<void> {
+    const payload = request.transactionEnd(commit);
+    const reply = this.call(MessageType.TRANSACTION_END, payload);
+    // Ended whatever the answer: the daemon forgets the transaction on every reply.
+    this.endedBy = commit ? 'commit' : 'abort';
+    parseOk(await reply, MessageType.TRANSACTION_END);
+  }
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export class XenstoreClient extends XenstoreOps implements TransportSink {
+  readonly txId = 0;
+  protected readonly conn = this;
+  private readonly decoder: FrameDecoder;
+  private readonly pending = new Map<number, Pending>();
+  private readonly watches = new Map<string, Watch>();
+  private nextReqId = 1;
+  private nextToken = 1;
+  private failure: XenstoreWireError | null = null;
+  private closeRequested = false;
+  private closing: Promise<void> | null = null;
+  private resolveClosed!: (err: XenstoreWireError | null) => void;
+  private drainWaiters: (() => void)[] = [];
+  private readonly txDefaults: TransactionOptions;
+  /**
+   * Resolves when the connection has ended: with null after close(), with the ConnectionError
+   * (or the ProtocolError) that ended it otherwise. Never rejects.
+   */
+  readonly closed: Promise<XenstoreWireError | null>;
+
+  /** Wraps an already connected transport; `connect()` is the usual way in. */
+  constructor(
+    readonly transport: Transport,
+    opts: { maxReplyPayload?: number; transactionDefaults?: TransactionOptions } = {},
+  ) {
+    super();
+    this.decoder = new FrameDecoder({ maxPayload: opts.maxReplyPayload ?? REPLY_PAYLOAD_BOUND });
+    this.txDefaults = opts.transactionDefaults ?? {};
+    this.closed = new Promise((r) => (this.resolveClosed = r));
+    transport.start(this);
+  }
+
+  /** 'socket' or 'xenbus'. */
+  get transportKind(): TransportKind {
+    return this.transport.kind;
+  }
+
+  /** Requests sent and not yet answered. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** True until close() is called or the connection is lost. */
+  get isOpen(): boolean {
+    return this.failure === null && !this.closeRequested;
+  }
+
+  // ------------------------------------------------------------------------- requests
+
+  /** @internal sends one request and resolves with the reply payload. */
+  _request(type: MessageType, payload: Buffer, txId: number, path?: string): Promise<Buffer> {
+    if (this.failure) return Promise.reject(this.failure instanceof ConnectionError ? this.failure.forRequest(type, path) : this.failure);
+    if (this.closeRequested) {
+      return Promise.reject(
+        new ConnectionError('ECONNABORTED', `connection to ${this.transport.path} is closing`, { path: this.transport.path, op: messageTypeName(type), nodePath: path }),
+      );
+    }
+    if (payload.length > this.transport.maxPayload) {
+      // xenstored would drop the whole connection for an oversized request: refuse it here.
+      return Promise.reject(
+        new XenstoreError('E2BIG', {
+          op: messageTypeName(type),
+          path,
+          txId,
+          source: 'client',
+          detail: `payload of ${payload.length} bytes exceeds ${this.transport.maxPayload} over ${this.transport.kind}`,
+        }),
+      );
+    }
+    const reqId = this.allocReqId();
+    return new Promise<Buffer>((resolve, reject) => {
+      this.pending.set(reqId, { type, path, txId, resolve, reject });
+      this.transport.send(encodeFrame({ type, reqId, txId, payload }), reqId);
+    });
+  }
+
+  private allocReqId(): number {
+    // uint32, wrapping; skips ids still in flight.
+    for (;;) {
+      const id = this.nextReqId;
+      this.nextReqId = (this.nextReqId + 1) >>> 0;
+      if (!this.pending.has(id)) return id;
+    }
+  }
+
+  // ------------------------------------------------------------------------- TransportSink
+
+  /** @internal */
+  onData(chunk: Buffer): void {
+    if (this.failure) return;
+    let frames: Frame[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (e) {
+      this.fail(e as XenstoreWireError);
+      return;
+    }
+    for (const f of frames) {
+      if (this.failure) return;
+      this.dispatch(f);
+    }
+  }
+
+  /** @internal */
+  onSendError(reqId: number, err: NodeJS.ErrnoException): void {
+    const p = this.pending.get(reqId);
+    if (!p) return;
+    this.settle(reqId);
+    p.reject(
+      new XenstoreError(err.code ?? 'EIO', {
+        op: messageTypeName(p.type),
+        path: p.path,
+        txId: p.txId,
+        source: 'client',
+        detail: `the ${this.transport.kind} transport refused the message: ${err.message}`,
+      }),
+    );
+  }
+
+  /** @internal */
+  onClose(err: ConnectionError | null): void {
+    if (err) this.fail(err);
+    else this.fail(new ConnectionError('ECONNABORTED', `connection to ${this.transport.path} closed`, { path: this.transport.path }), true);
+  }
+
+  private dispatch(f: Frame): void {
+    // Events are recognised by type: over /dev/xen/xenbus their ids are not meaningful.
+    if (f.type === MessageType.WATCH_EVENT) {
+      let ev;
+      try {
+        ev = parseWatchEvent(f.payload);
+      } catch (e) {
+        this.fail(e as ProtocolError);
+        return;
+      }
+      this.watches.get(ev.token)?._deliver(ev);
+      return;
+    }
+    const p = this.pending.get(f.reqId);
+    if (!p) {
+      this.fail(
+        new ProtocolError('unsolicited-reply', `${messageTypeName(f.type)} reply with req_id ${f.reqId} matches no request in flight`, {
+          op: messageTypeName(f.type),
+        }),
+      );
+      return;
+    }
+    this.settle(f.reqId);
+    const op = messageTypeName(p.type);
+    if (f.type === MessageType.ERROR) {
+      let name: string;
+      try {
+        name = parseErrorName(f.payload, op, p.path);
+      } catch (e) {
+        p.reject(e as ProtocolError);
+        return;
+      }
+      p.reject(new XenstoreError(name, { op, path: p.path, txId: p.txId, source: 'daemon' }));
+      return;
+    }
+    if (f.type !== p.type) {
+      p.reject(
+        new ProtocolError('unexpected-reply-type', `${op} request (req_id ${f.reqId}) answered with ${messageTypeName(f.type)}`, {
+          op,
+          path: p.path,
+        }),
+      );
+      return;
+    }
+    p.resolve(f.payload);
+  }
+
+  private settle(reqId: number): void {
+    this.pending.delete(reqId);
+    if (this.pending.size === 0 && this.drainWaiters.length > 0) for (const w of this.drainWaiters.splice(0)) w();
+  }
+
+  /** Ends the connection state: every pending request rejects, every watch ends. */
+  private fail(err: XenstoreWireError, byClose = false): void {
+    if (this.failure) return;
+    this.failure = err;
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of pending) p.reject(err instanceof ConnectionError ? err.forRequest(p.type, p.path) : err);
+    for (const w of this.drainWaiters.splice(0)) w();
+    const watches = [...this.watches.values()];
+    this.watches.clear();
+    for (const w of watches) w._end(byClose ? undefined : err);
+    if (!byClose) void this.transport.close();
+    this.resolveClosed(byClose ? null : err);
+  }
+
+  /**
+   * Waits for the requests in flight to be answered, ends every watch, and closes the
+   * connection. Requests made after close() reject with ConnectionError ECONNABORTED.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closeRequested = true;
+      if (this.pending.size > 0 && !this.failure) await new Promise<void>((r) => this.drainWaiters.push(r));
+      const watches = [...this.watches.values()];
+      this.watches.clear();
+      for (const w of watches) w._end();
+      await this.transport.close();
+      // A transport that was already gone has reported itself; make sure we are marked closed.
+      this.fail(new ConnectionError('ECONNABORTED', `connection to ${this.transport.path} closed`, { path: this.transport.path }), true);
+    })();
+    return this.closing;
+  }
+
+  /** Closes at once: requests in flight reject with ConnectionError ECONNABORTED. */
+  destroy(): Promise<void> {
+    this.closeRequested = true;
+    this.fail(new ConnectionError('ECONNABORTED', `connection to ${this.transport.path} destroyed`, { path: this.transport.path }), true);
+    return this.transport.close();
+  }
+
+  // ------------------------------------------------------------------------- transactions
+
+  /** Starts a transaction; end it with commit() or abort(). */
+  async transactionStart(): Promise<Transaction> {
+    const id = parseTransactionStart(await this._request(MessageType.TRANSACTION_START, request.transactionStart(), 0));
+    return new Transaction(this, id);
+  }
+
+  /**
+   * Runs `fn` in a transaction and commits. On EAGAIN (a conflicting commit, or an operation
+   * the daemon refused with EAGAIN) the whole function runs again in a new transaction, up to
+   * maxAttempts times with jittered exponential backoff. Any other throw aborts the
+   * transaction and propagates. `fn` may run more than once: keep side effects outside it.
+   */
+  async transaction<T>(fn: (tx: Transaction) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
+    const o = { ...TX_DEFAULTS, ...definedOnly(this.txDefaults), ...definedOnly(opts) };
+    for (let attempt = 1; ; attempt++) {
+      const tx = await this.transactionStart();
+      let result: T;
+      try {
+        result = await fn(tx);
+        if (!tx.ended) await tx.commit();
+      } catch (e) {
+        if (!tx.ended) await tx.abort().catch(() => undefined);
+        if (!isEagain(e)) throw e;
+        if (attempt >= o.maxAttempts) {
+          throw new XenstoreError('EAGAIN', {
+            op: e.op ?? 'TRANSACTION_END',
+            path: e.path,
+            source: e.source,
+            detail: `transaction still conflicting after ${attempt} attempts`,
+          });
+        }
+        o.onRetry?.(attempt, e);
+        const cap = Math.min(o.maxDelayMs, o.baseDelayMs * 2 ** (attempt - 1));
+        await sleep(Math.random() * cap);
+        continue;
+      }
+      return result;
+    }
+  }
+
+  // ------------------------------------------------------------------------- watches
+
+  private allocToken(): string {
+    for (;;) {
+      const t = `xs${this.nextToken++}`;
+      if (!this.watches.has(t)) return t;
+    }
+  }
+
+  private registerWatch(path: string, token: string | undefined, listener?: WatchListener, onError?: (e: Error) => void): Watch {
+    validatePath(path, { op: 'WATCH', allowSpecial: true });
+    const tok = token ?? this.allocToken();
+    if (tok.includes('\0') || tok === '') {
+      throw new XenstoreError('EINVAL', { op: 'WATCH', path, source: 'client', detail: 'a token is a non-empty string without NUL' });
+    }
+    if (this.watches.has(tok)) {
+      // Events are routed by token: two live watches may not share one.
+      throw new XenstoreError('EEXIST', { op: 'WATCH', path, source: 'client', detail: `token ${JSON.stringify(tok)} already in use on this connection` });
+    }
+    const w = new Watch(path, tok, this, listener, onError);
+    if (!this.isOpen) {
+      w._end(this.failure instanceof ConnectionError ? this.failure.forRequest(MessageType.WATCH, path) : this.failure ?? new ConnectionError('ECONNABORTED', 'connection closed', { path: this.transport.path }));
+      return w;
+    }
+    // Registered before sending: the initial firing may come right behind the acknowledgement.
+    this.watches.set(tok, w);
+    this._request(MessageType.WATCH, request.watch(path, tok), 0, path).then(
+      (reply) => {
+        try {
+          parseOk(reply, MessageType.WATCH);
+          w._registered();
+        } catch (e) {
+          this.dropWatch(w, e as Error);
+        }
+      },
+      (e: Error) => this.dropWatch(w, e),
+    );
+    return w;
+  }
+
+  private dropWatch(w: Watch, err: Error): void {
+    if (this.watches.get(w.token) === w) this.watches.delete(w.token);
+    w._end(err);
+  }
+
+  /**
+   * Watches `path` (and everything below it; `@introduceDomain` and `@releaseDomain` too) and
+   * returns an async iterable of events, starting with the initial firing. `break` out of a
+   * for-await loop, or call `close()`, to unwatch. Invalid paths and tokens throw at once.
+   */
+  watch(path: string, token?: string): Watch {
+    return this.registerWatch(path, token);
+  }
+
+  /** Callback form of watch(): resolves once the daemon accepted the watch. */
+  async onWatch(path: string, listener: WatchListener, opts: { token?: string; onError?: (err: Error) => void } = {}): Promise<Watch> {
+    const w = this.registerWatch(path, opts.token, listener, opts.onError);
+    await w.ready;
+    return w;
+  }
+
+  /** @internal called by Watch.close(). */
+  async unwatch(w: Watch): Promise<void> {
+    if (this.watches.get(w.token) !== w) return;
+    try {
+      parseOk(await this._request(MessageType.UNWATCH, request.unwatch(w.path, w.token), 0, w.path), MessageType.UNWATCH);
+    } finally {
+      // Kept until the UNWATCH answer so late events still find (and are dropped by) the watch.
+      if (this.watches.get(w.token) === w) this.watches.delete(w.token);
+    }
+  }
+
+  /** RESET_WATCHES: the daemon drops every watch of this connection; they all end. */
+  async resetWatches(): Promise<void> {
+    parseOk(await this._request(MessageType.RESET_WATCHES, request.resetWatches(), 0), MessageType.RESET_WATCHES);
+    const watches = [...this.watches.values()];
+    this.watches.clear();
+    for (const w of watches) w._end();
+  }
+
+  // ------------------------------------------------------------------------- domains
+
+  /** GET_DOMAIN_PATH: where the domain's home lives, e.g. /local/domain/5. */
+  async getDomainPath(domid: number): Promise<string> {
+    return parseString(await this._request(MessageType.GET_DOMAIN_PATH, request.getDomainPath(domid), 0));
+  }
+
+  async isDomainIntroduced(domid: number): Promise<boolean> {
+    return parseBool(await this._request(MessageType.IS_DOMAIN_INTRODUCED, request.isDomainIntroduced(domid), 0));
+  }
+
+  /** INTRODUCE: tells xenstored about a new domain's ring page (mfn/gfn) and event channel. */
+  async introduce(domid: number, mfn: number | bigint, eventChannel: number): Promise<void> {
+    parseOk(await this._request(MessageType.INTRODUCE, request.introduce(domid, mfn, eventChannel), 0), MessageType.INTRODUCE);
+  }
+
+  /** RELEASE: xenstored forgets the domain (fires @releaseDomain). */
+  async release(domid: number): Promise<void> {
+    parseOk(await this._request(MessageType.RELEASE, request.release(domid), 0), MessageType.RELEASE);
+  }
+
+  /** RESUME: clears the domain's "shutdown" flag after a suspend was cancelled. */
+  async resume(domid: number): Promise<void> {
+    parseOk(await this._request(MessageType.RESUME, request.resume(domid), 0), MessageType.RESUME);
+  }
+
+  /** SET_TARGET: gives `domid` the privileges of a device model over `target`. */
+  async setTarget(domid: number, target: number): Promise<void> {
+    parseOk(await this._request(MessageType.SET_TARGET, request.setTarget(domid, target), 0), MessageType.SET_TARGET);
+  }
+
+  /** CONTROL (xenstore-control): a daemon command such as 'log' or 'help'; returns the answer text. */
+  async control(command: string, ...args: (string | Buffer)[]): Promise<string> {
+    return parseString(await this._request(MessageType.CONTROL, request.control(command, ...args), 0));
+  }
+}
+
+/**
+ * Connects to xenstored: an explicit `path` (socket or device), or discovery in libxenstore's
+ * order. Rejects with ConnectionError when nothing answers.
+ */
+export async function connect(options: ConnectOptions | string = {}): Promise<XenstoreClient> {
+  const opts: ConnectOptions = typeof options === 'string' ? { path: options } : options;
+  let path: string;
+  let kind: TransportKind;
+  if (opts.path !== undefined) {
+    path = opts.path;
+    if (opts.transport) kind = opts.transport;
+    else {
+      try {
+        kind = await endpointKind(path);
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        throw new ConnectionError(err.code ?? 'EIO', `cannot use ${path}: ${err.message}`, { path, cause: err });
+      }
+    }
+  } else {
+    ({ path, kind } = await discoverEndpoint(opts.env ?? process.env));
+    if (opts.transport) kind = opts.transport;
+  }
+  const transport = kind === 'socket' ? await SocketTransport.connect(path, { connectTimeoutMs: opts.connectTimeoutMs }) : await XenbusTransport.open(path);
+  return new XenstoreClient(transport, { maxReplyPayload: opts.maxReplyPayload, transactionDefaults: opts.transactionDefaults });
+}

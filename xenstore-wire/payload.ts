@@ -1,0 +1,300 @@
+/**
+ * Payloads per message type: request builders, reply parsers, and request parsers (for
+ * servers and tracers). No I/O. Conventions from docs/misc/xenstore.txt and FACTS.md 1:
+ * paths and tokens are NUL-terminated strings; a READ reply and a WRITE value are raw bytes
+ * with no trailing NUL; acks are "OK\0"; errors are "<ERRNO NAME>\0".
+ */
+import { MessageType, messageTypeName, isXsErrnoName, XS_ERRNO_NAMES } from './constants';
+import { ProtocolError } from './errors';
+import { Permission, PermissionLike, formatPerms, parsePerm } from './perms';
+
+const NUL = Buffer.from([0]);
+
+/** Each part followed by a NUL: joinNul('a', 'b') = "a\0b\0". */
+export function joinNul(...parts: (string | Buffer)[]): Buffer {
+  if (parts.length === 0) return Buffer.alloc(0);
+  // The usual case, all strings: one allocation instead of one per part plus a concat.
+  if (parts.every((p) => typeof p === 'string')) return Buffer.from(parts.join('\0') + '\0', 'utf8');
+  const bufs: Buffer[] = [];
+  for (const p of parts) {
+    bufs.push(typeof p === 'string' ? Buffer.from(p, 'utf8') : p, NUL);
+  }
+  return Buffer.concat(bufs);
+}
+
+/** NUL-separated strings; one trailing empty string (from a final NUL) is dropped. */
+export function splitNul(buf: Buffer): string[] {
+  if (buf.length === 0) return [];
+  const out: string[] = [];
+  let start = 0;
+  for (;;) {
+    const i = buf.indexOf(0, start);
+    if (i < 0) {
+      out.push(buf.toString('utf8', start));
+      break;
+    }
+    out.push(buf.toString('utf8', start, i));
+    start = i + 1;
+    if (start === buf.length) break; // the trailing NUL: no empty string after it
+  }
+  return out;
+}
+
+function malformed(type: number, detail: string, path?: string): ProtocolError {
+  return new ProtocolError('malformed-payload', `malformed ${messageTypeName(type)} payload: ${detail}`, {
+    op: messageTypeName(type),
+    path,
+  });
+}
+
+/** Bytes of a value: strings are UTF-8. */
+export function valueBytes(value: string | Uint8Array): Buffer {
+  if (typeof value === 'string') return Buffer.from(value, 'utf8');
+  return Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+}
+
+function u32String(what: string, n: number): string {
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new RangeError(`${what} must be a uint32, got ${n}`);
+  return String(n);
+}
+
+function u64String(what: string, n: number | bigint): string {
+  const b = typeof n === 'bigint' ? n : Number.isInteger(n) && n >= 0 ? BigInt(n) : -1n;
+  if (b < 0n || b > 0xffffffffffffffffn) throw new RangeError(`${what} must be a uint64, got ${n}`);
+  return b.toString();
+}
+
+// ----------------------------------------------------------------------------------------
+// Request builders: each returns the payload for its message type.
+
+export const request = {
+  directory: (path: string) => joinNul(path),
+  /** `offset` is the byte offset into the listing to continue from. */
+  directoryPart: (path: string, offset: number) => joinNul(path, u32String('offset', offset)),
+  read: (path: string) => joinNul(path),
+  getPerms: (path: string) => joinNul(path),
+  watch: (path: string, token: string) => joinNul(path, token),
+  unwatch: (path: string, token: string) => joinNul(path, token),
+  /** An empty string: a single NUL. */
+  transactionStart: () => joinNul(''),
+  transactionEnd: (commit: boolean) => joinNul(commit ? 'T' : 'F'),
+  introduce: (domid: number, mfn: number | bigint, port: number) =>
+    joinNul(u32String('domid', domid), u64String('mfn', mfn), u32String('port', port)),
+  release: (domid: number) => joinNul(u32String('domid', domid)),
+  getDomainPath: (domid: number) => joinNul(u32String('domid', domid)),
+  /** path NUL then the value bytes, with no trailing NUL. */
+  write: (path: string, value: string | Uint8Array) => Buffer.concat([Buffer.from(path, 'utf8'), NUL, valueBytes(value)]),
+  mkdir: (path: string) => joinNul(path),
+  rm: (path: string) => joinNul(path),
+  setPerms: (path: string, perms: readonly PermissionLike[]) => joinNul(path, ...formatPerms(perms)),
+  isDomainIntroduced: (domid: number) => joinNul(u32String('domid', domid)),
+  resume: (domid: number) => joinNul(u32String('domid', domid)),
+  setTarget: (domid: number, target: number) => joinNul(u32String('domid', domid), u32String('target', target)),
+  resetWatches: () => joinNul(''),
+  /** CONTROL: the command and its arguments, each NUL-terminated (as xenstore-control sends). */
+  control: (command: string, ...args: (string | Buffer)[]) => joinNul(command, ...args),
+  /** Xen 4.21+: GET_FEATURE [domid]. */
+  getFeature: (domid?: number) => (domid === undefined ? joinNul('') : joinNul(u32String('domid', domid))),
+  getQuota: (domid?: number, quota?: string) =>
+    joinNul(...[domid === undefined ? [] : [u32String('domid', domid)], quota === undefined ? [] : [quota]].flat()),
+} as const;
+
+// ----------------------------------------------------------------------------------------
+// Reply parsers. Each throws ProtocolError('malformed-payload') on a payload its type forbids.
+
+/** The acknowledgement "OK\0" (accepted without the NUL too). */
+export function parseOk(payload: Buffer, type: number = MessageType.WRITE): void {
+  const s = payload.toString('latin1');
+  if (s !== 'OK\0' && s !== 'OK') throw malformed(type, `expected "OK", got ${JSON.stringify(s.slice(0, 40))}`);
+}
+
+/** A single NUL-terminated string (GET_DOMAIN_PATH, CONTROL replies); NUL optional. */
+export function parseString(payload: Buffer): string {
+  const end = payload.length > 0 && payload[payload.length - 1] === 0 ? payload.length - 1 : payload.length;
+  return payload.toString('utf8', 0, end);
+}
+
+/** DIRECTORY: children names, each NUL-terminated. */
+export function parseDirectory(payload: Buffer): string[] {
+  return splitNul(payload);
+}
+
+export interface DirectoryPartReply {
+  /** Node generation count; a change between chunks means "start over". */
+  generation: string;
+  children: string[];
+  /** True for the final chunk (it ends in an empty name: a double NUL). */
+  done: boolean;
+  /** Bytes of children this chunk covered: add to the offset for the next request. */
+  consumed: number;
+}
+
+/** DIRECTORY_PART: `generation\0child\0child\0...`, the last chunk ending in `\0\0`. */
+export function parseDirectoryPart(payload: Buffer): DirectoryPartReply {
+  const g = payload.indexOf(0);
+  if (g < 0) throw malformed(MessageType.DIRECTORY_PART, 'no generation');
+  const generation = payload.toString('latin1', 0, g);
+  if (!/^\d+$/.test(generation)) throw malformed(MessageType.DIRECTORY_PART, `generation ${JSON.stringify(generation)} is not a number`);
+  const rest = payload.subarray(g + 1);
+  // The final chunk is marked by an empty child: the listing ends in a double NUL (C xenstored
+  // sends "gen\0\0" for an empty remainder).
+  const done = rest.length === 0 || (rest.length >= 1 && rest[rest.length - 1] === 0 && (rest.length === 1 || rest[rest.length - 2] === 0));
+  const children = splitNul(rest);
+  if (done && children.length > 0 && children[children.length - 1] === '') children.pop();
+  const consumed = done ? 0 : rest.length;
+  return { generation, children, done, consumed };
+}
+
+/** TRANSACTION_START: the decimal id, NUL-terminated. */
+export function parseTransactionStart(payload: Buffer): number {
+  const s = parseString(payload);
+  if (!/^\d{1,10}$/.test(s) || Number(s) > 0xffffffff || Number(s) === 0) {
+    throw malformed(MessageType.TRANSACTION_START, `transaction id ${JSON.stringify(s.slice(0, 20))}`);
+  }
+  return Number(s);
+}
+
+/** IS_DOMAIN_INTRODUCED: "T" or "F". */
+export function parseBool(payload: Buffer, type: number = MessageType.IS_DOMAIN_INTRODUCED): boolean {
+  const s = parseString(payload);
+  if (s === 'T') return true;
+  if (s === 'F') return false;
+  throw malformed(type, `expected "T" or "F", got ${JSON.stringify(s.slice(0, 20))}`);
+}
+
+/** GET_PERMS: permission strings, each NUL-terminated. */
+export function parseGetPerms(payload: Buffer, path?: string): Permission[] {
+  const list = splitNul(payload);
+  if (list.length === 0) throw malformed(MessageType.GET_PERMS, 'empty permission list', path);
+  try {
+    return list.map(parsePerm);
+  } catch (e) {
+    throw malformed(MessageType.GET_PERMS, (e as Error).message, path);
+  }
+}
+
+export interface WatchEvent {
+  path: string;
+  token: string;
+}
+
+/** WATCH_EVENT: `path\0token\0`. */
+export function parseWatchEvent(payload: Buffer): WatchEvent {
+  const parts = splitNul(payload);
+  if (parts.length < 2) throw malformed(MessageType.WATCH_EVENT, `expected path and token, got ${parts.length} field(s)`);
+  return { path: parts[0], token: parts[1] };
+}
+
+/**
+ * ERROR: the errno name, NUL-terminated. Returns the name; throws ProtocolError
+ * ('unknown-error-name', keeping the raw name) for a name outside xsd_errors.
+ */
+export function parseErrorName(payload: Buffer, op?: string, path?: string): string {
+  const name = parseString(payload);
+  if (!isXsErrnoName(name)) {
+    throw new ProtocolError('unknown-error-name', `daemon answered ERROR ${JSON.stringify(name.slice(0, 40))}, not one of ${XS_ERRNO_NAMES.join(' ')}`, {
+      op,
+      path,
+      rawName: name,
+    });
+  }
+  return name;
+}
+
+// ----------------------------------------------------------------------------------------
+// Request parsers, for servers and tracers: what a client asked, by type.
+
+export type DecodedRequest =
+  | { type: MessageType.DIRECTORY | MessageType.READ | MessageType.GET_PERMS | MessageType.MKDIR | MessageType.RM; path: string }
+  | { type: MessageType.DIRECTORY_PART; path: string; offset: number }
+  | { type: MessageType.WATCH | MessageType.UNWATCH; path: string; token: string }
+  | { type: MessageType.TRANSACTION_START | MessageType.RESET_WATCHES }
+  | { type: MessageType.TRANSACTION_END; commit: boolean }
+  | { type: MessageType.INTRODUCE; domid: number; mfn: bigint; port: number }
+  | { type: MessageType.RELEASE | MessageType.GET_DOMAIN_PATH | MessageType.IS_DOMAIN_INTRODUCED | MessageType.RESUME; domid: number }
+  | { type: MessageType.WRITE; path: string; value: Buffer }
+  | { type: MessageType.SET_PERMS; path: string; perms: Permission[] }
+  | { type: MessageType.SET_TARGET; domid: number; target: number }
+  | { type: MessageType.CONTROL; args: string[] }
+  | { type: MessageType.GET_FEATURE | MessageType.SET_FEATURE | MessageType.GET_QUOTA | MessageType.SET_QUOTA; args: string[] };
+
+function decimal(type: number, what: string, s: string | undefined, max: number): number {
+  if (s === undefined || !/^\d{1,10}$/.test(s) || Number(s) > max) throw malformed(type, `${what} ${JSON.stringify(s ?? '(missing)')}`);
+  return Number(s);
+}
+
+/**
+ * Parses a request payload for `type`. Throws ProtocolError ('malformed-payload') when the
+ * fields are missing or not numbers, ('unknown-message-type') for types no request uses.
+ * Path validity is not checked here (see paths.ts): a server answers EINVAL for those.
+ */
+export function parseRequest(type: number, payload: Buffer): DecodedRequest {
+  switch (type) {
+    case MessageType.DIRECTORY:
+    case MessageType.READ:
+    case MessageType.GET_PERMS:
+    case MessageType.MKDIR:
+    case MessageType.RM: {
+      const [path] = splitNul(payload);
+      if (path === undefined) throw malformed(type, 'missing path');
+      return { type, path };
+    }
+    case MessageType.DIRECTORY_PART: {
+      const [path, off] = splitNul(payload);
+      if (path === undefined) throw malformed(type, 'missing path');
+      return { type, path, offset: decimal(type, 'offset', off, 0xffffffff) };
+    }
+    case MessageType.WATCH:
+    case MessageType.UNWATCH: {
+      const [path, token] = splitNul(payload);
+      if (path === undefined || token === undefined) throw malformed(type, 'expected path and token');
+      return { type, path, token };
+    }
+    case MessageType.TRANSACTION_START:
+    case MessageType.RESET_WATCHES:
+      return { type };
+    case MessageType.TRANSACTION_END: {
+      const s = parseString(payload);
+      if (s !== 'T' && s !== 'F') throw malformed(type, `expected "T" or "F", got ${JSON.stringify(s.slice(0, 20))}`);
+      return { type, commit: s === 'T' };
+    }
+    case MessageType.INTRODUCE: {
+      const [d, m, p] = splitNul(payload);
+      if (m === undefined || !/^\d{1,20}$/.test(m)) throw malformed(type, `mfn ${JSON.stringify(m ?? '(missing)')}`);
+      return { type, domid: decimal(type, 'domid', d, 0xffff), mfn: BigInt(m), port: decimal(type, 'port', p, 0xffffffff) };
+    }
+    case MessageType.RELEASE:
+    case MessageType.GET_DOMAIN_PATH:
+    case MessageType.IS_DOMAIN_INTRODUCED:
+    case MessageType.RESUME: {
+      const [d] = splitNul(payload);
+      return { type, domid: decimal(type, 'domid', d, 0xffff) };
+    }
+    case MessageType.WRITE: {
+      const i = payload.indexOf(0);
+      if (i < 0) throw malformed(type, 'no NUL after the path');
+      return { type, path: payload.toString('utf8', 0, i), value: payload.subarray(i + 1) };
+    }
+    case MessageType.SET_PERMS: {
+      const [path, ...list] = splitNul(payload);
+      if (path === undefined || list.length === 0) throw malformed(type, 'expected path and at least one permission');
+      try {
+        return { type, path, perms: list.map(parsePerm) };
+      } catch (e) {
+        throw malformed(type, (e as Error).message, path);
+      }
+    }
+    case MessageType.SET_TARGET: {
+      const [d, tgt] = splitNul(payload);
+      return { type, domid: decimal(type, 'domid', d, 0xffff), target: decimal(type, 'target', tgt, 0xffff) };
+    }
+    case MessageType.CONTROL:
+    case MessageType.GET_FEATURE:
+    case MessageType.SET_FEATURE:
+    case MessageType.GET_QUOTA:
+    case MessageType.SET_QUOTA:
+      return { type, args: splitNul(payload) };
+    default:
+      throw new ProtocolError('unknown-message-type', `${messageTypeName(type)} is not a request type`, { op: messageTypeName(type) });
+  }
+}
