@@ -1,0 +1,113 @@
+/**
+ * Numbers of Xen's hypercall ABI used by xen-sshm, named once. Sources: Xen's public headers
+ * (xen/include/public/xen.h, memory.h, domctl.h, version.h; Debian libxen-dev installs them under
+ * /usr/include/xen) and Linux's include/uapi/xen/privcmd.h. test/hypervisor/layout.test.ts checks
+ * the values against the installed headers with the C compiler.
+ */
+
+/** Xen's page: 4 KiB on x86_64 and arm64 alike (XEN_PAGE_SHIFT 12), whatever Linux uses. */
+export const XEN_PAGE_SHIFT = 12;
+export const XEN_PAGE_SIZE = 1 << XEN_PAGE_SHIFT;
+
+/** Hypercall numbers (xen.h `__HYPERVISOR_*`). */
+export const Hypercall = {
+  memory_op: 12,
+  multicall: 13,
+  xen_version: 17,
+  domctl: 36,
+} as const;
+
+/** XENMEM_* sub-operations of memory_op (memory.h). */
+export const XenMem = {
+  decrease_reservation: 1,
+  populate_physmap: 6,
+  maximum_gpfn: 14,
+  remove_from_physmap: 15,
+  add_to_physmap_batch: 23,
+} as const;
+
+/** Map spaces of add_to_physmap(_batch) (memory.h `XENMAPSPACE_*`). */
+export const XenMapSpace = {
+  gmfn: 2,
+  /** Another domain's frames; `foreign_domid` names the owner. */
+  gmfn_foreign: 4,
+} as const;
+
+/** XENVER_* sub-operations of xen_version (version.h). */
+export const XenVer = {
+  version: 0,
+  extraversion: 1,
+  capabilities: 3,
+} as const;
+/** xen_extraversion_t and xen_capabilities_info_t are fixed-size char arrays. */
+export const XEN_EXTRAVERSION_LEN = 16;
+export const XEN_CAPABILITIES_INFO_LEN = 1024;
+
+/** XEN_DOMCTL_* commands (domctl.h). */
+export const DomctlCmd = {
+  getdomaininfo: 5,
+  set_target: 46,
+} as const;
+
+/** XEN_DOMINF_* flags of getdomaininfo (domctl.h). */
+export const DomInfFlag = {
+  dying: 1 << 0,
+  hvm_guest: 1 << 1,
+  shutdown: 1 << 2,
+  paused: 1 << 3,
+  blocked: 1 << 4,
+  running: 1 << 5,
+} as const;
+
+/** Reserved domain ids (xen.h). Real domains are 0 .. DOMID_FIRST_RESERVED - 1. */
+export const DOMID_FIRST_RESERVED = 0x7ff0;
+export const DOMID_SELF = 0x7ff0;
+export const DOMID_INVALID = 0x7ff4;
+
+/**
+ * memory_op continuations keep the start extent in cmd >> MEMOP_EXTENT_SHIFT. Xen-internal
+ * (xen/include/xen/hypercall.h:51, not in the public headers), so not checked by the compiler.
+ */
+export const MEMOP_EXTENT_SHIFT = 6;
+
+/**
+ * `xen_add_to_physmap_batch.size` is a uint16_t: one call maps at most this many pages, so
+ * larger regions take several calls (the 2017 libxl patches overflowed it).
+ */
+export const MAX_ADD_TO_PHYSMAP_BATCH = 0xffff;
+
+/**
+ * XEN_DOMCTL_INTERFACE_VERSION of each Xen release, read from domctl.h at the RELEASE-x.y.0 tags
+ * of xen-project/xen. Xen refuses a domctl whose header carries another value with EACCES
+ * (xen/common/domctl.c, do_domctl: `if ( op->interface_version != XEN_DOMCTL_INTERFACE_VERSION )
+ * return -EACCES;`), so the version is looked up here from xen_version, then probed
+ * (lib/hypervisor/xen.ts); never one hard-coded value.
+ */
+export const DOMCTL_INTERFACE_VERSIONS: Readonly<Record<string, number>> = {
+  '4.0': 0x06,
+  '4.1': 0x07,
+  '4.2': 0x08,
+  '4.3': 0x09,
+  '4.4': 0x09,
+  '4.5': 0x0a,
+  '4.6': 0x0b,
+  '4.7': 0x0b,
+  '4.8': 0x0c,
+  '4.9': 0x0d,
+  '4.10': 0x0e,
+  '4.11': 0x10,
+  '4.12': 0x11,
+  '4.13': 0x12,
+  '4.14': 0x12,
+  '4.15': 0x13,
+  '4.16': 0x14,
+  '4.17': 0x15,
+  '4.18': 0x16,
+  '4.19': 0x17,
+  '4.20': 0x17,
+  '4.21': 0x17,
+  '4.22': 0x18,
+};
+
+/** Interface versions worth probing when the release is not in the table: 1 .. 0x3f. */
+export const DOMCTL_PROBE_LIMIT = 0x3f;

@@ -1,0 +1,312 @@
+/**
+ * The `sim` transport: takes the same raw hypercalls the privcmd transport passes to Linux,
+ * decodes their structures from (simulated) guest memory with lib/hypervisor/layout.ts, and
+ * answers from the SimHost as Xen 4.17 would. Dispatch follows Xen's entry points; the rules
+ * themselves live in host.ts.
+ */
+import * as os from 'node:os';
+import {
+  DomctlCmd,
+  DomInfFlag,
+  Hypercall,
+  MEMOP_EXTENT_SHIFT,
+  XEN_CAPABILITIES_INFO_LEN,
+  XEN_EXTRAVERSION_LEN,
+  XEN_PAGE_SIZE,
+  XenMapSpace,
+  XenMem,
+  XenVer,
+} from '../abi';
+import { HypercallError } from '../errors';
+import {
+  MULTICALL_ENTRY,
+  readAddToPhysmapBatch,
+  readDomctlHeader,
+  readMemoryReservation,
+  getU64,
+  readRemoveFromPhysmap,
+  readSetTarget,
+  writeGetDomainInfo,
+  writeMulticallResult,
+  XEN_ADD_TO_PHYSMAP_BATCH,
+  XEN_DOMCTL,
+  XEN_MEMORY_RESERVATION,
+  XEN_REMOVE_FROM_PHYSMAP,
+} from '../layout';
+import type { HypercallBuffer, MappedFrames, XenTransport } from '../transport';
+import type { GfnList } from '../types';
+import type { SimHost } from './host';
+import type { SimStore } from './store';
+
+const E = os.constants.errno;
+const TWO32 = 2 ** 32;
+/**
+ * Where the simulated process's hypercall buffers are said to live. Addresses stay below 2^53,
+ * so the simulation handles them as numbers.
+ */
+const BUFFER_BASE = 0x7f5100000000;
+/** memory_op's command mask (MEMOP_CMD_MASK, xen/include/xen/hypercall.h:52). */
+const MEMOP_CMD_MASK = (1 << MEMOP_EXTENT_SHIFT) - 1;
+/** The reservation limit of do_memory_op: UINT_MAX >> MEMOP_EXTENT_SHIFT. */
+const MAX_NR_EXTENTS = Math.floor(0xffffffff / 2 ** MEMOP_EXTENT_SHIFT);
+
+export class SimTransport implements XenTransport {
+  readonly backend = 'sim' as const;
+  private readonly buffers = new Map<number, Uint8Array>();
+  private lastBase = -1;
+  private lastMem?: Uint8Array;
+  private next = BUFFER_BASE;
+  /** The host while a call holds it (inside exclusive()). */
+  private host?: SimHost;
+
+  constructor(readonly store: SimStore) {}
+
+  exclusive<T>(fn: () => T): Promise<T> {
+    return this.store.withHost((h) => {
+      this.host = h;
+      try {
+        return fn();
+      } finally {
+        this.host = undefined;
+      }
+    });
+  }
+
+  /** The host during exclusive(): for the sim's own admin calls. */
+  current(): SimHost {
+    if (!this.host) throw new HypercallError({ call: 'sim', errno: E.EINVAL, message: 'the simulated host is only reachable inside exclusive()' });
+    return this.host;
+  }
+
+  allocBuffer(bytes: number): HypercallBuffer {
+    const size = Math.ceil(bytes / XEN_PAGE_SIZE) * XEN_PAGE_SIZE;
+    const mem = new Uint8Array(size);
+    const address = this.next;
+    this.next += size + XEN_PAGE_SIZE; // a guard page between buffers
+    this.buffers.set(address, mem);
+    return { address: BigInt(address), size, bytes: mem, view: new DataView(mem.buffer) };
+  }
+
+  freeBuffer(buf: HypercallBuffer): void {
+    this.buffers.delete(Number(buf.address));
+    this.lastBase = -1;
+    this.lastMem = undefined;
+  }
+
+  /** copy_from_guest(): the bytes at [addr, addr + len) of one buffer, or undefined (-EFAULT). */
+  private resolve(addr: number, len: number): Uint8Array | undefined {
+    const last = this.lastMem;
+    if (last && addr >= this.lastBase && addr + len <= this.lastBase + last.length) {
+      return last.subarray(addr - this.lastBase, addr - this.lastBase + len);
+    }
+    for (const [base, mem] of this.buffers) {
+      if (addr >= base && addr + len <= base + mem.length) {
+        this.lastBase = base;
+        this.lastMem = mem;
+        return mem.subarray(addr - base, addr - base + len);
+      }
+    }
+    return undefined;
+  }
+
+  hypercall(op: number, args: ReadonlyArray<number | bigint>): number {
+    const a = [0, 1, 2, 3, 4].map((i) => Number(args[i] ?? 0));
+    return this.dispatch(this.current(), op, a, false);
+  }
+
+  private dispatch(h: SimHost, op: number, a: number[], inMulticall: boolean): number {
+    switch (op) {
+      case Hypercall.xen_version:
+        return this.xenVersion(h, a[0], a[1]);
+      case Hypercall.memory_op:
+        return this.memoryOp(h, a[0], a[1]);
+      case Hypercall.multicall:
+        // "Multicall reentry is disallowed" (common/multicall.c:45-49).
+        return inMulticall ? -E.EINVAL : this.multicall(h, a[0], a[1]);
+      case Hypercall.domctl:
+        return this.domctl(h, a[0]);
+      default:
+        return -E.ENOSYS;
+    }
+  }
+
+  // ---- xen_version (common/kernel.c:480-515) -----------------------------------------------------
+
+  private xenVersion(h: SimHost, cmd: number, arg: number): number {
+    switch (cmd) {
+      case XenVer.version:
+        return (h.xen.major << 16) | h.xen.minor;
+      case XenVer.extraversion:
+        return this.copyString(arg, XEN_EXTRAVERSION_LEN, h.xen.extraversion);
+      case XenVer.capabilities:
+        // arch_get_xen_caps(): xen/arch/arm/setup.c:1206-1223, xen/arch/x86/setup.c:1974-2001.
+        return this.copyString(arg, XEN_CAPABILITIES_INFO_LEN, h.arch === 'arm'
+          ? 'xen-3.0-aarch64 xen-3.0-armv7l '
+          : 'xen-3.0-x86_64 hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64 ');
+      default:
+        return -E.ENOSYS;
+    }
+  }
+
+  private copyString(arg: number, len: number, s: string): number {
+    const mem = this.resolve(arg, len);
+    if (!mem) return -E.EFAULT;
+    mem.fill(0);
+    mem.set(Buffer.from(s, 'latin1').subarray(0, len - 1));
+    return 0;
+  }
+
+  // ---- memory_op (common/memory.c:1393) ----------------------------------------------------------
+
+  private memoryOp(h: SimHost, cmd: number, arg: number): number {
+    const op = cmd & MEMOP_CMD_MASK;
+    // The simulation never preempts, so no call comes back as a continuation.
+    if (cmd >>> MEMOP_EXTENT_SHIFT !== 0) return -E.EINVAL;
+    switch (op) {
+      case XenMem.populate_physmap:
+      case XenMem.decrease_reservation:
+        return this.reservation(h, op, arg);
+      case XenMem.add_to_physmap_batch:
+        return this.addToPhysmapBatch(h, arg);
+      case XenMem.remove_from_physmap: {
+        const mem = this.resolve(arg, XEN_REMOVE_FROM_PHYSMAP.size);
+        if (!mem) return -E.EFAULT;
+        const r = readRemoveFromPhysmap(new DataView(mem.buffer, mem.byteOffset, mem.length), 0);
+        return h.removeFromPhysmap(r.domid, r.gpfn);
+      }
+      default:
+        return -E.ENOSYS;
+    }
+  }
+
+  /** populate_physmap / decrease_reservation: the number of extents done (common/memory.c:1404-1475). */
+  private reservation(h: SimHost, op: number, arg: number): number {
+    const mem = this.resolve(arg, XEN_MEMORY_RESERVATION.size);
+    // Every early failure of these two returns start_extent, 0 here (common/memory.c:1407-1427).
+    if (!mem) return 0;
+    const r = readMemoryReservation(new DataView(mem.buffer, mem.byteOffset, mem.length), 0);
+    if (r.nrExtents > MAX_NR_EXTENTS || r.nrExtents === 0) return 0;
+    const d = h.byAnyId(r.domid);
+    if (!d) return 0;
+    // Order-0 extents only (a simplification: Xen allows up to max_order()).
+    if (r.extentOrder !== 0) return 0;
+    // guest_handle_subrange_okay() of the extent list, else nothing done (common/memory.c:166-168).
+    const list = this.resolve(Number(r.extentStart), 8 * r.nrExtents);
+    if (!list) return 0;
+    const w = new Uint32Array(list.buffer, list.byteOffset, 2 * r.nrExtents);
+    let done = 0;
+    for (; done < r.nrExtents; done++) {
+      const gfn = w[2 * done] + w[2 * done + 1] * TWO32;
+      if (op === XenMem.populate_physmap) {
+        if (!h.populate(d, gfn)) break;
+      } else if (h.removeOwnPage(d, gfn) !== 0) {
+        break;
+      }
+    }
+    return done;
+  }
+
+  /** XENMEM_add_to_physmap_batch (common/memory.c:1573-1612, 950-1018). */
+  private addToPhysmapBatch(h: SimHost, arg: number): number {
+    const mem = this.resolve(arg, XEN_ADD_TO_PHYSMAP_BATCH.size);
+    if (!mem) return -E.EFAULT;
+    const x = readAddToPhysmapBatch(new DataView(mem.buffer, mem.byteOffset, mem.length), 0);
+    // gmfn_range is refused by this call (common/memory.c:1587-1589).
+    if (x.space === 3) return -E.EOPNOTSUPP;
+    // The borrower: -ESRCH if unknown (common/memory.c:1590-1593); -EACCES if not translated
+    // (xatp_permission_check(), common/memory.c:1107-1110).
+    const d = h.byAnyId(x.domid);
+    if (!d) return -E.ESRCH;
+    if (!h.translated(d)) return -E.EACCES;
+    // Only the foreign space is simulated; Xen has others (shared_info, grant_table, gmfn).
+    if (x.space !== XenMapSpace.gmfn_foreign) return -E.EOPNOTSUPP;
+    if (x.size === 0) return 0;
+    const idxs = this.resolve(Number(x.idxs), 8 * x.size);
+    const gpfns = this.resolve(Number(x.gpfns), 8 * x.size);
+    const errsMem = this.resolve(Number(x.errs), 4 * x.size);
+    // guest_handle_subrange_okay() of the three arrays (common/memory.c:974-977).
+    if (!idxs || !gpfns || !errsMem) return -E.EFAULT;
+    const wi = new Uint32Array(idxs.buffer, idxs.byteOffset, 2 * x.size);
+    const wg = new Uint32Array(gpfns.buffer, gpfns.byteOffset, 2 * x.size);
+    const errs = new Int32Array(errsMem.buffer, errsMem.byteOffset, x.size);
+    const od = h.foreignOwner(d, x.foreignDomid);
+    for (let i = 0; i < x.size; i++) {
+      // INVALID_GFN ends the call with -EINVAL (common/memory.c:1003-1004).
+      if (wg[2 * i] === 0xffffffff && wg[2 * i + 1] === 0xffffffff) return -E.EINVAL;
+      const idx = wi[2 * i] + wi[2 * i + 1] * TWO32;
+      const gfn = wg[2 * i] + wg[2 * i + 1] * TWO32;
+      // Each page's result goes to errs[], the call itself returns 0 (common/memory.c:1006-1010).
+      errs[i] = typeof od === 'number' ? od : h.addForeignPage(d, od, idx, gfn);
+    }
+    return 0;
+  }
+
+  // ---- multicall (common/multicall.c:36-110) ---------------------------------------------------------
+
+  private multicall(h: SimHost, list: number, n: number): number {
+    const mem = this.resolve(list, MULTICALL_ENTRY.size * n);
+    if (!mem) return -E.EFAULT;
+    const v = new DataView(mem.buffer, mem.byteOffset, mem.length);
+    const F = MULTICALL_ENTRY.fields;
+    for (let i = 0; i < n; i++) {
+      const o = MULTICALL_ENTRY.size * i;
+      const args = [getU64(v, o + F.arg0.offset), getU64(v, o + F.arg1.offset), getU64(v, o + F.arg2.offset), getU64(v, o + F.arg3.offset), getU64(v, o + F.arg4.offset)];
+      // Only the result field is written back (common/multicall.c:90-96).
+      writeMulticallResult(v, o, this.dispatch(h, getU64(v, o + F.op.offset), args, true));
+    }
+    return 0;
+  }
+
+  // ---- domctl (common/domctl.c:281) ----------------------------------------------------------------
+
+  private domctl(h: SimHost, arg: number): number {
+    const mem = this.resolve(arg, XEN_DOMCTL.size);
+    if (!mem) return -E.EFAULT;
+    const v = new DataView(mem.buffer, mem.byteOffset, mem.length);
+    const hdr = readDomctlHeader(v, 0);
+    // "if ( op->interface_version != XEN_DOMCTL_INTERFACE_VERSION ) return -EACCES;"
+    // (common/domctl.c:291-292).
+    if (hdr.interfaceVersion !== h.domctlInterfaceVersion) return -E.EACCES;
+    switch (hdr.cmd) {
+      case DomctlCmd.getdomaininfo: {
+        const d = h.getDomainInfo(hdr.domain);
+        if (typeof d === 'number') return d;
+        const flags = (d.dying ? DomInfFlag.dying : DomInfFlag.blocked) | (h.hvm(d) ? DomInfFlag.hvm_guest : 0);
+        writeGetDomainInfo(v, 0, {
+          domain: d.domid, flags, totPages: d.totPages, maxPages: d.maxPages, outstandingPages: 0,
+          shrPages: 0, pagedPages: 0, sharedInfoFrame: 0, cpuTime: 0n, nrOnlineVcpus: d.dying ? 0 : 1, maxVcpuId: 0,
+        });
+        // "op->domain = op->u.getdomaininfo.domain;" (common/domctl.c:563).
+        v.setUint16(XEN_DOMCTL.fields.domain.offset, d.domid, true);
+        return 0;
+      }
+      case DomctlCmd.set_target:
+        return h.setTarget(hdr.domain, readSetTarget(v, 0));
+      default:
+        // do_domctl() looks the domain up first (common/domctl.c:314-316); other commands are
+        // not simulated.
+        return h.domains.has(hdr.domain) ? -E.ENOSYS : -E.ESRCH;
+    }
+  }
+
+  // ---- IOCTL_PRIVCMD_MMAPBATCH_V2 ------------------------------------------------------------------
+
+  mmapBatch(domid: number, gfns: GfnList, errs: Int32Array): MappedFrames {
+    const h = this.current();
+    const mfns = new Uint32Array(gfns.length);
+    h.framesForDom0(domid, gfns, errs, mfns);
+    // A refused page leaves a hole in a real privcmd mapping; here nothing is mapped at all
+    // then (the caller unmaps on any per-page error anyway).
+    for (let i = 0; i < errs.length; i++) {
+      if (errs[i] !== 0) return { buffer: new ArrayBuffer(0), unmap: () => undefined };
+    }
+    h.flushFrames();
+    const buffer = h.frames.map(mfns);
+    return { buffer, unmap: () => h.frames.unmap(buffer) };
+  }
+
+  close(): void {
+    this.buffers.clear();
+    this.store.close();
+  }
+}

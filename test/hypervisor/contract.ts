@@ -1,0 +1,385 @@
+/**
+ * The backend contract: what every Hypervisor backend must do, as plain async checks. The ava
+ * wrapper (registerAva) runs them on `sim` here (contract-sim.test.ts); the real-Xen tier runs the
+ * same checks on `privcmd` in dom0 with the plain runner (run()/run-contract.ts), which needs no
+ * ava. Checks run in order on one fixture and share its state: set_target cannot be undone, so
+ * the checks that need a borrower without a target come before the one that sets it, and each
+ * run needs a fresh borrower domain.
+ */
+import * as nodeAssert from 'node:assert/strict';
+import type { TestFn } from 'ava';
+import { HypercallError, type Hypervisor } from '../../lib/hypervisor';
+import { DOMCTL_INTERFACE_VERSIONS, MAX_ADD_TO_PHYSMAP_BATCH, XEN_PAGE_SIZE } from '../../lib/hypervisor/abi';
+
+export interface ContractFixture {
+  hv: Hypervisor;
+  /** A domU that owns the regions: headroom for largePages + 64 pages at least. */
+  owner: number;
+  /** A domU with no target yet (set_target is once per domain and forever). */
+  borrower: number;
+  /** An id with no domain behind it. */
+  missingDomid: number;
+  /**
+   * First gfn of a free owner range (nothing populated there, no RAM: Xen would replace it) of
+   * max(largePages + 2048, the owner's headroom + 1) gfns: the ENOMEM check fills the headroom.
+   */
+  ownerGfnBase: number;
+  /** First gfn of a free borrower range of largePages + 2048 gfns (nothing mapped there). */
+  borrowerGfnBase: number;
+  /** Pages of the large region: more than 65,535 so that it takes several batches. */
+  largePages: number;
+  /** Bytes at page gfn of domid, as the guest itself sees them (sim: guestMap; Xen: /dev/mem in the domU). */
+  guestRead(domid: number, gfn: number, length: number): Promise<Buffer>;
+  /** Writes bytes at page gfn of domid from inside the guest. */
+  guestWrite(domid: number, gfn: number, data: Buffer): Promise<void>;
+  /** Releases the fixture (closes the Hypervisor, destroys domains). */
+  dispose(): Promise<void>;
+}
+
+/** The assertions a check uses: ava's in ava, node:assert's in the plain runner. */
+export interface Assert {
+  is(actual: unknown, expected: unknown, message?: string): void;
+  true(value: boolean, message?: string): void;
+  deepEqual(actual: unknown, expected: unknown, message?: string): void;
+}
+
+export interface ContractCheck {
+  name: string;
+  run(fx: ContractFixture, a: Assert, log: (s: string) => void): Promise<void>;
+}
+
+export interface CheckResult {
+  name: string;
+  ok: boolean;
+  ms: number;
+  error?: string;
+}
+
+export interface BackendContract {
+  readonly label: string;
+  readonly checks: readonly ContractCheck[];
+  /** Registers one serial ava test per check, on one fixture made in test.before. */
+  registerAva(test: TestFn): void;
+  /** Runs every check in order outside ava; a failed check does not stop the others. */
+  run(opts?: { log?: (s: string) => void }): Promise<CheckResult[]>;
+}
+
+/** Expects p to reject with a HypercallError of this code; returns the error. */
+async function rejects(a: Assert, p: Promise<unknown>, code: string, what: string): Promise<HypercallError> {
+  try {
+    await p;
+  } catch (e) {
+    a.true(e instanceof HypercallError, `${what}: a HypercallError (got ${String(e)})`);
+    const he = e as HypercallError;
+    a.is(he.kind, 'hypercall', `${what}: kind`);
+    a.is(he.code, code, `${what}: code (message: ${he.message})`);
+    return he;
+  }
+  a.true(false, `${what}: expected ${code}, but it succeeded`);
+  throw new Error(`${what}: expected ${code}, but it succeeded`);
+}
+
+const range = (start: number, count: number): Float64Array => {
+  const r = new Float64Array(count);
+  for (let i = 0; i < count; i++) r[i] = start + i;
+  return r;
+};
+
+/** A recognisable pattern for one page: label and index. */
+const pattern = (label: string, i: number): Buffer => Buffer.from(`xen-sshm ${label} page ${i} ${'#'.repeat(i % 7)}`);
+
+/** Small regions live after the large one, inside the fixture's free ranges. */
+const small = (fx: ContractFixture, slot: number): { owner: Float64Array; borrower: Float64Array } => ({
+  owner: range(fx.ownerGfnBase + fx.largePages + 64 + 64 * slot, 16),
+  borrower: range(fx.borrowerGfnBase + fx.largePages + 64 + 64 * slot, 16),
+});
+
+const CHECKS: ContractCheck[] = [
+  {
+    name: 'xen_version reports a release and the architecture',
+    async run(fx, a, log) {
+      const v = await fx.hv.xenVersion();
+      log(`Xen ${v.version} (${v.arch}): ${v.capabilities.trim()}`);
+      a.true(v.major >= 4, 'major >= 4');
+      a.is(v.version.startsWith(`${v.major}.${v.minor}`), true, 'version string');
+      a.true(['x86', 'arm'].includes(v.arch), 'arch');
+      a.is(/aarch64|armv7l/.test(v.capabilities), v.arch === 'arm', 'capabilities agree with arch');
+    },
+  },
+  {
+    name: 'the domctl interface version is detected, never assumed',
+    async run(fx, a, log) {
+      const v = await fx.hv.xenVersion();
+      const version = await fx.hv.domctlInterfaceVersion();
+      log(`domctl interface version 0x${version.toString(16)}`);
+      const known = DOMCTL_INTERFACE_VERSIONS[`${v.major}.${v.minor}`];
+      if (known !== undefined) a.is(version, known, 'the release table value');
+      a.true(version > 0, 'positive');
+      a.true((await fx.hv.domainInfo(0)) !== null, 'getdomaininfo works with it');
+    },
+  },
+  {
+    name: 'domainInfo: existing domains, max memory, missing ones are null',
+    async run(fx, a) {
+      const o = await fx.hv.domainInfo(fx.owner);
+      a.true(o !== null, 'owner exists');
+      a.is(o!.domid, fx.owner);
+      a.true(o!.maxPages >= o!.totPages, 'max_pages >= tot_pages');
+      a.is(o!.headroomPages, o!.maxPages - o!.totPages);
+      a.true(o!.headroomPages >= fx.largePages + 64, 'the owner has room for the large region');
+      a.true((await fx.hv.domainInfo(fx.borrower)) !== null, 'borrower exists');
+      a.is(await fx.hv.domainInfo(fx.missingDomid), null, 'missing domain');
+      await rejects(a, fx.hv.domainInfo(0x7ff0), 'EINVAL', 'a reserved id is not a domain');
+    },
+  },
+  {
+    name: 'populate_physmap and decrease_reservation count against the owner',
+    async run(fx, a) {
+      const { owner } = small(fx, 0);
+      const before = (await fx.hv.domainInfo(fx.owner))!.totPages;
+      await fx.hv.populatePhysmap(fx.owner, owner);
+      a.is((await fx.hv.domainInfo(fx.owner))!.totPages, before + 16, 'tot_pages + 16');
+      const m = await fx.hv.mapForeign(fx.owner, owner);
+      a.is(m.buffer.length, 16 * XEN_PAGE_SIZE);
+      a.is(m.buffer.readUInt32LE(5 * XEN_PAGE_SIZE), 0, 'fresh pages read as zero');
+      m.buffer.write('owner bytes', 3 * XEN_PAGE_SIZE);
+      m.unmap();
+      a.is(m.buffer.length, 0, 'an unmapped buffer is empty');
+      const again = await fx.hv.mapForeign(fx.owner, owner.subarray(3, 4));
+      a.is(again.buffer.toString('latin1', 0, 11), 'owner bytes', 'the bytes stay in the frame');
+      again.unmap();
+      await fx.hv.decreaseReservation(fx.owner, owner);
+      a.is((await fx.hv.domainInfo(fx.owner))!.totPages, before, 'tot_pages back');
+      const e = await rejects(a, fx.hv.decreaseReservation(fx.owner, owner.subarray(0, 2)), 'ENOENT', 'decrease of freed pages');
+      a.is(e.done, 0);
+      a.is(e.gfn, owner[0]);
+    },
+  },
+  {
+    name: 'populate_physmap of an unknown domain: ESRCH',
+    async run(fx, a) {
+      const e = await rejects(a, fx.hv.populatePhysmap(fx.missingDomid, range(fx.ownerGfnBase, 4)), 'ESRCH', 'unknown domain');
+      a.is(e.domid, fx.missingDomid);
+    },
+  },
+  {
+    name: 'populate_physmap over max memory: ENOMEM with the pages needed, nothing left populated',
+    async run(fx, a) {
+      const info = (await fx.hv.domainInfo(fx.owner))!;
+      const want = info.headroomPages + 1;
+      const e = await rejects(a, fx.hv.populatePhysmap(fx.owner, range(fx.ownerGfnBase, want)), 'ENOMEM', 'over max memory');
+      a.is(e.done, info.headroomPages, 'Xen stopped at the limit');
+      a.true(e.message.includes(`needs ${want} pages`), `the message says what is needed: ${e.message}`);
+      a.is((await fx.hv.domainInfo(fx.owner))!.totPages, info.totPages, 'rolled back');
+    },
+  },
+  {
+    name: 'mapForeign refuses unpopulated frames (EINVAL), unknown domains and dom0 itself (ESRCH)',
+    async run(fx, a) {
+      const e = await rejects(a, fx.hv.mapForeign(fx.owner, range(fx.ownerGfnBase, 2)), 'EINVAL', 'unpopulated');
+      a.is(e.pages?.length, 2, 'one error per page');
+      await rejects(a, fx.hv.mapForeign(fx.missingDomid, [fx.ownerGfnBase]), 'ESRCH', 'unknown domain');
+      await rejects(a, fx.hv.mapForeign(0, [0]), 'ESRCH', 'dom0 maps itself');
+    },
+  },
+  {
+    name: `the large region is populated in batches`,
+    async run(fx, a, log) {
+      a.true(fx.largePages > MAX_ADD_TO_PHYSMAP_BATCH, 'larger than one add_to_physmap_batch');
+      const before = (await fx.hv.domainInfo(fx.owner))!.totPages;
+      const t0 = Date.now();
+      await fx.hv.populatePhysmap(fx.owner, range(fx.ownerGfnBase, fx.largePages));
+      log(`populated ${fx.largePages} pages in ${Date.now() - t0} ms`);
+      a.is((await fx.hv.domainInfo(fx.owner))!.totPages, before + fx.largePages);
+    },
+  },
+  {
+    name: 'a domU borrower without a target is refused (EPERM), nothing left mapped',
+    async run(fx, a) {
+      const arch = (await fx.hv.xenVersion()).arch;
+      const e = await rejects(a, fx.hv.addToPhysmapForeign({
+        borrower: fx.borrower, owner: fx.owner,
+        ownerGfns: range(fx.ownerGfnBase, fx.largePages), borrowerGfns: range(fx.borrowerGfnBase, fx.largePages),
+      }), 'EPERM', 'no target');
+      if (arch === 'arm') {
+        // Xen answers per page, with the call itself returning 0: every page of the first batch.
+        a.is(e.pages?.length, MAX_ADD_TO_PHYSMAP_BATCH, 'every page of the first batch refused');
+        a.true(e.message.includes('set_target'), 'the message names the way out');
+      } else {
+        a.true(e.message.includes('dom0'), 'x86: the message says only dom0 can borrow');
+      }
+      await rejects(a, fx.hv.removeFromPhysmap(fx.borrower, [fx.borrowerGfnBase]), 'ENOENT', 'nothing mapped');
+    },
+  },
+  {
+    name: 'mapping a domain onto itself: EINVAL (Arm) / refused before trying (x86)',
+    async run(fx, a) {
+      const arch = (await fx.hv.xenVersion()).arch;
+      const e = await rejects(a, fx.hv.addToPhysmapForeign({
+        borrower: fx.owner, owner: fx.owner, ownerGfns: [fx.ownerGfnBase], borrowerGfns: [fx.ownerGfnBase + fx.largePages + 2000],
+      }), arch === 'arm' ? 'EINVAL' : 'EPERM', 'self map');
+      if (arch === 'arm') a.is(e.pages?.[0]?.code, 'EINVAL');
+    },
+  },
+  {
+    name: 'unknown borrower (ESRCH for the call) and unknown owner (ESRCH per page)',
+    async run(fx, a) {
+      const arch = (await fx.hv.xenVersion()).arch;
+      await rejects(a, fx.hv.addToPhysmapForeign({
+        borrower: fx.missingDomid, owner: fx.owner, ownerGfns: [fx.ownerGfnBase], borrowerGfns: [fx.borrowerGfnBase],
+      }), arch === 'arm' ? 'ESRCH' : 'EPERM', 'unknown borrower');
+      const e = await rejects(a, fx.hv.addToPhysmapForeign({
+        borrower: fx.borrower, owner: fx.missingDomid, ownerGfns: range(fx.ownerGfnBase, 3), borrowerGfns: range(fx.borrowerGfnBase, 3),
+      }), arch === 'arm' ? 'ESRCH' : 'EPERM', 'unknown owner');
+      if (arch === 'arm') a.is(e.pages?.length, 3, 'per page');
+    },
+  },
+  {
+    name: 'set_target, then a region over 65,535 pages maps and aliases the owner\'s bytes',
+    async run(fx, a, log) {
+      const arch = (await fx.hv.xenVersion()).arch;
+      await fx.hv.setTarget(fx.borrower, fx.owner);
+      const n = fx.largePages;
+      const ownerGfns = range(fx.ownerGfnBase, n);
+      const borrowerGfns = range(fx.borrowerGfnBase, n);
+      // Pages either side of the batch boundary, and the ends.
+      const probes = [0, MAX_ADD_TO_PHYSMAP_BATCH - 1, MAX_ADD_TO_PHYSMAP_BATCH, n - 1];
+      const view = await fx.hv.mapForeign(fx.owner, probes.map((i) => ownerGfns[i]));
+      probes.forEach((i, k) => pattern('owner', i).copy(view.buffer, k * XEN_PAGE_SIZE));
+      if (arch === 'x86') {
+        await rejects(a, fx.hv.addToPhysmapForeign({ borrower: fx.borrower, owner: fx.owner, ownerGfns, borrowerGfns }), 'EPERM', 'x86 domU borrower even with a target');
+        // The x86 peer is dom0: a second dom0 view aliases the first.
+        const second = await fx.hv.mapForeign(fx.owner, probes.map((i) => ownerGfns[i]));
+        probes.forEach((i, k) => a.deepEqual(second.buffer.subarray(k * XEN_PAGE_SIZE, k * XEN_PAGE_SIZE + pattern('owner', i).length), pattern('owner', i)));
+        second.unmap();
+        view.unmap();
+        return;
+      }
+      const progress: number[] = [];
+      const t0 = Date.now();
+      await fx.hv.addToPhysmapForeign({ borrower: fx.borrower, owner: fx.owner, ownerGfns, borrowerGfns, onProgress: (d) => progress.push(d) });
+      log(`mapped ${n} pages in ${Date.now() - t0} ms, progress ${progress.join(', ')}`);
+      a.deepEqual(progress, [MAX_ADD_TO_PHYSMAP_BATCH, n], 'one progress call per batch');
+      for (const i of probes) {
+        const want = pattern('owner', i);
+        a.deepEqual(await fx.guestRead(fx.borrower, borrowerGfns[i], want.length), want, `the borrower reads the owner's page ${i}`);
+        const back = pattern('borrower', i);
+        await fx.guestWrite(fx.borrower, borrowerGfns[i], back);
+      }
+      probes.forEach((i, k) => a.deepEqual(view.buffer.subarray(k * XEN_PAGE_SIZE, k * XEN_PAGE_SIZE + pattern('borrower', i).length), pattern('borrower', i), `the owner's frame ${i} holds what the borrower wrote`));
+      view.unmap();
+    },
+  },
+  {
+    name: 'an unpopulated owner frame fails the call (EINVAL) and undoes its other pages',
+    async run(fx, a) {
+      const arch = (await fx.hv.xenVersion()).arch;
+      const { borrower } = small(fx, 1);
+      const populated = fx.ownerGfnBase; // part of the large region
+      const hole = fx.ownerGfnBase + fx.largePages + 1500;
+      const e = await rejects(a, fx.hv.addToPhysmapForeign({
+        borrower: fx.borrower, owner: fx.owner, ownerGfns: [populated, hole], borrowerGfns: [borrower[0], borrower[1]],
+      }), arch === 'arm' ? 'EINVAL' : 'EPERM', 'a hole in the owner');
+      if (arch === 'arm') {
+        a.deepEqual(e.pages?.map((p) => p.index), [1], 'only the hole is refused');
+        await rejects(a, fx.hv.removeFromPhysmap(fx.borrower, [borrower[0]]), 'ENOENT', 'the good page was removed again');
+      }
+    },
+  },
+  {
+    name: 'set_target is once per domain: a second one is EINVAL; unknown domains ESRCH',
+    async run(fx, a) {
+      const e = await rejects(a, fx.hv.setTarget(fx.borrower, fx.owner), 'EINVAL', 'second set_target');
+      a.true(e.message.includes('once per domain'), 'the message explains');
+      await rejects(a, fx.hv.setTarget(fx.missingDomid, fx.owner), 'ESRCH', 'unknown domain');
+      await rejects(a, fx.hv.setTarget(fx.owner, fx.missingDomid), 'ESRCH', 'unknown target');
+    },
+  },
+  {
+    name: 'remove_from_physmap through multicalls; a second remove is ENOENT per page',
+    async run(fx, a) {
+      const arch = (await fx.hv.xenVersion()).arch;
+      const n = fx.largePages;
+      const gfns = range(fx.borrowerGfnBase, n);
+      if (arch === 'x86') {
+        // Nothing could be mapped into a domU: every page is ENOENT.
+        const e = await rejects(a, fx.hv.removeFromPhysmap(fx.borrower, gfns.subarray(0, 5)), 'ENOENT', 'x86: nothing mapped');
+        a.is(e.pages?.length, 5);
+        return;
+      }
+      const progress: number[] = [];
+      await fx.hv.removeFromPhysmap(fx.borrower, gfns, { onProgress: (d) => progress.push(d) });
+      a.is(progress[progress.length - 1], n, 'progress reaches the total');
+      a.true(progress.length > 1, 'several multicalls');
+      const e = await rejects(a, fx.hv.removeFromPhysmap(fx.borrower, gfns.subarray(0, 300)), 'ENOENT', 'second remove');
+      a.is(e.pages?.length, 300, 'one ENOENT per page');
+      await fx.hv.removeFromPhysmap(fx.borrower, gfns.subarray(0, 300), { missingOk: true });
+    },
+  },
+  {
+    name: 'decrease_reservation gives the large region back',
+    async run(fx, a) {
+      const before = (await fx.hv.domainInfo(fx.owner))!.totPages;
+      await fx.hv.decreaseReservation(fx.owner, range(fx.ownerGfnBase, fx.largePages));
+      a.is((await fx.hv.domainInfo(fx.owner))!.totPages, before - fx.largePages);
+    },
+  },
+];
+
+export function defineBackendContract(label: string, makeBackend: () => Promise<ContractFixture>): BackendContract {
+  return {
+    label,
+    checks: CHECKS,
+    registerAva(test: TestFn): void {
+      let fx: ContractFixture | undefined;
+      let made: Error | undefined;
+      test.before(async () => {
+        try {
+          fx = await makeBackend();
+        } catch (e) {
+          made = e as Error;
+        }
+      });
+      test.after.always(async () => {
+        await fx?.dispose();
+      });
+      for (const c of CHECKS) {
+        test.serial(`${label}: ${c.name}`, async (t) => {
+          if (!fx) throw made ?? new Error('no fixture');
+          const a: Assert = {
+            is: (x, y, m) => void t.is(x, y, m),
+            true: (x, m) => void t.true(x, m),
+            deepEqual: (x, y, m) => void t.deepEqual(x, y, m),
+          };
+          await c.run(fx, a, (s) => t.log(s));
+        });
+      }
+    },
+    async run(opts = {}): Promise<CheckResult[]> {
+      const log = opts.log ?? ((s: string) => console.log(s));
+      const a: Assert = {
+        is: (x, y, m) => nodeAssert.equal(x, y, m),
+        true: (x, m) => nodeAssert.ok(x, m),
+        deepEqual: (x, y, m) => nodeAssert.deepEqual(x, y, m),
+      };
+      const fx = await makeBackend();
+      const results: CheckResult[] = [];
+      try {
+        for (const c of CHECKS) {
+          const t0 = Date.now();
+          try {
+            await c.run(fx, a, (s) => log(`    ${s}`));
+            results.push({ name: c.name, ok: true, ms: Date.now() - t0 });
+            log(`ok ${results.length} - ${label}: ${c.name}`);
+          } catch (e) {
+            results.push({ name: c.name, ok: false, ms: Date.now() - t0, error: (e as Error).message });
+            log(`not ok ${results.length} - ${label}: ${c.name}\n    ${(e as Error).message}`);
+          }
+        }
+      } finally {
+        await fx.dispose();
+      }
+      return results;
+    },
+  };
+}

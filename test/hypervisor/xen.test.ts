@@ -1,0 +1,180 @@
+/**
+ * xen.ts, the TypeScript shared by both backends: how it splits work into hypercalls (batches
+ * of at most 65,535 pages, multicalls for removal), that it reads every per-page error, and that
+ * it undoes a half-done call. A recording transport sits between it and the simulated host and
+ * decodes what was actually issued.
+ */
+import test from 'ava';
+import { gfnRange, HypercallError, XenHypervisor, type XenTransport } from '../../lib/hypervisor';
+import { Hypercall, MAX_ADD_TO_PHYSMAP_BATCH, XenMem } from '../../lib/hypervisor/abi';
+import { readAddToPhysmapBatch, readMemoryReservation } from '../../lib/hypervisor/layout';
+import { SimStore } from '../../lib/hypervisor/sim/store';
+import { SimTransport } from '../../lib/hypervisor/sim/transport';
+import type { SimHost } from '../../lib/hypervisor/sim/host';
+
+interface Issued {
+  op: number;
+  sub?: number;
+  /** Pages in the call: add_to_physmap_batch size, reservation nr_extents, multicall entries. */
+  pages?: number;
+}
+
+/** Passes every hypercall to the sim and records what it was. */
+class Recorder implements XenTransport {
+  readonly backend = 'sim' as const;
+  readonly issued: Issued[] = [];
+  private readonly views = new Map<bigint, DataView>();
+  constructor(readonly inner: SimTransport) {}
+  hypercall(op: number, args: ReadonlyArray<number | bigint>): number {
+    const rec: Issued = { op };
+    if (op === Hypercall.memory_op) {
+      rec.sub = Number(args[0]);
+      const v = this.views.get(BigInt(args[1]));
+      if (v && rec.sub === XenMem.add_to_physmap_batch) rec.pages = readAddToPhysmapBatch(v, 0).size;
+      if (v && (rec.sub === XenMem.populate_physmap || rec.sub === XenMem.decrease_reservation)) rec.pages = readMemoryReservation(v, 0).nrExtents;
+    }
+    if (op === Hypercall.multicall) rec.pages = Number(args[1]);
+    this.issued.push(rec);
+    return this.inner.hypercall(op, args);
+  }
+  allocBuffer(bytes: number) {
+    const b = this.inner.allocBuffer(bytes);
+    this.views.set(b.address, b.view);
+    return b;
+  }
+  freeBuffer(b: ReturnType<SimTransport['allocBuffer']>): void {
+    this.views.delete(b.address);
+    this.inner.freeBuffer(b);
+  }
+  mmapBatch(...a: Parameters<SimTransport['mmapBatch']>) {
+    return this.inner.mmapBatch(...a);
+  }
+  exclusive<T>(fn: () => T): Promise<T> {
+    return this.inner.exclusive(fn);
+  }
+  close(): void {
+    this.inner.close();
+  }
+  host(): Promise<SimHost> {
+    return this.inner.exclusive(() => this.inner.current());
+  }
+  take(): Issued[] {
+    return this.issued.splice(0);
+  }
+}
+
+async function setup(): Promise<{ hv: XenHypervisor; rec: Recorder; owner: number; borrower: number }> {
+  const store = new SimStore(undefined, { arch: 'arm', explicitArch: true, xen: { major: 4, minor: 17, extraversion: '.0' }, domctlInterfaceVersion: 0x15 });
+  const rec = new Recorder(new SimTransport(store));
+  const hv = new XenHypervisor(rec);
+  const h = await rec.host();
+  const owner = h.createDomain({ maxPages: 300000 });
+  const borrower = h.createDomain({ maxPages: 1000 });
+  await hv.setTarget(borrower, owner);
+  rec.take();
+  return { hv, rec, owner, borrower };
+}
+
+const N = 2 * MAX_ADD_TO_PHYSMAP_BATCH + 3;
+const batches = (issued: Issued[]): number[] => issued.filter((i) => i.sub === XenMem.add_to_physmap_batch).map((i) => i.pages!);
+
+test('a region of 2 x 65,535 + 3 pages goes in three batches, none over the uint16 size', async (t) => {
+  const { hv, rec, owner, borrower } = await setup();
+  await hv.populatePhysmap(owner, gfnRange(0x100000, N));
+  t.deepEqual(rec.take().filter((i) => i.sub === XenMem.populate_physmap).map((i) => i.pages), [65536, 65536, 1]);
+  const progress: Array<[number, number]> = [];
+  await hv.addToPhysmapForeign({ borrower, owner, ownerGfns: gfnRange(0x100000, N), borrowerGfns: gfnRange(0x200000, N), onProgress: (d, n) => progress.push([d, n]) });
+  t.deepEqual(batches(rec.take()), [65535, 65535, 3]);
+  t.deepEqual(progress, [[65535, N], [131070, N], [N, N]]);
+  const h = await rec.host();
+  const b = h.domains.get(borrower)!;
+  t.is(b.physmap.count(), N, 'every page mapped');
+  t.is(h.entry(b, 0x200000 + N - 1).kind, 'foreign');
+  await hv.close();
+});
+
+test('removal goes through multicalls of 4,096 remove_from_physmap', async (t) => {
+  const { hv, rec, owner, borrower } = await setup();
+  await hv.populatePhysmap(owner, gfnRange(0x100000, 10000));
+  await hv.addToPhysmapForeign({ borrower, owner, ownerGfns: gfnRange(0x100000, 10000), borrowerGfns: gfnRange(0x200000, 10000) });
+  rec.take();
+  await hv.removeFromPhysmap(borrower, gfnRange(0x200000, 10000));
+  const issued = rec.take();
+  t.deepEqual(issued.map((i) => [i.op, i.pages]), [[Hypercall.multicall, 4096], [Hypercall.multicall, 4096], [Hypercall.multicall, 1808]]);
+  t.is((await rec.host()).domains.get(borrower)!.physmap.count(), 0);
+  await hv.close();
+});
+
+test('a refusal in the third batch: every per-page error surfaced, the first two batches undone', async (t) => {
+  const { hv, rec, owner, borrower } = await setup();
+  // The owner's region has holes at two pages of the third batch.
+  const og = gfnRange(0x100000, N);
+  await hv.populatePhysmap(owner, og);
+  await hv.decreaseReservation(owner, [og[2 * MAX_ADD_TO_PHYSMAP_BATCH], og[N - 1]]);
+  rec.take();
+  const e = await t.throwsAsync(hv.addToPhysmapForeign({ borrower, owner, ownerGfns: og, borrowerGfns: gfnRange(0x200000, N) }), { instanceOf: HypercallError });
+  t.is(e.code, 'EINVAL');
+  t.is(e.call, 'memory_op(add_to_physmap_batch)');
+  t.is(e.domid, borrower);
+  t.deepEqual(e.pages?.map((p) => [p.index, p.gfn, p.foreignGfn, p.code]), [
+    [2 * MAX_ADD_TO_PHYSMAP_BATCH, 0x200000 + 2 * MAX_ADD_TO_PHYSMAP_BATCH, og[2 * MAX_ADD_TO_PHYSMAP_BATCH], 'EINVAL'],
+    [N - 1, 0x200000 + N - 1, og[N - 1], 'EINVAL'],
+  ]);
+  t.is(e.done, N - 2, 'pages mapped before the rollback');
+  t.regex(e.message, /the 131071 pages mapped before were removed again/);
+  const issued = rec.take();
+  t.deepEqual(batches(issued), [65535, 65535, 3]);
+  t.true(issued.some((i) => i.op === Hypercall.multicall), 'the rollback removed pages');
+  const h = await rec.host();
+  t.is(h.domains.get(borrower)!.physmap.count(), 0, 'nothing left mapped');
+  await hv.close();
+});
+
+test('a global error (unknown borrower) stops at the first batch', async (t) => {
+  const { hv, rec, owner } = await setup();
+  await hv.populatePhysmap(owner, gfnRange(0x100000, 70000));
+  rec.take();
+  const e = await t.throwsAsync(hv.addToPhysmapForeign({ borrower: 4242, owner, ownerGfns: gfnRange(0x100000, 70000), borrowerGfns: gfnRange(0x200000, 70000) }), { instanceOf: HypercallError });
+  t.is(e.code, 'ESRCH');
+  t.regex(e.message, /d4242 does not exist/);
+  t.deepEqual(batches(rec.take()), [65535]);
+  await hv.close();
+});
+
+test('populate stopping short is undone and explained; decrease stops at the first gfn without a page', async (t) => {
+  const { hv, rec, owner } = await setup();
+  const h = await rec.host();
+  h.setMaxPages(owner, 70000);
+  const e = await t.throwsAsync(hv.populatePhysmap(owner, gfnRange(0x100000, 70001)), { instanceOf: HypercallError });
+  t.is(e.code, 'ENOMEM');
+  t.is(e.done, 70000);
+  t.is(e.gfn, 0x100000 + 70000);
+  t.regex(e.message, /needs 70001 pages .* room for 70000 .*raise its max memory by at least 1 pages/);
+  t.is(h.domains.get(owner)!.totPages, 0, 'freed again');
+  const issued = rec.take();
+  t.deepEqual(issued.filter((i) => i.sub === XenMem.decrease_reservation).map((i) => i.pages), [65536, 70000 - 65536]);
+
+  await hv.populatePhysmap(owner, [1, 2, 3]);
+  const d = await t.throwsAsync(hv.decreaseReservation(owner, [1, 9, 2]), { instanceOf: HypercallError });
+  t.is(d.code, 'ENOENT');
+  t.is(d.gfn, 9);
+  t.is(d.done, 1);
+  t.is(h.domains.get(owner)!.totPages, 2);
+  await hv.close();
+});
+
+test('mapForeign: one error per refused page, nothing left mapped', async (t) => {
+  const { hv, owner } = await setup();
+  await hv.populatePhysmap(owner, [10, 12]);
+  const e = await t.throwsAsync(hv.mapForeign(owner, [10, 11, 12, 13]), { instanceOf: HypercallError });
+  t.deepEqual(e.pages?.map((p) => [p.index, p.gfn, p.code]), [[1, 11, 'EINVAL'], [3, 13, 'EINVAL']]);
+  const m = await hv.mapForeign(owner, [12, 10]);
+  t.is(m.pages, 2);
+  m.buffer.write('x', 4096);
+  const again = await hv.mapForeign(owner, [10]);
+  t.is(again.buffer.toString('latin1', 0, 1), 'x', 'page 1 of the first view is gfn 10');
+  m.unmap();
+  m.unmap();
+  again.unmap();
+  await hv.close();
+});
