@@ -1,0 +1,226 @@
+/**
+ * Payload decoding for display: fills a TraceRecord's fields from one frame, using the
+ * xenstore-wire payload parsers. Never throws on bad input: what does not parse becomes a
+ * warning and the raw fields, because a tracer must show misuse, not stop at it.
+ */
+import { Frame } from '../../xenstore-wire/codec';
+import {
+  MessageType,
+  XENSTORE_PAYLOAD_MAX,
+  isKnownMessageType,
+  messageTypeName,
+} from '../../xenstore-wire/constants';
+import { ProtocolError } from '../../xenstore-wire/errors';
+import { pathProblem } from '../../xenstore-wire/paths';
+import {
+  parseBool,
+  parseDirectory,
+  parseDirectoryPart,
+  parseErrorName,
+  parseGetPerms,
+  parseOk,
+  parseRequest,
+  parseString,
+  parseTransactionStart,
+  parseWatchEvent,
+  splitNul,
+} from '../../xenstore-wire/payload';
+import { TraceRecord, TraceWarning } from './record';
+
+/** Request types answered with a plain "OK" (docs/misc/xenstore.txt). */
+const OK_REPLIES: ReadonlySet<number> = new Set([
+  MessageType.WATCH,
+  MessageType.UNWATCH,
+  MessageType.TRANSACTION_END,
+  MessageType.INTRODUCE,
+  MessageType.RELEASE,
+  MessageType.WRITE,
+  MessageType.MKDIR,
+  MessageType.RM,
+  MessageType.SET_PERMS,
+  MessageType.RESUME,
+  MessageType.SET_TARGET,
+  MessageType.RESET_WATCHES,
+]);
+
+/** Requests whose path may be a special `@...` name: watches and their permissions. */
+const SPECIAL_OK: ReadonlySet<number> = new Set([
+  MessageType.WATCH,
+  MessageType.UNWATCH,
+  MessageType.GET_PERMS,
+  MessageType.SET_PERMS,
+]);
+
+function warn(rec: TraceRecord, w: TraceWarning): void {
+  rec.warnings.push(w);
+}
+
+function detail(e: unknown): string {
+  if (e instanceof ProtocolError) return e.message;
+  const x = e as { message?: string; code?: string };
+  return x?.message ?? String(e);
+}
+
+/** Header-level checks shared by every message. */
+function checkHeader(rec: TraceRecord, frame: Frame, fromClient: boolean): void {
+  if (!isKnownMessageType(frame.type)) {
+    warn(rec, { code: 'unknown-type', message: `type ${frame.type} is not in xs_wire.h` });
+  }
+  if (frame.payload.length > XENSTORE_PAYLOAD_MAX) {
+    if (fromClient) {
+      warn(rec, {
+        code: 'payload-over-limit',
+        message: `request payload of ${frame.payload.length} bytes is over XENSTORE_PAYLOAD_MAX (${XENSTORE_PAYLOAD_MAX}); C xenstored drops the connection`,
+      });
+    } else {
+      warn(rec, {
+        code: 'oversized-reply',
+        message: `reply payload of ${frame.payload.length} bytes is over XENSTORE_PAYLOAD_MAX (${XENSTORE_PAYLOAD_MAX}); libxenstore and pyxs reject it`,
+      });
+    }
+  }
+}
+
+function checkPath(rec: TraceRecord, path: string, type: number): void {
+  const problem = pathProblem(path, { allowSpecial: SPECIAL_OK.has(type) });
+  if (problem !== null) warn(rec, { code: 'malformed-path', message: `path ${JSON.stringify(path)}: ${problem}` });
+}
+
+/** Fills `rec` from a client -> daemon frame. */
+export function decodeRequest(rec: TraceRecord, frame: Frame): void {
+  checkHeader(rec, frame, true);
+  if (!isKnownMessageType(frame.type)) {
+    rec.args = splitNul(frame.payload);
+    return;
+  }
+  let r;
+  try {
+    r = parseRequest(frame.type, frame.payload);
+  } catch (e) {
+    warn(rec, { code: 'malformed-payload', message: detail(e) });
+    rec.args = splitNul(frame.payload);
+    return;
+  }
+  switch (r.type) {
+    case MessageType.DIRECTORY:
+    case MessageType.READ:
+    case MessageType.GET_PERMS:
+    case MessageType.MKDIR:
+    case MessageType.RM:
+      rec.path = r.path;
+      break;
+    case MessageType.DIRECTORY_PART:
+      rec.path = r.path;
+      rec.args = [String(r.offset)];
+      break;
+    case MessageType.WATCH:
+    case MessageType.UNWATCH:
+      rec.path = r.path;
+      rec.token = r.token;
+      break;
+    case MessageType.TRANSACTION_START:
+    case MessageType.RESET_WATCHES:
+      break;
+    case MessageType.TRANSACTION_END:
+      rec.result = r.commit ? 'T' : 'F';
+      break;
+    case MessageType.INTRODUCE:
+      rec.domid = r.domid;
+      rec.args = [`mfn ${r.mfn}`, `port ${r.port}`];
+      break;
+    case MessageType.RELEASE:
+    case MessageType.GET_DOMAIN_PATH:
+    case MessageType.IS_DOMAIN_INTRODUCED:
+    case MessageType.RESUME:
+      rec.domid = r.domid;
+      break;
+    case MessageType.WRITE:
+      rec.path = r.path;
+      rec.value = r.value;
+      break;
+    case MessageType.SET_PERMS:
+      rec.path = r.path;
+      rec.perms = r.perms.map((p) => `${p.access}${p.domid}`);
+      break;
+    case MessageType.SET_TARGET:
+      rec.domid = r.domid;
+      rec.args = [`target ${r.target}`];
+      break;
+    default:
+      rec.args = r.args;
+  }
+  if (rec.path !== undefined) checkPath(rec, rec.path, frame.type);
+}
+
+/**
+ * Fills `rec` from a daemon -> client frame answering a request of type `reqType`
+ * (undefined when no request was found: the frame is decoded by its own type).
+ */
+export function decodeReply(rec: TraceRecord, frame: Frame, reqType: number | undefined): void {
+  checkHeader(rec, frame, false);
+  const p = frame.payload;
+  if (frame.type === MessageType.ERROR) {
+    try {
+      rec.error = parseErrorName(p);
+    } catch (e) {
+      rec.error = parseString(p);
+      warn(rec, { code: 'unknown-error-name', message: detail(e) });
+    }
+    return;
+  }
+  const as = reqType ?? frame.type;
+  if (reqType !== undefined && frame.type !== reqType) {
+    warn(rec, {
+      code: 'reply-type-mismatch',
+      message: `${messageTypeName(frame.type)} reply to a ${messageTypeName(reqType)} request`,
+    });
+    rec.args = splitNul(p);
+    return;
+  }
+  try {
+    switch (as) {
+      case MessageType.READ:
+      case MessageType.CONTROL:
+        rec.value = p;
+        break;
+      case MessageType.DIRECTORY:
+        rec.children = parseDirectory(p);
+        break;
+      case MessageType.DIRECTORY_PART: {
+        const d = parseDirectoryPart(p);
+        rec.children = d.children;
+        rec.result = `generation ${d.generation}${d.done ? ', last chunk' : ''}`;
+        break;
+      }
+      case MessageType.GET_PERMS:
+        parseGetPerms(p);
+        rec.perms = splitNul(p);
+        break;
+      case MessageType.TRANSACTION_START:
+        rec.result = String(parseTransactionStart(p));
+        break;
+      case MessageType.GET_DOMAIN_PATH:
+        rec.result = parseString(p);
+        break;
+      case MessageType.IS_DOMAIN_INTRODUCED:
+        rec.result = parseBool(p) ? 'T' : 'F';
+        break;
+      case MessageType.WATCH_EVENT: {
+        const ev = parseWatchEvent(p);
+        rec.path = ev.path;
+        rec.token = ev.token;
+        break;
+      }
+      default:
+        if (OK_REPLIES.has(as)) {
+          parseOk(p, as);
+          rec.result = 'OK';
+        } else {
+          rec.args = splitNul(p);
+        }
+    }
+  } catch (e) {
+    warn(rec, { code: 'malformed-payload', message: detail(e) });
+    rec.args = splitNul(p);
+  }
+}
