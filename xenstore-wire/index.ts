@@ -20,3 +20,6 @@ export {
   XenstoreOps,
   Transaction,
 } from './client';
+
+// The in-memory xenstored (the embedded default and a fault-injecting test peer).
+export * as server from './server';

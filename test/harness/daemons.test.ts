@@ -200,3 +200,32 @@ test.serial('a missing preload library fails loudly with the build command', asy
     else process.env.XEN_SSHM_PRELOAD = saved;
   }
 });
+
+test('cxenstored: fake domains can be introduced, and a guest talks to the daemon over its ring', async (t) => {
+  const d = await startDaemon('cxenstored', { fakeDomains: [1] });
+  try {
+    const dom0 = await openRaw(d.socketPath);
+    dom0.on('error', () => undefined);
+    dom0.write(frame(8 /* INTRODUCE */, 1, Buffer.from('1\x00100\x001\x00')));
+    t.is((await readReply(dom0)).payload.toString(), 'OK\0');
+    dom0.write(frame(8, 2, Buffer.from('2\x00100\x001\x00')));
+    t.is((await readReply(dom0)).payload.toString(), 'EINVAL\0', 'domain 2 does not exist');
+    dom0.destroy();
+    const guest = await openRaw(await d.guestSocket(1));
+    guest.on('error', () => undefined);
+    guest.write(frame(10 /* GET_DOMAIN_PATH */, 5, Buffer.from('1\x00')));
+    t.is((await readReply(guest)).payload.toString(), '/local/domain/1\0');
+    guest.write(frame(2 /* READ */, 6, Buffer.from('/tool/xenstored\x00')));
+    const denied = await readReply(guest);
+    t.is(denied.type, 16 /* ERROR */);
+    t.is(denied.payload.toString(), 'EACCES\0', 'the guest is unprivileged');
+    guest.destroy();
+  } finally {
+    await d.stop();
+  }
+});
+
+test('oxenstored: guest rings are not bridged (typed error)', async (t) => {
+  const err = await t.throwsAsync(shared.get('oxenstored')!.guestSocket(1), { instanceOf: HarnessError });
+  t.is(err?.code, 'ENOTSUP');
+});

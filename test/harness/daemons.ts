@@ -59,6 +59,12 @@ export interface RunningDaemon {
   kill(): Promise<void>;
   /** What the daemon printed so far (stdout and stderr, last 64 KiB). */
   output(): string;
+  /**
+   * C xenstored only: a Unix socket whose client is guest `domid` speaking over its xenstore
+   * ring (xs-ring-bridge), i.e. an unprivileged connection to the real daemon. The domain must
+   * be in `fakeDomains` and already INTRODUCEd (from dom0, on socketPath).
+   */
+  guestSocket(domid: number): Promise<string>;
 }
 
 /** Where Debian's xen-utils-4.17 puts the daemons and test-xenstore; override for other distros. */
@@ -82,6 +88,13 @@ export function projectRoot(): string {
     if (up === dir) throw new HarnessError('preload', 'ENOENT', `no xen-sshm package.json above ${__dirname}`, __dirname);
     dir = up;
   }
+}
+
+/** Path of the built xs-ring-bridge helper; throws a HarnessError with the build command if absent. */
+export function ringBridgeBinary(): string {
+  const bin = resolve(dirname(preloadLibrary()), 'xs_ring_bridge');
+  if (!existsSync(bin)) throw new HarnessError('preload', 'ENOENT', `xs-ring-bridge missing at ${bin}: ${BUILD_HINT}`, bin);
+  return bin;
 }
 
 /** Path of the built preload library; throws a HarnessError with the build command if absent. */
@@ -200,9 +213,16 @@ function probe(socketPath: string, timeoutMs: number): Promise<boolean> {
   });
 }
 
+/** Resolves when the (unref'd) child has exited; a timer keeps the event loop alive meanwhile. */
 function waitExit(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((r) => child.once('exit', () => r()));
+  const keepAlive = setInterval(() => undefined, 1000);
+  return new Promise((r) =>
+    child.once('exit', () => {
+      clearInterval(keepAlive);
+      r();
+    }),
+  );
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -292,6 +312,31 @@ export async function startDaemon(kind: DaemonKind, opts: DaemonOptions = {}): P
   }
 
   let stopping: Promise<void> | undefined;
+  const bridges = new Map<number, Promise<string>>();
+  const bridgeProcs: ChildProcess[] = [];
+  const startBridge = async (domid: number): Promise<string> => {
+    if (kind !== 'cxenstored') {
+      throw new HarnessError('client', 'ENOTSUP', `guest rings are bridged for C xenstored only (oxenstored maps guest rings through libxenctrl)`, bin);
+    }
+    const sock = join(rundir, `guest-${domid}.socket`);
+    const helper = spawn('setpriv', ['--pdeathsig', 'KILL', '--', ringBridgeBinary(), rundir, String(domid), sock], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    live.add(helper);
+    bridgeProcs.push(helper);
+    helper.on('exit', () => live.delete(helper));
+    helper.unref();
+    const out = new OutputTail();
+    helper.stderr!.on('data', (b: Buffer) => out.push(b));
+    (helper.stderr as unknown as { unref?: () => void }).unref?.();
+    await new Promise<void>((ok, fail) => {
+      helper.stdout!.once('data', () => ok());
+      helper.once('exit', (code) => fail(new HarnessError('spawn', 'ECHILD', `xs-ring-bridge for domain ${domid} exited with ${code}`, sock, out.text())));
+      helper.once('error', (e: NodeJS.ErrnoException) => fail(new HarnessError('spawn', e.code ?? 'EIO', `cannot run xs-ring-bridge: ${e.message}`, sock)));
+    });
+    (helper.stdout as unknown as { unref?: () => void }).unref?.();
+    return sock;
+  };
   const daemon: RunningDaemon = {
     kind,
     socketPath,
@@ -300,12 +345,28 @@ export async function startDaemon(kind: DaemonKind, opts: DaemonOptions = {}): P
     pid: child.pid!,
     env: { ...process.env, XENSTORED_PATH: socketPath, XENSTORED_RUNDIR: rundir },
     output: () => tail.text(),
+    guestSocket(domid: number) {
+      let p = bridges.get(domid);
+      if (!p) {
+        p = startBridge(domid);
+        bridges.set(domid, p);
+        p.catch(() => bridges.delete(domid));
+      }
+      return p;
+    },
     async kill() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await waitExit(child);
+      for (const b of bridgeProcs) if (b.exitCode === null && b.signalCode === null) b.kill('SIGKILL');
     },
     stop() {
       stopping ??= (async () => {
+        for (const b of bridgeProcs) {
+          if (b.exitCode === null && b.signalCode === null) {
+            b.kill('SIGKILL');
+            await waitExit(b);
+          }
+        }
         if (child.exitCode === null && child.signalCode === null) {
           child.kill('SIGTERM');
           const t = setTimeout(() => child.kill('SIGKILL'), 5000);

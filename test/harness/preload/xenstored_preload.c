@@ -7,8 +7,8 @@
  *    alive, and so are the domids listed in XEN_SSHM_FAKE_DOMAINS (default: none).
  *  - libxengnttab: open/close succeed; a fake domain's ring page is a zeroed private page
  *    (an idle ring), so INTRODUCE works for fake domains and fails for others.
- *  - libxenevtchn: each handle owns a pipe whose read end is its fd, so the daemons' poll()
- *    loops work; nothing is ever written to it, so no event is ever pending.
+ *  - libxenevtchn: each handle's fd is a FIFO in the rundir (or a pipe), so the daemons' poll()
+ *    loops work; only xs-ring-bridge writes to it, to wake the daemon for a guest's ring.
  *  - open/open64/openat/openat64 of /proc/xen/xsd_port (a pipe holding "1", no newline:
  *    oxenstored rejects one) and /proc/xen/xsd_kva (a 4096-byte memfd standing in for dom0's
  *    ring page; all zero means "nothing to read").
@@ -379,11 +379,14 @@ EXPORT int xengnttab_set_max_grants(xengnttab_handle *xgt, uint32_t nr_grants)
 }
 
 /*
- * A guest's xenstore ring page: a zeroed private page for a fake existing domain (so the
- * daemon accepts INTRODUCE and sees an idle ring), failure for any other.
+ * A guest's xenstore ring page, for a fake existing domain (failure for any other). With
+ * XENSTORED_RUNDIR set it is the shared file $XENSTORED_RUNDIR/ring-<domid>, zeroed at each
+ * INTRODUCE, so xs-ring-bridge can play the guest's side of the ring; else a private page
+ * (an idle ring).
  */
 EXPORT void *xengnttab_map_grant_ref(xengnttab_handle *xgt, uint32_t domid, uint32_t ref, int prot)
 {
+    const char *rundir = getenv("XENSTORED_RUNDIR");
     void *page;
 
     (void)xgt;
@@ -392,7 +395,23 @@ EXPORT void *xengnttab_map_grant_ref(xengnttab_handle *xgt, uint32_t domid, uint
         errno = ESRCH;
         return NULL;
     }
-    page = mmap(NULL, XSD_KVA_SIZE, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (rundir != NULL && rundir[0] != '\0') {
+        char path[PATH_MAX];
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/ring-%u", rundir, domid);
+        fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return NULL;
+        if (ftruncate(fd, XSD_KVA_SIZE) < 0) {
+            close(fd);
+            return NULL;
+        }
+        page = mmap(NULL, XSD_KVA_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        close(fd);
+    } else {
+        page = mmap(NULL, XSD_KVA_SIZE, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    }
     return page == MAP_FAILED ? NULL : page;
 }
 
@@ -408,26 +427,65 @@ EXPORT int xengnttab_unmap(xengnttab_handle *xgt, void *start_address, uint32_t 
  * libxenevtchn: a pipe per handle, never written, so poll() works and nothing is pending
  * ---------------------------------------------------------------------------------------- */
 
+/*
+ * With XENSTORED_RUNDIR set, the first handle's fd is the FIFO $XENSTORED_RUNDIR/evtchn
+ * (opened read-write, so it never reports EOF): xs-ring-bridge writes a 4-byte port number to
+ * it to wake the daemon, and xenevtchn_pending() reads it back. Notifications the daemon sends
+ * to a guest go to the FIFO $XENSTORED_RUNDIR/notify-<domid>. Without XENSTORED_RUNDIR a plain
+ * pipe that nobody writes stands in.
+ */
+#define MAX_PORTS 4096
+
 struct xenevtchn_handle {
     int rfd;
     int wfd;
     evtchn_port_t next_port;
+    uint32_t port_domid[MAX_PORTS];
+    int notify_fd[MAX_PORTS];
 };
+
+static int evtchn_handles;
+
+static int open_fifo(const char *path)
+{
+    if (mkfifo(path, 0600) < 0 && errno != EEXIST)
+        return -1;
+    return open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+}
 
 static xenevtchn_handle *new_evtchn(void)
 {
     xenevtchn_handle *h = calloc(1, sizeof(*h));
+    const char *rundir = getenv("XENSTORED_RUNDIR");
     int fds[2];
 
     if (h == NULL)
         return NULL;
+    h->next_port = 1;
+    for (int i = 0; i < MAX_PORTS; i++)
+        h->notify_fd[i] = -1;
+    if (rundir != NULL && rundir[0] != '\0') {
+        char path[PATH_MAX];
+
+        if (evtchn_handles == 0)
+            snprintf(path, sizeof(path), "%s/evtchn", rundir);
+        else
+            snprintf(path, sizeof(path), "%s/evtchn-%d", rundir, evtchn_handles);
+        evtchn_handles++;
+        h->rfd = open_fifo(path);
+        h->wfd = -1;
+        if (h->rfd < 0) {
+            free(h);
+            return NULL;
+        }
+        return h;
+    }
     if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) {
         free(h);
         return NULL;
     }
     h->rfd = fds[0];
     h->wfd = fds[1];
-    h->next_port = 1;
     return h;
 }
 
@@ -438,7 +496,7 @@ EXPORT xenevtchn_handle *xenevtchn_open(struct xentoollog_logger *logger, unsign
     return new_evtchn();
 }
 
-/* Used on live update to re-adopt an inherited fd: hand out a fresh pipe instead. */
+/* Used on live update to re-adopt an inherited fd: hand out a fresh channel instead. */
 EXPORT xenevtchn_handle *xenevtchn_fdopen(struct xentoollog_logger *logger, int fd, unsigned open_flags)
 {
     (void)logger;
@@ -452,7 +510,11 @@ EXPORT int xenevtchn_close(xenevtchn_handle *xce)
     if (xce == NULL)
         return 0;
     close(xce->rfd);
-    close(xce->wfd);
+    if (xce->wfd >= 0)
+        close(xce->wfd);
+    for (int i = 0; i < MAX_PORTS; i++)
+        if (xce->notify_fd[i] >= 0)
+            close(xce->notify_fd[i]);
     free(xce);
     return 0;
 }
@@ -462,10 +524,21 @@ EXPORT int xenevtchn_fd(xenevtchn_handle *xce)
     return xce->rfd;
 }
 
+/* The daemon kicks a guest: one byte into that guest's notify FIFO, if a bridge listens. */
 EXPORT int xenevtchn_notify(xenevtchn_handle *xce, evtchn_port_t port)
 {
-    (void)xce;
-    (void)port;
+    const char *rundir = getenv("XENSTORED_RUNDIR");
+    char path[PATH_MAX];
+
+    if (port >= MAX_PORTS || xce->port_domid[port] == 0 || rundir == NULL || rundir[0] == '\0')
+        return 0;
+    if (xce->notify_fd[port] < 0) {
+        snprintf(path, sizeof(path), "%s/notify-%u", rundir, xce->port_domid[port]);
+        xce->notify_fd[port] = open_fifo(path);
+    }
+    if (xce->notify_fd[port] >= 0 && write(xce->notify_fd[port], "!", 1) < 0) {
+        /* A full FIFO already says "look at the ring". */
+    }
     return 0;
 }
 
@@ -478,16 +551,24 @@ EXPORT xenevtchn_port_or_error_t xenevtchn_bind_virq(xenevtchn_handle *xce, unsi
 EXPORT xenevtchn_port_or_error_t xenevtchn_bind_interdomain(xenevtchn_handle *xce, uint32_t domid,
                                                             evtchn_port_t remote_port)
 {
-    (void)domid;
+    evtchn_port_t port = xce->next_port++;
+
     (void)remote_port;
-    return (xenevtchn_port_or_error_t)xce->next_port++;
+    if (port < MAX_PORTS)
+        xce->port_domid[port] = domid;
+    return (xenevtchn_port_or_error_t)port;
 }
 
+/* Only called when the fd polled readable: a bridge wrote a port number. */
 EXPORT xenevtchn_port_or_error_t xenevtchn_pending(xenevtchn_handle *xce)
 {
-    (void)xce;
-    errno = EAGAIN;
-    return -1;
+    uint32_t port;
+
+    if (read(xce->rfd, &port, sizeof(port)) != (ssize_t)sizeof(port)) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return (xenevtchn_port_or_error_t)port;
 }
 
 EXPORT int xenevtchn_unmask(xenevtchn_handle *xce, evtchn_port_t port)
@@ -499,7 +580,12 @@ EXPORT int xenevtchn_unmask(xenevtchn_handle *xce, evtchn_port_t port)
 
 EXPORT int xenevtchn_unbind(xenevtchn_handle *xce, evtchn_port_t port)
 {
-    (void)xce;
-    (void)port;
+    if (port < MAX_PORTS) {
+        xce->port_domid[port] = 0;
+        if (xce->notify_fd[port] >= 0) {
+            close(xce->notify_fd[port]);
+            xce->notify_fd[port] = -1;
+        }
+    }
     return 0;
 }

@@ -1,0 +1,462 @@
+/**
+ * The in-memory xenstored as a daemon: a Unix socket listener (every client privileged, as on
+ * the real daemon's socket), per-domain sockets and in-process streams for connections *as*
+ * an unprivileged domain, a simulated hypervisor (which domains exist), `--persist`, traces,
+ * and fault injection for tests.
+ */
+import { mkdtempSync, mkdirSync, rmSync, unlinkSync, existsSync } from 'node:fs';
+import { createServer, Server, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Duplex } from 'node:stream';
+import { encodeFrame, Frame } from '../codec';
+import { XENSTORE_PAYLOAD_MAX } from '../constants';
+import { FrameDecoder } from '../framing';
+import { DomainOracle, Quotas, ServerConnection, XenstoredCore } from './core';
+import { XenstoredServerError } from './errors';
+import { loadTree, saveTree } from './persist';
+
+export interface FaultOptions {
+  /** Seed of the fault generator (default 1): the same seed fails the same commits. */
+  seed?: number;
+  /** Fraction (0..1) of commits that would succeed but fail with EAGAIN instead. */
+  commitEagainRate?: number;
+  /** Delay every reply and event by this many ms, or a random amount in [min, max]. */
+  replyDelayMs?: number | [number, number];
+  /** Close each connection once it has sent this many messages (they are answered first). */
+  dropAfterMessages?: number;
+}
+
+export interface ServerOptions {
+  /** Folder for the socket (default: a fresh folder under the OS temp dir, removed on close). */
+  rundir?: string;
+  /** Socket path (default `<rundir>/socket`). */
+  socketPath?: string;
+  quotas?: Partial<Quotas>;
+  /**
+   * Domains that exist in the simulated hypervisor besides dom0 (INTRODUCE works for them,
+   * permissions naming them count): a list of domids or an oracle. Default: none, like the
+   * real daemons under the test harness. introduceDomain()/createDomain() add to the list.
+   */
+  domains?: number[] | DomainOracle;
+  /** Log each message: true for stderr, or a function taking one line. */
+  trace?: boolean | ((line: string) => void);
+  /** Keep the tree in this JSON file across restarts. */
+  persist?: string;
+  faults?: FaultOptions;
+  /**
+   * Serve `<rundir>/domain-<domid>.socket` for every introduced guest, created at INTRODUCE
+   * and removed at release: each client of it is that (unprivileged) domain.
+   */
+  domainSockets?: boolean;
+}
+
+/** mulberry32: a small seeded generator, enough for reproducible fault injection. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** What each transport gives the server: write frames out, close. */
+interface Endpoint {
+  write(buf: Buffer): void;
+  destroy(): void;
+  readonly destroyed: boolean;
+}
+
+export class XenstoreServer {
+  readonly rundir: string;
+  readonly socketPath: string;
+  /** For child processes: XENSTORED_PATH and XENSTORED_RUNDIR point here. */
+  readonly env: NodeJS.ProcessEnv;
+  core: XenstoredCore;
+  private listener: Server | null = null;
+  private readonly domainListeners = new Map<number, { server: Server; path: string }>();
+  private readonly domainListening = new Map<number, Promise<string>>();
+  private readonly endpoints = new Map<ServerConnection, Endpoint>();
+  private readonly existing: Set<number>;
+  private readonly oracle?: DomainOracle;
+  private faults: FaultOptions;
+  private random: () => number;
+  private readonly ownRundir: boolean;
+  private readonly traceFn?: (line: string) => void;
+  private saveTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+  /** Per connection: the time before which no delayed output may be written (keeps order). */
+  private readonly delayedUntil = new WeakMap<ServerConnection, number>();
+  private readonly delayed = new WeakMap<ServerConnection, { due: number; buf: Buffer }[]>();
+
+  constructor(private readonly opts: ServerOptions = {}) {
+    this.ownRundir = opts.rundir === undefined;
+    this.rundir = opts.rundir ?? mkdtempSync(join(tmpdir(), 'xen-sshm-xenstored-'));
+    if (!this.ownRundir) mkdirSync(this.rundir, { recursive: true });
+    this.socketPath = opts.socketPath ?? join(this.rundir, 'socket');
+    this.env = { ...process.env, XENSTORED_PATH: this.socketPath, XENSTORED_RUNDIR: this.rundir };
+    if (Array.isArray(opts.domains) || opts.domains === undefined) {
+      this.existing = new Set(opts.domains ?? []);
+    } else {
+      this.existing = new Set();
+      this.oracle = opts.domains;
+    }
+    this.faults = { ...(opts.faults ?? {}) };
+    this.random = seededRandom(this.faults.seed ?? 1);
+    this.traceFn = opts.trace === true ? (l) => process.stderr.write(l + '\n') : opts.trace || undefined;
+    try {
+      this.core = this.newCore();
+    } catch (e) {
+      if (this.ownRundir) rmSync(this.rundir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  private newCore(): XenstoredCore {
+    const core = new XenstoredCore({
+      quotas: this.opts.quotas,
+      domains: { exists: (d) => this.existing.has(d) || (this.oracle?.exists(d) ?? false) },
+      trace: this.traceFn,
+      onDomain: (domid, event) => this.domainEvent(domid, event),
+      injectCommitFailure: () => {
+        const rate = this.faults.commitEagainRate ?? 0;
+        return rate > 0 && this.random() < rate;
+      },
+    });
+    if (this.opts.persist) {
+      loadTree(core, this.opts.persist);
+      core.onChange = () => this.scheduleSave();
+    }
+    return core;
+  }
+
+  /** Start listening on the socket. */
+  async listen(): Promise<void> {
+    if (existsSync(this.socketPath)) {
+      // A stale socket from a previous run: refuse to steal a live one.
+      const live = await new Promise<boolean>((resolve) => {
+        const s = new Socket();
+        s.once('connect', () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.once('error', () => resolve(false));
+        s.connect(this.socketPath);
+      });
+      if (live) throw new XenstoredServerError('listen', 'EADDRINUSE', `a xenstore daemon already answers on ${this.socketPath}`, this.socketPath);
+      unlinkSync(this.socketPath);
+    }
+    this.listener = await this.listenOn(this.socketPath, null);
+  }
+
+  private listenOn(path: string, domid: number | null): Promise<Server> {
+    return new Promise((resolve, reject) => {
+      const server = createServer((sock) => this.accept(sock, domid));
+      server.once('error', (e: NodeJS.ErrnoException) =>
+        reject(new XenstoredServerError('listen', e.code ?? 'EIO', `cannot listen on ${path}: ${e.message}`, path)),
+      );
+      server.listen(path, () => resolve(server));
+    });
+  }
+
+  private accept(sock: Socket, domid: number | null): void {
+    sock.setNoDelay?.(true);
+    let conn: ServerConnection;
+    try {
+      conn = this.attach(domid, sock);
+    } catch {
+      // The domain was released (or never introduced): nothing to talk to.
+      sock.destroy();
+      return;
+    }
+    const decoder = new FrameDecoder({ maxPayload: XENSTORE_PAYLOAD_MAX });
+    sock.on('data', (chunk: Buffer) => this.receive(conn, decoder, chunk));
+    sock.on('error', () => undefined);
+    sock.on('close', () => this.detach(conn));
+  }
+
+  /** Registers a connection whose output goes to `ep`. */
+  private attach(domid: number | null, ep: Endpoint): ServerConnection {
+    const conn = this.core.openConnection(
+      domid,
+      (frames) => this.output(conn, frames),
+      () => ep.destroy(),
+    );
+    this.endpoints.set(conn, ep);
+    return conn;
+  }
+
+  private detach(conn: ServerConnection): void {
+    this.endpoints.delete(conn);
+    this.core.closeConnection(conn);
+  }
+
+  private receive(conn: ServerConnection, decoder: FrameDecoder, chunk: Buffer): void {
+    let frames: Frame[];
+    try {
+      frames = decoder.push(chunk);
+    } catch {
+      // "Client tried to feed us" more than XENSTORE_PAYLOAD_MAX: the daemon drops the client.
+      this.core.dropConnection(conn);
+      return;
+    }
+    for (const f of frames) {
+      if (conn.closed) return;
+      this.core.process(conn, f);
+      conn.received++;
+      const limit = this.faults.dropAfterMessages;
+      if (limit !== undefined && conn.received >= limit) {
+        this.dropSoon(conn);
+        return;
+      }
+    }
+  }
+
+  /** Drop after the queued (possibly delayed) output has gone out. */
+  private dropSoon(conn: ServerConnection): void {
+    const wait = Math.max(0, (this.delayedUntil.get(conn) ?? 0) - Date.now());
+    const ep = this.endpoints.get(conn);
+    this.core.closeConnection(conn);
+    setTimeout(() => ep?.destroy(), wait);
+  }
+
+  private output(conn: ServerConnection, frames: Frame[]): void {
+    const ep = this.endpoints.get(conn);
+    if (!ep || ep.destroyed) return;
+    const buf = frames.length === 1 ? encodeFrame(frames[0]) : Buffer.concat(frames.map(encodeFrame));
+    const d = this.faults.replyDelayMs;
+    if (d === undefined || d === 0) {
+      ep.write(buf);
+      return;
+    }
+    // Delayed output goes through one queue per connection, so it leaves in order whatever
+    // the individual delays.
+    const ms = Array.isArray(d) ? d[0] + this.random() * (d[1] - d[0]) : d;
+    const due = Math.max(Date.now() + ms, this.delayedUntil.get(conn) ?? 0);
+    this.delayedUntil.set(conn, due);
+    let q = this.delayed.get(conn);
+    if (!q) {
+      q = [];
+      this.delayed.set(conn, q);
+    }
+    q.push({ due, buf });
+    if (q.length === 1) this.armDelayed(conn, ep);
+  }
+
+  private armDelayed(conn: ServerConnection, ep: Endpoint): void {
+    const q = this.delayed.get(conn);
+    if (!q || q.length === 0) return;
+    setTimeout(() => {
+      const now = Date.now();
+      while (q.length > 0 && q[0].due <= now) {
+        const item = q.shift()!;
+        if (!ep.destroyed) ep.write(item.buf);
+      }
+      this.armDelayed(conn, ep);
+    }, Math.max(0, q[0].due - Date.now()));
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Connections as a domain
+
+  /**
+   * A Unix socket whose every client is domain `domid` (unprivileged unless 0), so any tool,
+   * xenstore-utils and pyxs included, can act as that guest. The domain must be introduced.
+   */
+  domainSocketPath(domid: number): Promise<string> {
+    this.requireIntroduced(domid);
+    const known = this.domainListeners.get(domid);
+    if (known) return Promise.resolve(known.path);
+    let p = this.domainListening.get(domid);
+    if (!p) {
+      p = (async () => {
+        const path = join(this.rundir, `domain-${domid}.socket`);
+        try {
+          if (existsSync(path)) unlinkSync(path);
+          const server = await this.listenOn(path, domid);
+          this.domainListeners.set(domid, { server, path });
+          return path;
+        } finally {
+          this.domainListening.delete(domid);
+        }
+      })();
+      this.domainListening.set(domid, p);
+    }
+    return p;
+  }
+
+  /** An in-process stream speaking the wire protocol as domain `domid` (null: privileged). */
+  openStream(domid: number | null = null): Duplex {
+    if (domid !== null) this.requireIntroduced(domid);
+    const decoder = new FrameDecoder({ maxPayload: XENSTORE_PAYLOAD_MAX });
+    let conn: ServerConnection | null = null;
+    const stream = new Duplex({
+      read() {},
+      write: (chunk: Buffer, _enc, cb) => {
+        if (conn) this.receive(conn, decoder, chunk);
+        cb();
+      },
+      final: (cb) => {
+        stream.push(null);
+        cb();
+      },
+      destroy: (err, cb) => {
+        if (conn) this.detach(conn);
+        cb(err);
+      },
+    });
+    conn = this.attach(domid, {
+      write: (buf) => stream.push(buf),
+      destroy: () => stream.destroy(),
+      get destroyed() {
+        return stream.destroyed;
+      },
+    });
+    return stream;
+  }
+
+  private domainEvent(domid: number, event: 'introduced' | 'released'): void {
+    if (event === 'released') {
+      const l = this.domainListeners.get(domid);
+      if (l) {
+        this.domainListeners.delete(domid);
+        l.server.close();
+      }
+      return;
+    }
+    if (this.opts.domainSockets && !this.closed) {
+      this.domainSocketPath(domid).catch((e: Error) => this.traceFn?.(`domain ${domid} socket: ${e.message}`));
+    }
+  }
+
+  private requireIntroduced(domid: number): void {
+    const d = this.core.domains.get(domid);
+    if (!d || !d.introduced) {
+      throw new XenstoredServerError('domain', 'ENOENT', `domain ${domid} is not introduced (call introduceDomain(${domid}) first)`, undefined, domid);
+    }
+  }
+
+  // ------------------------------------------------------------------------------------
+  // The simulated hypervisor
+
+  /** The domain now exists in the hypervisor (as after `xl create`, before INTRODUCE). */
+  createDomain(domid: number): void {
+    if (!Number.isInteger(domid) || domid <= 0 || domid >= 0x7ff0) {
+      throw new XenstoredServerError('domain', 'EINVAL', `domid ${domid} is not a guest domid (1..32751)`, undefined, domid);
+    }
+    this.existing.add(domid);
+  }
+
+  /** Create (if needed) and introduce a domain, as the toolstack's INTRODUCE does. */
+  introduceDomain(domid: number): void {
+    this.createDomain(domid);
+    const d = this.core.introduceDomain(domid);
+    if (!d) throw new XenstoredServerError('domain', 'EINVAL', `domain ${domid} cannot be introduced`, undefined, domid);
+    if (d.port === 0) d.port = 1;
+    this.core.flush();
+  }
+
+  /** The domain died: its connections close, its nodes go, @releaseDomain fires. */
+  destroyDomain(domid: number): void {
+    this.existing.delete(domid);
+    const d = this.core.domains.get(domid);
+    if (d) {
+      this.core.releaseDomain(d);
+      this.core.flush();
+    }
+    const l = this.domainListeners.get(domid);
+    if (l) {
+      l.server.close();
+      this.domainListeners.delete(domid);
+    }
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Faults and lifecycle
+
+  setFaults(faults: FaultOptions): void {
+    this.faults = { ...faults };
+    this.random = seededRandom(this.faults.seed ?? 1);
+  }
+
+  /**
+   * Restart the daemon: every connection is dropped, the socket re-created. The tree is kept
+   * (as by live update, or --persist); `fresh: true` starts from an empty tree instead.
+   */
+  async restart(opts: { fresh?: boolean } = {}): Promise<void> {
+    this.dropAll();
+    await this.closeListeners();
+    if (this.opts.persist) this.saveNow();
+    if (opts.fresh) {
+      if (this.opts.persist) rmSync(this.opts.persist, { force: true });
+      this.core = this.newCore();
+    } else {
+      const snap = this.core.snapshot();
+      const special = new Map(this.core.specialPerms);
+      const domains = [...this.core.domains.values()].filter((d) => d.introduced && d.domid !== 0).map((d) => d.domid);
+      this.core = this.newCore();
+      this.core.restore(snap);
+      for (const [k, v] of special) this.core.specialPerms.set(k, v);
+      for (const domid of domains) this.core.introduceDomain(domid);
+    }
+    await this.listen();
+  }
+
+  private dropAll(): void {
+    for (const [conn, ep] of [...this.endpoints]) {
+      this.core.closeConnection(conn);
+      ep.destroy();
+    }
+    this.endpoints.clear();
+  }
+
+  private async closeListeners(): Promise<void> {
+    const all = [this.listener, ...[...this.domainListeners.values()].map((l) => l.server)].filter((s): s is Server => s !== null);
+    this.listener = null;
+    this.domainListeners.clear();
+    await Promise.all(all.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  }
+
+  private scheduleSave(): void {
+    if (this.saveTimer || this.closed) return;
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = null;
+      this.saveNow();
+    }, 20);
+    this.saveTimer.unref();
+  }
+
+  /** Write the --persist file now. */
+  saveNow(): void {
+    if (this.saveTimer) {
+      clearTimeout(this.saveTimer);
+      this.saveTimer = null;
+    }
+    if (this.opts.persist) saveTree(this.core, this.opts.persist);
+  }
+
+  /** Stop: connections dropped, sockets removed, the tree saved (with --persist). Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.dropAll();
+    await this.closeListeners();
+    if (this.opts.persist) this.saveNow();
+    if (this.ownRundir) rmSync(this.rundir, { recursive: true, force: true });
+  }
+}
+
+/** Create a server and start listening; resolves once the socket accepts connections. */
+export async function startServer(opts: ServerOptions = {}): Promise<XenstoreServer> {
+  const server = new XenstoreServer(opts);
+  try {
+    await server.listen();
+  } catch (e) {
+    await server.close();
+    throw e;
+  }
+  return server;
+}
