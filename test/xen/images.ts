@@ -1,0 +1,250 @@
+/**
+ * Builds the guests' initramfs images (newc cpio, gzip) from the extracted packages.
+ *
+ * dom0's image is two gzip'd cpio archives concatenated, which Linux unpacks one after the
+ * other into the same rootfs: a "system" part built only from Debian packages (cached, keyed by
+ * the package manifest) and a "project" part rebuilt on every run (/init, check scripts, the
+ * domU image, this package). That keeps a cached run's image step to about a second.
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { XenTierError } from './errors';
+import { run } from './exec';
+import { closure, FetchedPackages, kernelPackage } from './fetch';
+
+/** Packages every guest image gets (tools run by the checks, and their libraries). */
+export const DOM0_SEEDS = [
+  'xen-hypervisor-4.17-arm64',
+  'linux-image-arm64',
+  'busybox-static',
+  'libc6',
+  'xen-utils-4.17',
+  'xen-utils-common',
+  'xenstore-utils',
+  'libyajl2',
+  'libfdt1',
+  'nodejs',
+];
+
+/**
+ * A domU needs busybox and the xenstore CLI (its view of /dev/xen/xenbus), with their libraries:
+ * a small image.
+ */
+export const DOMU_PACKAGES = ['busybox-static', 'xenstore-utils'];
+
+/** Xen driver modules in load order (FACTS.md section 6). */
+export const XEN_MODULES = ['xen-privcmd', 'xenfs', 'xen-evtchn', 'xen-gntdev', 'xen-gntalloc'];
+
+/** Never needed in a guest: documentation, translations, python (pygrub), headers. */
+const PRUNE = [
+  'usr/share/doc', 'usr/share/man', 'usr/share/info', 'usr/share/locale', 'usr/share/lintian',
+  'usr/share/bug', 'usr/share/bash-completion', 'usr/share/gdb', 'usr/include',
+  'usr/lib/xen-4.17/lib/python', 'usr/lib/xen-4.17/boot', 'etc/init.d', 'etc/default',
+  'usr/lib/python3', 'usr/share/systemd', 'lib/systemd', 'usr/lib/systemd',
+  // glibc's iconv modules (20 MB): nothing here converts charsets, and a 128 MiB domU could
+  // not unpack them (its initramfs stopped part-way, without libxenstore).
+  'usr/lib/aarch64-linux-gnu/gconv',
+];
+
+export interface BootFiles {
+  /** Xen, loaded by QEMU -kernel. */
+  xen: string;
+  /** dom0 (and domU) Linux Image. */
+  kernel: string;
+  kernelVersion: string;
+  dom0Initrd: string;
+  domuInitrd: string;
+}
+
+export interface ProjectPayload {
+  /** Repository root (holds package.json, dist/, node_modules/). */
+  repoRoot: string;
+  /** Cross-built arm64 shim, or undefined when it is not built. */
+  shimPath?: string;
+  /** Files to add under /xen in dom0: name -> contents. */
+  xenFiles: Map<string, { data: string | Buffer; mode: number }>;
+  /** Files of the domU image, by path inside it ('init', 'usr/local/bin/...'). */
+  domuFiles: Map<string, { data: string | Buffer; mode: number }>;
+}
+
+function mergeInto(stage: string, root: string): void {
+  // cp -a of the package trees; a hard-link copy would be faster but risks editing the cache.
+  run('image', 'cp', ['-a', '--no-preserve=ownership', `${root}/.`, stage]);
+}
+
+function prune(stage: string): void {
+  for (const p of PRUNE) fs.rmSync(path.join(stage, p), { recursive: true, force: true });
+}
+
+function makeCpioGz(stage: string, out: string): void {
+  run('image', 'bash', ['-o', 'pipefail', '-c',
+    'cd "$1" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc -R 0:0 --quiet | gzip -1 > "$2.tmp" && mv "$2.tmp" "$2"',
+    'cpio', stage, out]);
+}
+
+function rootOf(pkgs: FetchedPackages, name: string): string {
+  const r = pkgs.roots.get(name);
+  if (!r) throw new XenTierError('image', 'ENOENT', `package ${name} was not fetched`);
+  return r;
+}
+
+function manifestKey(pkgs: FetchedPackages, extra: string): string {
+  const h = crypto.createHash('sha256');
+  for (const p of pkgs.manifest.packages) h.update(`${p.name}=${p.version}\n`);
+  h.update(extra);
+  return h.digest('hex').slice(0, 16);
+}
+
+/**
+ * The system part of dom0: every fetched package except Xen and the kernel, whose Xen modules
+ * go to /lib/modules/xen/ (flat, so /init needs no kernel version) and whose Image goes to
+ * /xen/Image for the domUs.
+ */
+function buildDom0System(pkgs: FetchedPackages, workDir: string, log: (s: string) => void): string {
+  const kpkg = kernelPackage(pkgs.manifest);
+  const out = path.join(workDir, `dom0-system-${manifestKey(pkgs, 'v2')}.cpio.gz`);
+  if (fs.existsSync(out)) return out;
+  const t0 = Date.now();
+  const stage = path.join(workDir, 'stage-dom0');
+  fs.rmSync(stage, { recursive: true, force: true });
+  fs.mkdirSync(stage, { recursive: true });
+  for (const p of pkgs.manifest.packages) {
+    if (p.name === 'xen-hypervisor-4.17-arm64' || p.name.startsWith('linux-image-')) continue;
+    mergeInto(stage, rootOf(pkgs, p.name));
+  }
+  prune(stage);
+  const kroot = rootOf(pkgs, kpkg.name);
+  const modDir = path.join(stage, 'lib/modules/xen');
+  fs.mkdirSync(modDir, { recursive: true });
+  const kver = kernelVersion(kroot);
+  for (const m of XEN_MODULES) {
+    const found = findFile(path.join(kroot, 'lib/modules', kver, 'kernel/drivers/xen'), `${m}.ko`);
+    if (!found) throw new XenTierError('image', 'ENOENT', `module ${m}.ko not in ${kpkg.name}`, kroot);
+    fs.copyFileSync(found, path.join(modDir, `${m}.ko`));
+  }
+  fs.mkdirSync(path.join(stage, 'xen'), { recursive: true });
+  fs.copyFileSync(path.join(kroot, 'boot', `vmlinuz-${kver}`), path.join(stage, 'xen/Image'));
+  for (const d of ['proc', 'sys', 'dev', 'run', 'tmp', 'var/run', 'var/log/xen/console', 'var/lib/xen', 'var/lib/xenstored', 'root', 'mnt']) {
+    fs.mkdirSync(path.join(stage, d), { recursive: true });
+  }
+  makeCpioGz(stage, out);
+  fs.rmSync(stage, { recursive: true, force: true });
+  // Older system images are useless once the manifest changed.
+  for (const f of fs.readdirSync(workDir)) {
+    if (f.startsWith('dom0-system-') && path.join(workDir, f) !== out) fs.rmSync(path.join(workDir, f), { force: true });
+  }
+  log(`image: dom0 system part built in ${((Date.now() - t0) / 1000).toFixed(1)} s (${mib(out)})`);
+  return out;
+}
+
+function findFile(dir: string, name: string): string | undefined {
+  for (const ent of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, ent.name);
+    if (ent.isDirectory()) {
+      const f = findFile(p, name);
+      if (f) return f;
+    } else if (ent.name === name) {
+      return p;
+    }
+  }
+  return undefined;
+}
+
+export function kernelVersion(kroot: string): string {
+  const vs = fs.readdirSync(path.join(kroot, 'lib/modules'));
+  if (vs.length !== 1) throw new XenTierError('image', 'EINVAL', `expected one kernel in ${kroot}, found ${vs.join(', ')}`, kroot);
+  return vs[0];
+}
+
+function mib(file: string): string {
+  return `${(fs.statSync(file).size / 1048576).toFixed(1)} MiB`;
+}
+
+function writeFile(p: string, data: string | Buffer, mode: number): void {
+  fs.mkdirSync(path.dirname(p), { recursive: true });
+  fs.writeFileSync(p, data, { mode });
+  fs.chmodSync(p, mode);
+}
+
+function buildDomu(pkgs: FetchedPackages, payload: ProjectPayload, workDir: string): string {
+  const stage = path.join(workDir, 'stage-domu');
+  fs.rmSync(stage, { recursive: true, force: true });
+  fs.mkdirSync(stage, { recursive: true });
+  for (const name of closure(pkgs.manifest, DOMU_PACKAGES)) mergeInto(stage, rootOf(pkgs, name));
+  prune(stage);
+  for (const d of ['proc', 'sys', 'dev', 'tmp', 'run']) fs.mkdirSync(path.join(stage, d), { recursive: true });
+  for (const [name, f] of payload.domuFiles) writeFile(path.join(stage, name), f.data, f.mode);
+  const out = path.join(workDir, 'domu.cpio.gz');
+  makeCpioGz(stage, out);
+  fs.rmSync(stage, { recursive: true, force: true });
+  return out;
+}
+
+/** Production dependencies only, as npm itself lists them. */
+function productionModules(repoRoot: string): string[] {
+  const res = run('image', 'npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: repoRoot, allowFail: true });
+  const nm = path.join(repoRoot, 'node_modules') + path.sep;
+  return res.stdout.split('\n').map((l) => l.trim())
+    .filter((l) => l.startsWith(nm))
+    // Top-level entries only: nested node_modules come along with their parent.
+    .filter((l) => !l.slice(nm.length).includes(`${path.sep}node_modules${path.sep}`));
+}
+
+function buildProject(payload: ProjectPayload, domuImage: string, workDir: string): string {
+  const stage = path.join(workDir, 'stage-project');
+  fs.rmSync(stage, { recursive: true, force: true });
+  fs.mkdirSync(stage, { recursive: true });
+  for (const [name, f] of payload.xenFiles) {
+    writeFile(name === 'init' ? path.join(stage, 'init') : path.join(stage, 'xen', name), f.data, f.mode);
+  }
+  fs.copyFileSync(domuImage, path.join(stage, 'xen/domu.cpio.gz'));
+
+  // This package as npm would install it: package.json, dist/, production node_modules and
+  // the arm64 shim where cmake-js would put the native one.
+  const pkgRoot = path.join(stage, 'opt/xen-sshm');
+  fs.mkdirSync(pkgRoot, { recursive: true });
+  fs.copyFileSync(path.join(payload.repoRoot, 'package.json'), path.join(pkgRoot, 'package.json'));
+  const dist = path.join(payload.repoRoot, 'dist');
+  if (!fs.existsSync(dist)) throw new XenTierError('image', 'ENOENT', 'dist/ is missing: run `npx tsc -p .` first', dist);
+  run('image', 'cp', ['-a', '--no-preserve=ownership', dist, pkgRoot]);
+  const nmOut = path.join(pkgRoot, 'node_modules');
+  fs.mkdirSync(nmOut, { recursive: true });
+  for (const dir of productionModules(payload.repoRoot)) {
+    const rel = path.relative(path.join(payload.repoRoot, 'node_modules'), dir);
+    fs.mkdirSync(path.dirname(path.join(nmOut, rel)), { recursive: true });
+    run('image', 'cp', ['-a', '--no-preserve=ownership', dir, path.join(nmOut, rel)]);
+  }
+  if (payload.shimPath) {
+    const dest = path.join(pkgRoot, 'build/Release/xen_sshm_shim.node');
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    fs.copyFileSync(payload.shimPath, dest);
+  }
+  const out = path.join(workDir, 'dom0-project.cpio.gz');
+  makeCpioGz(stage, out);
+  fs.rmSync(stage, { recursive: true, force: true });
+  return out;
+}
+
+/** Builds both images; returns what QEMU needs. */
+export function buildImages(pkgs: FetchedPackages, payload: ProjectPayload, workDir: string, log: (s: string) => void): BootFiles {
+  fs.mkdirSync(workDir, { recursive: true });
+  const system = buildDom0System(pkgs, workDir, log);
+  const t0 = Date.now();
+  const domu = buildDomu(pkgs, payload, workDir);
+  const project = buildProject(payload, domu, workDir);
+  const dom0 = path.join(workDir, 'dom0.cpio.gz');
+  // Two gzip members back to back: the kernel unpacks both archives into one rootfs.
+  fs.writeFileSync(dom0, Buffer.concat([fs.readFileSync(system), fs.readFileSync(project)]));
+  log(`image: domU ${mib(domu)}, dom0 ${mib(dom0)} (project part ${mib(project)}, ${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  const kpkg = kernelPackage(pkgs.manifest);
+  const kroot = rootOf(pkgs, kpkg.name);
+  const kver = kernelVersion(kroot);
+  return {
+    xen: path.join(rootOf(pkgs, 'xen-hypervisor-4.17-arm64'), 'boot/xen-4.17-arm64'),
+    kernel: path.join(kroot, 'boot', `vmlinuz-${kver}`),
+    kernelVersion: kver,
+    dom0Initrd: dom0,
+    domuInitrd: domu,
+  };
+}
