@@ -46,8 +46,16 @@ export const XEN_CAPABILITIES_INFO_LEN = 1024;
 /** XEN_DOMCTL_* commands (domctl.h). */
 export const DomctlCmd = {
   getdomaininfo: 5,
+  max_mem: 11,
   set_target: 46,
 } as const;
+
+/**
+ * The largest max memory Xen can hold, in pages: `struct domain.max_pages` is an unsigned int
+ * (xen/include/xen/sched.h:396 at RELEASE-4.17.0, unchanged to 4.19), and XEN_DOMCTL_max_mem
+ * clamps to it (xen/common/domctl.c:660). Xen-internal, so not checked by the compiler.
+ */
+export const DOMAIN_MAX_PAGES_LIMIT = 0xffffffff;
 
 /** XEN_DOMINF_* flags of getdomaininfo (domctl.h). */
 export const DomInfFlag = {

@@ -137,6 +137,15 @@ export const XEN_DOMCTL_SET_TARGET = {
   },
 } as const satisfies StructLayout;
 
+/** domctl.h: max_mem argument, at XEN_DOMCTL.fields.u (a uint64_aligned_t, in KiB). */
+export const XEN_DOMCTL_MAX_MEM = {
+  c: 'struct xen_domctl_max_mem',
+  size: 8,
+  fields: {
+    max_memkb: f(0, 'u64', 'max_memkb'),
+  },
+} as const satisfies StructLayout;
+
 /**
  * Every table, with whether its `size` is the full sizeof() (getdomaininfo's is a prefix: the
  * compiler then checks size <= sizeof()).
@@ -149,6 +158,7 @@ export const LAYOUTS: ReadonlyArray<{ layout: StructLayout; wholeSize: boolean }
   { layout: XEN_DOMCTL, wholeSize: true },
   { layout: XEN_DOMCTL_GETDOMAININFO, wholeSize: false },
   { layout: XEN_DOMCTL_SET_TARGET, wholeSize: true },
+  { layout: XEN_DOMCTL_MAX_MEM, wholeSize: true },
 ];
 
 // ---- little-endian field access ---------------------------------------------------------------
@@ -421,6 +431,23 @@ const decodeSetTarget = decoder(XEN_DOMCTL_SET_TARGET);
 
 export function readSetTarget(v: DataView, domctlOff: number): number {
   return decodeSetTarget(v, domctlOff + DOMCTL_U).target;
+}
+
+/** max_memkb is a full uint64_t: bigint both ways (a number is written exactly if it is safe). */
+export function writeMaxMem(v: DataView, domctlOff: number, maxKib: bigint | number): void {
+  if (typeof maxKib === 'number' && !(Number.isSafeInteger(maxKib) && maxKib >= 0)) {
+    throw new RangeError(`max_memkb ${maxKib} is not a non-negative safe integer`);
+  }
+  if (typeof maxKib === 'bigint' && BigInt.asUintN(64, maxKib) !== maxKib) {
+    throw new RangeError(`max_memkb ${maxKib} does not fit its uint64_t`);
+  }
+  setU64(v, domctlOff + DOMCTL_U + XEN_DOMCTL_MAX_MEM.fields.max_memkb.offset, maxKib);
+}
+
+const decodeMaxMem = decoder(XEN_DOMCTL_MAX_MEM, { max_memkb: 'bigint' });
+
+export function readMaxMem(v: DataView, domctlOff: number): bigint {
+  return decodeMaxMem(v, domctlOff + DOMCTL_U).maxMemkb;
 }
 
 export interface GetDomainInfo {

@@ -117,6 +117,16 @@ export interface Hypervisor {
    */
   setTarget(domid: number, target: number): Promise<void>;
 
+  /**
+   * XEN_DOMCTL_max_mem: set domid's max memory (max_pages) to maxKib KiB, the headroom an owner
+   * needs for the frames populatePhysmap gives it (xl cannot set max memory above RAM on Arm).
+   * Xen rounds down to whole 4 KiB pages and caps at 2^32 - 1 pages. A max below the pages
+   * the domain holds is accepted: nothing is taken away, but every allocation for the domain
+   * fails until it is back under the max. ESRCH for an unknown domain; EINVAL before any
+   * hypercall for a value that is not an integer in 0 .. 2^64 - 1 (numbers: safe integers).
+   */
+  setMaxMem(domid: number, maxKib: bigint | number): Promise<void>;
+
   /** IOCTL_PRIVCMD_MMAPBATCH_V2: map a domain's frames into this process (dom0). */
   mapForeign(domid: number, gfns: GfnList): Promise<ForeignMapping>;
 

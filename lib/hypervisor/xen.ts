@@ -26,6 +26,7 @@ import {
   writeAddToPhysmapBatch,
   writeDomctlHeader,
   writeMemoryReservation,
+  writeMaxMem,
   writeMulticallEntry,
   writeRemoveFromPhysmap,
   writeSetTarget,
@@ -132,6 +133,14 @@ export class XenHypervisor implements Hypervisor {
 
   setTarget(domid: number, target: number): Promise<void> {
     return this.run(() => this.setTargetSync(checkDomid(domid, 'domctl(set_target)'), checkDomid(target, 'domctl(set_target)')));
+  }
+
+  setMaxMem(domid: number, maxKib: bigint | number): Promise<void> {
+    return this.run(() => {
+      const call = 'domctl(max_mem)';
+      const d = checkDomid(domid, call);
+      this.setMaxMemSync(d, checkKib(maxKib, call, d));
+    });
   }
 
   mapForeign(domid: number, gfns: GfnList): Promise<ForeignMapping> {
@@ -289,6 +298,23 @@ export class XenHypervisor implements Hypervisor {
     });
   }
 
+  private setMaxMemSync(domid: number, maxKib: bigint): void {
+    const version = this.domctlVersionSync();
+    const { rc } = this.domctl(DomctlCmd.max_mem, version, domid, (v) => writeMaxMem(v, 0, maxKib));
+    if (rc >= 0) return;
+    const errno = -rc;
+    const why: Record<string, string> = {
+      // xen/common/domctl.c, do_domctl: the domain is looked up before any command.
+      ESRCH: `d${domid} does not exist`,
+      // xsm/dummy.h, xsm_domctl: XSM_PRIV for max_mem, the control domain only.
+      EPERM: 'only the control domain (dom0) may set another domain\'s max memory, unless a FLASK policy allows it',
+    };
+    throw new HypercallError({
+      call: 'domctl(max_mem)', errno, domid,
+      message: `max_mem(d${domid}, ${maxKib} KiB) refused (${errnoName(errno)}): ${why[errnoName(errno)] ?? 'see Xen\'s log (xl dmesg)'}`,
+    });
+  }
+
   // ---- memory_op: reservations -----------------------------------------------------------------
 
   /**
@@ -343,11 +369,13 @@ export class XenHypervisor implements Hypervisor {
       throw new HypercallError({ call, errno: ESRCH, domid, gfn, done, message: `populate_physmap: d${domid} is dying${undo}` });
     }
     if (info.headroomPages < n) {
-      const short = n - info.headroomPages;
+      // Counted from tot_pages: a max lowered below current use leaves no room and a deficit.
+      const short = info.totPages + n - info.maxPages;
       throw new HypercallError({
         call, errno: ENOMEM, domid, gfn, done,
         message: `populate_physmap: d${domid} needs ${n} pages (${mib(n)}) but its max memory leaves room for ${info.headroomPages} ` +
-          `(tot_pages ${info.totPages}, max_pages ${info.maxPages}); raise its max memory by at least ${short} pages (${mib(short)}), e.g. xl mem-max${undo}`,
+          `(tot_pages ${info.totPages}, max_pages ${info.maxPages}${info.totPages > info.maxPages ? ': the max is below what it holds' : ''}); ` +
+          `raise its max memory by at least ${short} pages (${mib(short)}) to ${info.totPages + n} pages (${(info.totPages + n) * (XEN_PAGE_SIZE / 1024)} KiB), e.g. setMaxMem (XEN_DOMCTL_max_mem)${undo}`,
       });
     }
     throw new HypercallError({
@@ -537,6 +565,16 @@ function checkDomid(domid: number, call: string): number {
     throw new HypercallError({ call, errno: EINVAL, message: `${String(domid)} is not a domain id (0..${DOMID_FIRST_RESERVED - 1})` });
   }
   return domid;
+}
+
+/** A max_memkb value: a non-negative integer that fits Xen's uint64_t, as a bigint. */
+function checkKib(kib: bigint | number, call: string, domid: number): bigint {
+  const ok = typeof kib === 'bigint' ? kib >= 0n && kib <= 0xffffffffffffffffn
+    : typeof kib === 'number' && Number.isSafeInteger(kib) && kib >= 0;
+  if (!ok) {
+    throw new HypercallError({ call, errno: EINVAL, domid, message: `${String(kib)} is not a max memory in KiB (an integer in 0 .. 2^64 - 1; numbers must be safe integers)` });
+  }
+  return BigInt(kib);
 }
 
 function checkGfns(gfns: GfnList, call: string, domid: number): void {

@@ -174,6 +174,62 @@ const CHECKS: ContractCheck[] = [
     },
   },
   {
+    name: 'max_mem raises the owner\'s max: populate goes past the old limit',
+    async run(fx, a) {
+      const info = (await fx.hv.domainInfo(fx.owner))!;
+      // One page more than the old max allows (the ENOMEM check above was refused for it).
+      const need = info.headroomPages + 1;
+      const gfns = range(fx.ownerGfnBase, need);
+      const raised = info.maxPages + 64;
+      let populated = false;
+      try {
+        await fx.hv.setMaxMem(fx.owner, BigInt(raised) * BigInt(XEN_PAGE_SIZE / 1024));
+        const up = (await fx.hv.domainInfo(fx.owner))!;
+        a.is(up.maxPages, raised, 'max_pages is the new max');
+        a.is(up.totPages, info.totPages, 'raising allocates nothing');
+        await fx.hv.populatePhysmap(fx.owner, gfns);
+        populated = true;
+        const after = (await fx.hv.domainInfo(fx.owner))!;
+        a.is(after.totPages, info.totPages + need);
+        a.true(after.totPages > info.maxPages, 'past the old max');
+      } finally {
+        if (populated) await fx.hv.decreaseReservation(fx.owner, gfns);
+        await fx.hv.setMaxMem(fx.owner, info.maxPages * (XEN_PAGE_SIZE / 1024));
+      }
+      const back = (await fx.hv.domainInfo(fx.owner))!;
+      a.deepEqual([back.totPages, back.maxPages], [info.totPages, info.maxPages], 'pages freed, max restored (a number works too)');
+    },
+  },
+  {
+    name: 'max_mem below current use is accepted: nothing taken away, populate refused (ENOMEM) until raised',
+    async run(fx, a) {
+      const info = (await fx.hv.domainInfo(fx.owner))!;
+      // Xen keeps no check that the new max covers tot_pages (common/domctl.c, XEN_DOMCTL_max_mem).
+      const low = Math.max(0, info.totPages - 16);
+      try {
+        await fx.hv.setMaxMem(fx.owner, low * (XEN_PAGE_SIZE / 1024));
+        const now = (await fx.hv.domainInfo(fx.owner))!;
+        a.is(now.maxPages, low, 'max_pages below tot_pages');
+        a.is(now.totPages, info.totPages, 'no page taken away');
+        a.is(now.headroomPages, 0);
+        const e = await rejects(a, fx.hv.populatePhysmap(fx.owner, [fx.ownerGfnBase]), 'ENOMEM', 'populate over a lowered max');
+        a.is(e.done, 0, 'not a single page');
+        a.true(e.message.includes('the max is below what it holds'), `the message says so: ${e.message}`);
+      } finally {
+        await fx.hv.setMaxMem(fx.owner, BigInt(info.maxPages) * BigInt(XEN_PAGE_SIZE / 1024));
+      }
+      a.is((await fx.hv.domainInfo(fx.owner))!.maxPages, info.maxPages, 'restored');
+    },
+  },
+  {
+    name: 'max_mem of an unknown domain: ESRCH',
+    async run(fx, a) {
+      const e = await rejects(a, fx.hv.setMaxMem(fx.missingDomid, 1n << 20n), 'ESRCH', 'unknown domain');
+      a.is(e.domid, fx.missingDomid);
+      a.is(e.call, 'domctl(max_mem)');
+    },
+  },
+  {
     name: 'mapForeign refuses unpopulated frames (EINVAL), unknown domains and dom0 itself (ESRCH)',
     async run(fx, a) {
       const e = await rejects(a, fx.hv.mapForeign(fx.owner, range(fx.ownerGfnBase, 2)), 'EINVAL', 'unpopulated');

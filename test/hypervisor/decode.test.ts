@@ -13,11 +13,13 @@ import {
   XEN_ADD_TO_PHYSMAP_BATCH,
   XEN_DOMCTL,
   XEN_DOMCTL_GETDOMAININFO,
+  XEN_DOMCTL_MAX_MEM,
   XEN_MEMORY_RESERVATION,
   XEN_REMOVE_FROM_PHYSMAP,
   readAddToPhysmapBatch,
   readDomctlHeader,
   readGetDomainInfo,
+  readMaxMem,
   readMemoryReservation,
   readMulticallEntry,
   readMulticallResult,
@@ -27,6 +29,7 @@ import {
   writeAddToPhysmapBatch,
   writeDomctlHeader,
   writeGetDomainInfo,
+  writeMaxMem,
   writeMemoryReservation,
   writeMulticallEntry,
   writeMulticallResult,
@@ -132,6 +135,7 @@ for (const { layout } of LAYOUTS) {
 const U64_AS: Readonly<Record<string, Readonly<Record<string, 'bigint' | 'long'>>>> = {
   [MULTICALL_ENTRY.c]: { result: 'long', arg0: 'bigint', arg1: 'bigint', arg2: 'bigint', arg3: 'bigint', arg4: 'bigint', arg5: 'bigint' },
   [XEN_DOMCTL_GETDOMAININFO.c]: { cpu_time: 'bigint' },
+  [XEN_DOMCTL_MAX_MEM.c]: { max_memkb: 'bigint' },
 };
 
 /** The oracle: one field read with DataView, independently of binary-parser. */
@@ -227,6 +231,23 @@ test('multicall_entry round-trips: op, 0-6 arguments as numbers or bigints, the 
     const want = [0, 1, 2, 3, 4, 5].map((i) => (i < args.length ? BigInt(args[i]) : 0n));
     t.deepEqual(readMulticallEntry(p.v, p.off), { op, result, args: want }, msg('readMulticallEntry', round));
     t.is(readMulticallResult(p.v, p.off), result, msg('readMulticallResult', round));
+  }
+});
+
+test('xen_domctl max_mem round-trips any uint64_t, as a bigint or a safe-integer number', (t) => {
+  const r = new Rand(SEED + 6);
+  const L = XEN_DOMCTL;
+  for (let round = 0; round < ROUNDS; round++) {
+    const h = { cmd: r.u32(), interfaceVersion: r.u32(), domain: r.u16() };
+    const kib: bigint | number = r.int(2) ? r.u64() : r.u53();
+    const p = place(r, L.size);
+    writeDomctlHeader(p.v, p.off, h);
+    writeMaxMem(p.v, p.off, kib);
+    noSpill(t, p, L.size, 'writeDomctlHeader + writeMaxMem');
+    t.is(readMaxMem(p.v, p.off), BigInt(kib), msg('readMaxMem', round));
+    t.deepEqual(readDomctlHeader(p.v, p.off), h, msg('readDomctlHeader after max_mem', round));
+    // The rest of the command union stays zero.
+    t.true(bytesAt(p.v, p.off + L.fields.u.offset + XEN_DOMCTL_MAX_MEM.size, L.fields.u.bytes! - XEN_DOMCTL_MAX_MEM.size).every((b) => b === 0), msg('union tail', round));
   }
 });
 

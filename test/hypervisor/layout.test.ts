@@ -13,6 +13,7 @@ import {
   readAddToPhysmapBatch,
   readDomctlHeader,
   readGetDomainInfo,
+  readMaxMem,
   readMemoryReservation,
   readMulticallEntry,
   readRemoveFromPhysmap,
@@ -20,6 +21,7 @@ import {
   writeAddToPhysmapBatch,
   writeDomctlHeader,
   writeGetDomainInfo,
+  writeMaxMem,
   writeMemoryReservation,
   writeMulticallEntry,
   writeRemoveFromPhysmap,
@@ -114,6 +116,13 @@ int main(void) {
   d.u.set_target.target = 7;
   dump("set_target", &d, sizeof d);
 
+  struct xen_domctl m; memset(&m, 0, sizeof m);
+  m.cmd = XEN_DOMCTL_max_mem; m.interface_version = XEN_DOMCTL_INTERFACE_VERSION; m.domain = 7;
+  m.u.max_mem.max_memkb = 0xfedcba9876543210ULL;
+  dump("max_mem", &m, sizeof m);
+  m.u.max_mem.max_memkb = 401408; /* 98 MiB: a number, written exactly */
+  dump("max_mem_small", &m, sizeof m);
+
   struct xen_domctl g; memset(&g, 0, sizeof g);
   g.cmd = XEN_DOMCTL_getdomaininfo; g.interface_version = XEN_DOMCTL_INTERFACE_VERSION; g.domain = 7;
   g.u.getdomaininfo.domain = 7; g.u.getdomaininfo.flags = XEN_DOMINF_hvm_guest | XEN_DOMINF_dying;
@@ -183,6 +192,19 @@ test('x86_64: the encoders write the same bytes as C, the decoders read C\'s byt
   t.deepEqual(bytes(v), c.get('set_target'));
   t.deepEqual(readDomctlHeader(v, 0), { cmd: 46, interfaceVersion: ver, domain: 9 });
   t.is(readSetTarget(v, 0), 7);
+
+  // max_mem: a full uint64_t (bigint) and a plain number give C's bytes.
+  v = view(XEN_DOMCTL.size);
+  writeDomctlHeader(v, 0, { cmd: abi.DomctlCmd.max_mem, interfaceVersion: ver, domain: 7 });
+  writeMaxMem(v, 0, 0xfedcba9876543210n);
+  t.deepEqual(bytes(v), c.get('max_mem'));
+  t.is(readMaxMem(dv(c.get('max_mem')!), 0), 0xfedcba9876543210n);
+  writeMaxMem(v, 0, 401408);
+  t.deepEqual(bytes(v), c.get('max_mem_small'));
+  t.is(readMaxMem(v, 0), 401408n);
+  t.throws(() => writeMaxMem(v, 0, 2n ** 64n), { instanceOf: RangeError });
+  t.throws(() => writeMaxMem(v, 0, 2 ** 53), { instanceOf: RangeError });
+  t.throws(() => writeMaxMem(v, 0, -1), { instanceOf: RangeError });
 
   const g = dv(c.get('getdomaininfo')!);
   const info = readGetDomainInfo(g, 0);

@@ -18,6 +18,7 @@ import {
   readMulticallResult,
   writeAddToPhysmapBatch,
   writeDomctlHeader,
+  writeMaxMem,
   writeMulticallEntry,
   XEN_ADD_TO_PHYSMAP_BATCH,
 } from '../../lib/hypervisor/layout';
@@ -130,6 +131,43 @@ test('getdomaininfo: Xen 4.17 answers for the next domain up, xen.ts says null; 
   t.is(await hv.domainInfo(5), null);
   t.is((await hv.domainInfo(7))?.domid, 7);
   await hv.close();
+});
+
+test('raw max_mem: ESRCH for unknown ids and DOMID_SELF, EACCES for another version, a dying domain accepted', async (t) => {
+  const { t: x, store } = rawSim('arm');
+  await x.exclusive(() => {
+    const h = x.current();
+    const d = h.createDomain({ domid: 3, maxPages: 8, extraPages: 8 });
+    const b = x.allocBuffer(144);
+    const maxMem = (domain: number, kib: bigint, version = 0x15): number => {
+      writeDomctlHeader(b.view, 0, { cmd: DomctlCmd.max_mem, interfaceVersion: version, domain });
+      writeMaxMem(b.view, 0, kib);
+      return x.hypercall(Hypercall.domctl, [b.address]);
+    };
+    t.is(maxMem(9, 4096n), -E.ESRCH, 'unknown domain');
+    t.is(maxMem(0x7ff0, 4096n), -E.ESRCH, 'rcu_lock_domain_by_id() does not resolve DOMID_SELF');
+    t.is(maxMem(d, 4096n, 0x16), -E.EACCES, 'another interface version');
+    t.is(h.domains.get(d)!.maxPages, 8, 'unchanged by the refusals');
+    t.is(maxMem(d, 7n), 0);
+    t.is(h.domains.get(d)!.maxPages, 1, '7 KiB: one whole page');
+    t.is(maxMem(d, 3n), 0);
+    t.is(h.domains.get(d)!.maxPages, 0, '3 KiB: no page');
+    t.is(maxMem(d, (2n ** 32n) * 4n), 0);
+    t.is(h.domains.get(d)!.maxPages, 0xffffffff, '2^32 pages: capped at UINT_MAX');
+    t.is(maxMem(d, 16n), 0, 'below tot_pages (8): accepted');
+    t.is(h.domains.get(d)!.totPages, 8, 'nothing taken away');
+    t.false(h.populate(h.domains.get(d)!, 0x10), 'no allocation while over the max');
+    t.is(maxMem(0, 4n * 300000n), 0, 'dom0 is a domain too');
+    t.is(h.domains.get(0)!.maxPages, 300000);
+    // A domain kept dying by a target reference is still found by the lookup.
+    const borrower = h.createDomain({ domid: 4, maxPages: 8 });
+    t.is(h.setTarget(borrower, d), 0);
+    h.destroyDomain(d);
+    t.true(h.domains.get(d)!.dying);
+    t.is(maxMem(d, 400n), 0);
+    t.is(h.domains.get(d)!.maxPages, 100);
+  });
+  store.close();
 });
 
 test('the domctl interface version is probed when the release is unknown or lies', async (t) => {

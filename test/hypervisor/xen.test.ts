@@ -6,8 +6,8 @@
  */
 import test from 'ava';
 import { gfnRange, HypercallError, XenHypervisor, type XenTransport } from '../../lib/hypervisor';
-import { Hypercall, MAX_ADD_TO_PHYSMAP_BATCH, XenMem } from '../../lib/hypervisor/abi';
-import { readAddToPhysmapBatch, readMemoryReservation } from '../../lib/hypervisor/layout';
+import { DomctlCmd, Hypercall, MAX_ADD_TO_PHYSMAP_BATCH, XenMem } from '../../lib/hypervisor/abi';
+import { readAddToPhysmapBatch, readDomctlHeader, readMaxMem, readMemoryReservation } from '../../lib/hypervisor/layout';
 import { SimStore } from '../../lib/hypervisor/sim/store';
 import { SimTransport } from '../../lib/hypervisor/sim/transport';
 import type { SimHost } from '../../lib/hypervisor/sim/host';
@@ -17,6 +17,9 @@ interface Issued {
   sub?: number;
   /** Pages in the call: add_to_physmap_batch size, reservation nr_extents, multicall entries. */
   pages?: number;
+  /** domctl: the domain, and max_memkb for max_mem. */
+  domain?: number;
+  kib?: bigint;
 }
 
 /** Passes every hypercall to the sim and records what it was. */
@@ -34,9 +37,21 @@ class Recorder implements XenTransport {
       if (v && (rec.sub === XenMem.populate_physmap || rec.sub === XenMem.decrease_reservation)) rec.pages = readMemoryReservation(v, 0).nrExtents;
     }
     if (op === Hypercall.multicall) rec.pages = Number(args[1]);
+    if (op === Hypercall.domctl) {
+      const v = this.views.get(BigInt(args[0]));
+      if (v) {
+        const h = readDomctlHeader(v, 0);
+        rec.sub = h.cmd;
+        rec.domain = h.domain;
+        if (h.cmd === DomctlCmd.max_mem) rec.kib = readMaxMem(v, 0);
+      }
+    }
     this.issued.push(rec);
-    return this.inner.hypercall(op, args);
+    const forced = this.answer?.(rec);
+    return forced ?? this.inner.hypercall(op, args);
   }
+  /** Answers in Xen's place where it returns a number (a refusal the sim cannot produce). */
+  answer?: (rec: Issued) => number | undefined;
   allocBuffer(bytes: number) {
     const b = this.inner.allocBuffer(bytes);
     this.views.set(b.address, b.view);
@@ -176,5 +191,65 @@ test('mapForeign: one error per refused page, nothing left mapped', async (t) =>
   m.unmap();
   m.unmap();
   again.unmap();
+  await hv.close();
+});
+
+test('setMaxMem: one max_mem domctl carrying KiB; Xen rounds to pages and caps at 2^32 - 1', async (t) => {
+  const { hv, rec, owner } = await setup();
+  const h = await rec.host();
+  await hv.setMaxMem(owner, 280000);
+  t.deepEqual(rec.take().map((i) => [i.op, i.sub, i.domain, i.kib]), [[Hypercall.domctl, DomctlCmd.max_mem, owner, 280000n]]);
+  t.is(h.domains.get(owner)!.maxPages, 70000);
+  t.is((await hv.domainInfo(owner))!.maxPages, 70000);
+  await hv.setMaxMem(owner, 4099n);
+  t.is(h.domains.get(owner)!.maxPages, 1024, 'KiB >> 2: rounded down to whole pages');
+  await hv.setMaxMem(owner, 2n ** 64n - 1n);
+  t.is(rec.take().filter((i) => i.sub === DomctlCmd.max_mem).pop()?.kib, 2n ** 64n - 1n, 'the full uint64_t goes to Xen');
+  t.is((await hv.domainInfo(owner))!.maxPages, 0xffffffff, 'capped at max_pages\'s unsigned int');
+  await hv.setMaxMem(owner, 0);
+  t.is(h.domains.get(owner)!.maxPages, 0);
+  await hv.close();
+});
+
+test('setMaxMem: bad values are EINVAL before any hypercall; ESRCH and EPERM explained', async (t) => {
+  const { hv, rec, owner } = await setup();
+  for (const bad of [-1, 1.5, 2 ** 53, Number.NaN, -1n, 2n ** 64n, '4096' as unknown as number]) {
+    const e = await t.throwsAsync(hv.setMaxMem(owner, bad), { instanceOf: HypercallError });
+    t.is(e.code, 'EINVAL', String(bad));
+    t.is(e.call, 'domctl(max_mem)');
+  }
+  const d = await t.throwsAsync(hv.setMaxMem(0x7ff0, 4096), { instanceOf: HypercallError });
+  t.is(d.code, 'EINVAL', 'DOMID_SELF is not a domain id here');
+  t.deepEqual(rec.take(), [], 'no hypercall issued');
+
+  const e = await t.throwsAsync(hv.setMaxMem(4242, 4096), { instanceOf: HypercallError });
+  t.is(e.code, 'ESRCH');
+  t.is(e.domid, 4242);
+  t.regex(e.message, /max_mem\(d4242, 4096 KiB\) refused \(ESRCH\): d4242 does not exist/);
+
+  // A domain that is not the control domain (or a FLASK denial): Xen's XSM says EPERM.
+  rec.answer = (i) => (i.sub === DomctlCmd.max_mem ? -1 : undefined);
+  const p = await t.throwsAsync(hv.setMaxMem(owner, 4096), { instanceOf: HypercallError });
+  t.is(p.code, 'EPERM');
+  t.regex(p.message, /only the control domain/);
+  await hv.close();
+});
+
+test('a max below what the domain holds: accepted, nothing taken away, populate refused with the real shortfall', async (t) => {
+  const { hv, rec, owner } = await setup();
+  const h = await rec.host();
+  await hv.populatePhysmap(owner, gfnRange(0x100000, 10));
+  await hv.setMaxMem(owner, 4 * 4);
+  const info = (await hv.domainInfo(owner))!;
+  t.deepEqual([info.totPages, info.maxPages, info.headroomPages], [10, 4, 0]);
+  const e = await t.throwsAsync(hv.populatePhysmap(owner, [0x200000]), { instanceOf: HypercallError });
+  t.is(e.code, 'ENOMEM');
+  t.is(e.done, 0);
+  t.regex(e.message, /max_pages 4: the max is below what it holds\); raise its max memory by at least 7 pages .* to 11 pages \(44 KiB\)/);
+  // Freeing still works, and the domain ratchets down under the max.
+  await hv.decreaseReservation(owner, gfnRange(0x100000, 7));
+  t.is(h.domains.get(owner)!.totPages, 3);
+  await hv.populatePhysmap(owner, [0x200000]);
+  t.is(h.domains.get(owner)!.totPages, 4, 'room again once under the max');
   await hv.close();
 });

@@ -10,7 +10,7 @@
  * policy; no PoD, paging or sharing.
  */
 import * as os from 'node:os';
-import { DOMID_FIRST_RESERVED, DOMID_SELF, XEN_PAGE_SIZE } from '../abi';
+import { DOMAIN_MAX_PAGES_LIMIT, DOMID_FIRST_RESERVED, DOMID_SELF, XEN_PAGE_SHIFT, XEN_PAGE_SIZE } from '../abi';
 import { HypercallError } from '../errors';
 import type { XenArch } from '../types';
 import type { FrameFile } from './frames';
@@ -219,11 +219,13 @@ export class SimHost {
     return domid;
   }
 
-  /** XEN_DOMCTL_max_mem: a lower limit does not take pages away. */
+  /** xl mem-max, in pages: the max_mem domctl below with maxPages * 4 KiB. */
   setMaxPages(domid: number, maxPages: number): void {
-    const d = this.mustGet(domid, 'sim(max_mem)');
-    d.maxPages = maxPages;
-    this.dirty = true;
+    if (!(Number.isInteger(maxPages) && maxPages >= 0)) {
+      throw new HypercallError({ call: 'sim(max_mem)', errno: E.EINVAL, domid, message: `maxPages ${maxPages}: need an integer >= 0` });
+    }
+    this.mustGet(domid, 'sim(max_mem)');
+    this.maxMem(domid, BigInt(maxPages) * BigInt(XEN_PAGE_SIZE / 1024));
   }
 
   /**
@@ -370,8 +372,10 @@ export class SimHost {
    * loop stops (`goto out`), which makes the call return the number done so far.
    */
   populate(d: SimDomain, gfn: number): boolean {
-    // assign_pages() refuses a dying domain (common/page_alloc.c:2333) and any allocation past
-    // max_pages: "Over-allocation" (common/page_alloc.c:2375-2380).
+    // assign_pages() refuses a dying domain (common/page_alloc.c:2333), a domain already over
+    // its max_pages (max_mem may lower it below tot_pages): "Inconsistent allocation"
+    // (common/page_alloc.c:2367-2372), and any allocation past max_pages: "Over-allocation"
+    // (common/page_alloc.c:2375-2380).
     if (d.dying) return false;
     if (d.totPages + 1 > d.maxPages) return false;
     const prev = d.physmap.get(gfn);
@@ -556,6 +560,28 @@ export class SimHost {
     let next: SimDomain | undefined;
     for (const d of this.domains.values()) if (d.domid >= domid && (!next || d.domid < next.domid)) next = d;
     return next ?? -E.ESRCH;
+  }
+
+  /**
+   * XEN_DOMCTL_max_mem (common/domctl.c:650-663): 0 or -errno. The XSM check before it
+   * (xsm_domctl(): XSM_PRIV, xsm/dummy.h:177-178) always passes: the caller is dom0.
+   */
+  maxMem(domid: number, maxKib: bigint): number {
+    // do_domctl() looks the domain up first: -ESRCH (common/domctl.c:316-318). The lookup,
+    // rcu_lock_domain_by_id() (common/domain.c:863-883), does not resolve DOMID_SELF, and finds
+    // a dying domain too: it leaves the hash only in domain_destroy() (common/domain.c:1163-1172).
+    const d = this.domains.get(domid);
+    if (!d) return -E.ESRCH;
+    // "new_max = op->u.max_mem.max_memkb >> (PAGE_SHIFT - 10)": whole pages, rounded down
+    // (common/domctl.c:652), capped at max_pages's type, an unsigned int (common/domctl.c:660,
+    // include/xen/sched.h:396).
+    const pages = BigInt.asUintN(64, maxKib) >> BigInt(XEN_PAGE_SHIFT - 10);
+    // No check against tot_pages: "the domain will now be allowed to 'ratchet' down to new_max.
+    // In the meantime, while tot > max, all new allocations are disallowed" (common/domctl.c:
+    // 655-659). Nothing is taken away; populate() then stops at once (assign_pages()).
+    d.maxPages = Number(pages < BigInt(DOMAIN_MAX_PAGES_LIMIT) ? pages : BigInt(DOMAIN_MAX_PAGES_LIMIT));
+    this.dirty = true;
+    return 0;
   }
 
   /** XEN_DOMCTL_set_target (common/domctl.c:786-814): 0 or -errno. */

@@ -22,6 +22,7 @@ import {
   MULTICALL_ENTRY,
   readAddToPhysmapBatch,
   readDomctlHeader,
+  readMaxMem,
   readMemoryReservation,
   getU64,
   readRemoveFromPhysmap,
@@ -282,6 +283,8 @@ export class SimTransport implements XenTransport {
       }
       case DomctlCmd.set_target:
         return h.setTarget(hdr.domain, readSetTarget(v, 0));
+      case DomctlCmd.max_mem:
+        return h.maxMem(hdr.domain, readMaxMem(v, 0));
       default:
         // do_domctl() looks the domain up first (common/domctl.c:314-316); other commands are
         // not simulated.
