@@ -10,20 +10,22 @@ import { join } from 'node:path';
 import ts from 'typescript';
 import { projectRoot, startDaemon } from '../harness/daemons';
 
-/** The first ```ts fenced block after the line "## Example" (before the next "## " heading). */
+const README_EXAMPLE_HEADING = '### Example: the xenstore client';
+
+/** The first ```ts fenced block after README_EXAMPLE_HEADING (before the next heading). */
 export function exampleFromReadme(markdown: string): string {
   const lines = markdown.split('\n');
-  const start = lines.findIndex((l) => l.trim() === '## Example');
-  if (start < 0) throw new Error('README.md has no "## Example" heading');
+  const start = lines.findIndex((l) => l.trim() === README_EXAMPLE_HEADING);
+  if (start < 0) throw new Error(`README.md has no "${README_EXAMPLE_HEADING}" heading`);
   let i = start + 1;
-  for (; i < lines.length && !lines[i].startsWith('## '); i++) {
+  for (; i < lines.length && !lines[i].startsWith('#'); i++) {
     if (lines[i].trim() === '```ts') {
       const end = lines.indexOf('```', i + 1);
-      if (end < 0) throw new Error('unterminated ```ts block under "## Example"');
+      if (end < 0) throw new Error(`unterminated \`\`\`ts block under "${README_EXAMPLE_HEADING}"`);
       return lines.slice(i + 1, end).join('\n');
     }
   }
-  throw new Error('no ```ts block under "## Example" in README.md');
+  throw new Error(`no \`\`\`ts block under "${README_EXAMPLE_HEADING}" in README.md`);
 }
 
 test('the README example type-checks and runs against C xenstored', async (t) => {
