@@ -28,7 +28,9 @@ function describe(err: unknown): string {
 export function errorToJSON(err: unknown): unknown {
   const e = (err ?? {}) as ErrorLike;
   if (typeof e.toJSON === 'function') return e.toJSON();
-  return { kind: e.kind ?? 'error', code: e.code, message: typeof e.message === 'string' ? e.message : String(err), hint: e.hint };
+  // Typed errors without toJSON (HypercallError...) keep their own fields: call, path, domid ...
+  const own = typeof err === 'object' && err !== null ? Object.fromEntries(Object.entries(err).filter(([k, v]) => v !== undefined && k !== 'cause')) : {};
+  return { ...own, kind: e.kind ?? 'error', code: e.code, message: typeof e.message === 'string' ? e.message : String(err), hint: e.hint };
 }
 
 export function handleError(err: unknown, opts: { json?: boolean } = {}): never {

@@ -1,0 +1,102 @@
+/**
+ * `xen-sshm apply CFG [--domid N | --domain NAME]`: give a (paused) domain the static shared
+ * memory its xl config declares. Owners get frames populated, borrowers get the owner's pages
+ * mapped; every record is changed in xenstore transactions. Run between `xl create -p` and
+ * `xl unpause`.
+ */
+import type { Command } from 'commander';
+import { readXlConfig } from '../../config/xl-reader';
+import { hex, humanSize } from '../../config/numbers';
+import type { ApplyResult } from '../../manager';
+import { PAGE_BYTES } from '../../store';
+import { attachProgress, CommonOptions, parseDomid, printJSON, progressWanted, withCommonOptions, withContext } from '../options';
+
+interface ApplyOptions extends CommonOptions {
+  domid?: string;
+  domain?: string;
+  allowSetTarget?: boolean;
+  raiseMaxmem?: boolean;
+  dom0less?: boolean;
+}
+
+const HELP = `
+The domain must exist: create it paused, apply, then let it run.
+
+  xl create -p /etc/xen/vm1.cfg
+  xen-sshm apply /etc/xen/vm1.cfg --domain vm1
+  xl unpause vm1
+
+For static_shared_mem the first domain to apply an ID owns it; apply owners before borrowers.
+An owner's regions are populated in it and count against its max memory: when they do not
+fit, apply says how much is missing; --raise-maxmem raises the max itself (Debian's xl 4.17
+cannot on Arm).
+A domU borrower needs XEN_DOMCTL_set_target(borrower -> owner) on stock Xen: give
+--allow-set-target to consent (once per domain, never undone, and the borrower gets
+device-model rights over all of the owner's memory). On x86 a domU cannot borrow; dom0 reads
+and writes any region with \`xen-sshm peek\`.
+
+Applying the same config again changes nothing. If anything fails, what this run created is
+undone and the command exits with 1.
+
+Examples:
+  xen-sshm apply vm1.cfg --domid 5
+  xen-sshm apply vm2.cfg --domain vm2 --allow-set-target
+  xen-sshm apply vm1.cfg --sandbox --raise-maxmem      (in the sandbox: after xen-sshm create vm1.cfg --sandbox)
+`;
+
+export function renderApply(r: ApplyResult): string {
+  const who = `${r.domain ?? 'domain'} (d${r.domid})`;
+  if (r.entries.length === 0) return `${who}: the config declares no shared memory\n`;
+  const lines = r.entries.map((e) => {
+    const size = humanSize(BigInt(e.pages) * PAGE_BYTES);
+    const where = `${hex(e.begin)}-${hex(e.end)}`;
+    if (e.role === 'owner') {
+      return e.action === 'unchanged' ? `${e.id}: owner, already in place at ${where} (${size})` : `${e.id}: owner, ${size} populated at ${where}`;
+    }
+    const st = e.setTarget === 'done' ? `; set_target(d${r.domid} -> d${e.owner}) made and recorded` : '';
+    return e.action === 'unchanged'
+      ? `${e.id}: borrower of d${e.owner}, already mapped at ${where}`
+      : `${e.id}: borrower of d${e.owner}, ${size} mapped at ${where} (offset ${hex(e.offset)} in the region)${st}`;
+  });
+  if (r.maxMemRaised) {
+    const { fromPages, toPages } = r.maxMemRaised;
+    lines.unshift(`max memory raised from ${fromPages / 256} to ${toPages / 256} MiB for the frames it owns (XEN_DOMCTL_max_mem)`);
+  }
+  return `${who}:\n` + lines.map((l) => `  ${l}\n`).join('');
+}
+
+export function registerApply(program: Command): void {
+  withCommonOptions(
+    program
+      .command('apply')
+      .summary("set up a domain's static shared memory from its xl config")
+      .description("Set up the static shared memory an xl config declares, for a domain that exists (created paused).")
+      .argument('<cfg>', "the domain's xl config file")
+      .option('--domid <n>', 'the domain id')
+      .option('--domain <name>', 'the domain name (default: the config\'s name)')
+      .option('--allow-set-target', 'consent to XEN_DOMCTL_set_target for a domU borrower (never undone)')
+      .option('--raise-maxmem', "raise an owner's max memory when its regions do not fit (XEN_DOMCTL_max_mem)")
+      .option('--dom0less', 'also enforce the dom0less export limits (IDs <= 15 characters)'),
+  )
+    .addHelpText('after', HELP)
+    .action(async (file: string, opts: ApplyOptions) => {
+      const config = await readXlConfig(file);
+      await withContext(opts, async (ctx) => {
+        const stop = attachProgress(ctx.manager, { enabled: progressWanted(opts) });
+        try {
+          const result = await ctx.manager.apply({
+            config,
+            domid: opts.domid !== undefined ? parseDomid(opts.domid) : undefined,
+            domain: opts.domain,
+            allowSetTarget: !!opts.allowSetTarget,
+            raiseMaxMem: !!opts.raiseMaxmem,
+            dom0less: !!opts.dom0less,
+          });
+          if (opts.json) printJSON({ ok: true, ...result });
+          else process.stdout.write(renderApply(result));
+        } finally {
+          stop();
+        }
+      });
+    });
+}

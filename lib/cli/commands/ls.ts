@@ -1,0 +1,62 @@
+/**
+ * `xen-sshm ls [--tree] [--json]`: every region, its owner, who maps it where and in which
+ * state, and the set_target records. `--tree` prints the records as `xenstore-ls -f` would.
+ * Reads xenstore only: no hypervisor needed.
+ */
+import Table from 'cli-table3';
+import type { Command } from 'commander';
+import { hex, humanSize } from '../../config/numbers';
+import type { ListResult } from '../../manager';
+import { roleOf, sharedMemoryTree } from '../../store';
+import { CommonOptions, printJSON, withCommonOptions, withContext } from '../options';
+
+interface LsOptions extends CommonOptions {
+  tree?: boolean;
+}
+
+function domainLabel(r: ListResult, domid: number): string {
+  const name = r.domains.find((d) => d.domid === domid)?.name;
+  return name ? `${name} (d${domid})` : `d${domid}`;
+}
+
+export function renderList(r: ListResult): string {
+  if (r.regions.length === 0) return `no static shared memory under ${r.root}\n`;
+  const table = new Table({ head: ['ID', 'State', 'Size', 'Owner', 'Mappings (domain, role, range, offset, prot, state)'], style: { head: [], border: [] } });
+  for (const g of r.regions) {
+    const maps = [...g.mappings]
+      .sort((a, b) => Number(b.domid === g.owner) - Number(a.domid === g.owner) || a.domid - b.domid)
+      .map((m) => `${domainLabel(r, m.domid)} ${roleOf(g, m)} ${hex(m.begin)}-${hex(m.end)} +${hex(m.offset)} ${m.prot} ${m.state}${m.lock ? ` [lock ${m.lock}]` : ''}`)
+      .join('\n');
+    table.push([g.id, g.state, humanSize(g.size), `${domainLabel(r, g.owner)}\n${hex(g.begin)}, ${g.prot}, ${g.cachePolicy}`, maps || '(none)']);
+  }
+  let out = table.toString() + '\n';
+  const targets = r.domains.filter((d) => d.target !== null);
+  if (targets.length > 0) {
+    out += 'set_target (never undone; device-model rights over the owner): ' + targets.map((d) => `${domainLabel(r, d.domid)} -> d${d.target}`).join(', ') + '\n';
+  }
+  return out;
+}
+
+export function registerLs(program: Command): void {
+  withCommonOptions(
+    program
+      .command('ls')
+      .summary('list regions, owners, mappings and states')
+      .description('List the static shared memory regions recorded in xenstore.')
+      .option('--tree', 'print the records as `xenstore-ls -f` lines'),
+  ).action(async (opts: LsOptions) => {
+    await withContext(opts, async (ctx) => {
+      const r = await ctx.manager.list();
+      if (opts.json) {
+        printJSON({ ok: true, ...r });
+        return;
+      }
+      if (opts.tree) {
+        const lines = await sharedMemoryTree(ctx.xs, r.root, r.domains.map((d) => d.domid));
+        process.stdout.write(lines.map((l) => l + '\n').join(''));
+        return;
+      }
+      process.stdout.write(renderList(r));
+    });
+  });
+}

@@ -1,0 +1,231 @@
+/**
+ * Typed reads and writes of the schema (schema.ts). Every function takes XenstoreOps: the
+ * manager passes a Transaction for everything it changes; plain reads (ls, polling) may pass
+ * the client. Requests of one call are pipelined (Promise.all) and every reply is checked: one
+ * failed write rejects the call, and the transaction around it is aborted.
+ */
+import { XenstoreError, type XenstoreOps } from '../../xenstore-wire';
+import { StoreError } from './errors';
+import {
+  CACHE_POLICY_VALUES,
+  formatDomid,
+  formatHex,
+  formatRange,
+  MAPPING_STATES,
+  MappingRecord,
+  MappingRole,
+  MappingState,
+  MirrorRecord,
+  parseDomid,
+  parseEnum,
+  parseHex,
+  parseRange,
+  PROT_VALUES,
+  REGION_STATES,
+  RegionRecord,
+  RegionState,
+  SPELLING_VALUES,
+  StorePaths,
+} from './schema';
+
+function isEnoent(e: unknown): boolean {
+  return e instanceof XenstoreError && e.code === 'ENOENT';
+}
+
+/** The node's value, or undefined when it does not exist. */
+export async function readOptional(ops: XenstoreOps, path: string): Promise<string | undefined> {
+  try {
+    return await ops.readString(path);
+  } catch (e) {
+    if (isEnoent(e)) return undefined;
+    throw e;
+  }
+}
+
+/** Children of a node, or [] when it does not exist. */
+export async function listOptional(ops: XenstoreOps, path: string): Promise<string[]> {
+  try {
+    return await ops.directory(path);
+  } catch (e) {
+    if (isEnoent(e)) return [];
+    throw e;
+  }
+}
+
+/** RM that counts a missing node as removed. */
+export async function rmIfExists(ops: XenstoreOps, path: string): Promise<void> {
+  try {
+    await ops.rm(path);
+  } catch (e) {
+    if (!isEnoent(e)) throw e;
+  }
+}
+
+function required(value: string | undefined, path: string): string {
+  if (value === undefined) throw new StoreError('ENOENT', path, 'missing from an existing region record');
+  return value;
+}
+
+/** One mapping record, or null when mappings/<domid> does not exist. */
+export async function readMapping(ops: XenstoreOps, paths: StorePaths, id: string, domid: number): Promise<MappingRecord | null> {
+  const p = paths.mapping(id, domid);
+  const [range, offset, prot, state, lock] = await Promise.all([
+    readOptional(ops, p),
+    readOptional(ops, paths.mappingField(id, domid, 'offset')),
+    readOptional(ops, paths.mappingField(id, domid, 'prot')),
+    readOptional(ops, paths.mappingField(id, domid, 'state')),
+    readOptional(ops, paths.mappingField(id, domid, 'lock')),
+  ]);
+  if (range === undefined) return null;
+  const r = parseRange(range, p);
+  return {
+    domid,
+    begin: r.begin,
+    end: r.end,
+    offset: parseHex(required(offset, paths.mappingField(id, domid, 'offset')), paths.mappingField(id, domid, 'offset')),
+    prot: parseEnum(required(prot, paths.mappingField(id, domid, 'prot')), PROT_VALUES, paths.mappingField(id, domid, 'prot')),
+    state: parseEnum(required(state, paths.mappingField(id, domid, 'state')), MAPPING_STATES, paths.mappingField(id, domid, 'state')),
+    lock: lock === undefined || lock === '' ? null : lock,
+  };
+}
+
+/** The region record, or null when <root>/<ID> does not exist. */
+export async function readRegion(ops: XenstoreOps, paths: StorePaths, id: string): Promise<RegionRecord | null> {
+  const [owner, begin, size, prot, cache, state, spelling, children] = await Promise.all([
+    readOptional(ops, paths.field(id, 'owner')),
+    readOptional(ops, paths.field(id, 'begin')),
+    readOptional(ops, paths.field(id, 'size')),
+    readOptional(ops, paths.field(id, 'prot')),
+    readOptional(ops, paths.field(id, 'cache_policy')),
+    readOptional(ops, paths.field(id, 'state')),
+    readOptional(ops, paths.field(id, 'spelling')),
+    listOptional(ops, paths.mappings(id)),
+  ]);
+  if (owner === undefined && state === undefined && begin === undefined) {
+    // Nothing of the region: absent (a bare node left by hand counts as absent too).
+    return null;
+  }
+  const domids = children.map((c) => parseDomid(c, `${paths.mappings(id)}/${c}`)).sort((a, b) => a - b);
+  const mappings = (await Promise.all(domids.map((d) => readMapping(ops, paths, id, d)))).filter((m): m is MappingRecord => m !== null);
+  return {
+    id,
+    owner: parseDomid(required(owner, paths.field(id, 'owner')), paths.field(id, 'owner')),
+    begin: parseHex(required(begin, paths.field(id, 'begin')), paths.field(id, 'begin')),
+    size: parseHex(required(size, paths.field(id, 'size')), paths.field(id, 'size')),
+    prot: parseEnum(required(prot, paths.field(id, 'prot')), PROT_VALUES, paths.field(id, 'prot')),
+    cachePolicy: parseEnum(required(cache, paths.field(id, 'cache_policy')), CACHE_POLICY_VALUES, paths.field(id, 'cache_policy')),
+    state: parseEnum(required(state, paths.field(id, 'state')), REGION_STATES, paths.field(id, 'state')),
+    spelling: spelling === undefined ? null : parseEnum(spelling, SPELLING_VALUES, paths.field(id, 'spelling')),
+    mappings,
+  };
+}
+
+/** Every region under the root, sorted by ID. */
+export async function readAllRegions(ops: XenstoreOps, paths: StorePaths): Promise<RegionRecord[]> {
+  const ids = (await listOptional(ops, paths.root)).sort();
+  const regions = await Promise.all(ids.map((id) => readRegion(ops, paths, id)));
+  return regions.filter((r): r is RegionRecord => r !== null);
+}
+
+/** The owner this tool made `domid`'s set_target point to, or null. */
+export async function readTarget(ops: XenstoreOps, paths: StorePaths, domid: number): Promise<number | null> {
+  const v = await readOptional(ops, paths.target(domid));
+  return v === undefined ? null : parseDomid(v, paths.target(domid));
+}
+
+// ---- writes (inside transactions) --------------------------------------------------------------
+
+/** Creates <root>/<ID> (dom0 only) with its fields. The mappings come separately. */
+export async function writeRegion(tx: XenstoreOps, paths: StorePaths, r: Omit<RegionRecord, 'mappings'>): Promise<void> {
+  const dir = paths.region(r.id);
+  // Perms first, so that the fields created below inherit n0 from their parent.
+  await tx.mkdir(dir);
+  await tx.setPerms(dir, ['n0']);
+  const writes: Promise<void>[] = [
+    tx.write(paths.field(r.id, 'owner'), formatDomid(r.owner)),
+    tx.write(paths.field(r.id, 'begin'), formatHex(r.begin)),
+    tx.write(paths.field(r.id, 'size'), formatHex(r.size)),
+    tx.write(paths.field(r.id, 'prot'), r.prot),
+    tx.write(paths.field(r.id, 'cache_policy'), r.cachePolicy),
+    tx.write(paths.field(r.id, 'state'), r.state),
+  ];
+  if (r.spelling) writes.push(tx.write(paths.field(r.id, 'spelling'), r.spelling));
+  await Promise.all(writes);
+}
+
+export async function writeRegionState(tx: XenstoreOps, paths: StorePaths, id: string, state: RegionState): Promise<void> {
+  await tx.write(paths.field(id, 'state'), state);
+}
+
+export async function removeRegion(tx: XenstoreOps, paths: StorePaths, id: string): Promise<void> {
+  await rmIfExists(tx, paths.region(id));
+}
+
+export async function writeMapping(tx: XenstoreOps, paths: StorePaths, id: string, m: MappingRecord): Promise<void> {
+  await tx.write(paths.mapping(id, m.domid), formatRange(m.begin, m.end));
+  const writes = [
+    tx.write(paths.mappingField(id, m.domid, 'offset'), formatHex(m.offset)),
+    tx.write(paths.mappingField(id, m.domid, 'prot'), m.prot),
+    tx.write(paths.mappingField(id, m.domid, 'state'), m.state),
+  ];
+  if (m.lock !== null) writes.push(tx.write(paths.mappingField(id, m.domid, 'lock'), m.lock));
+  await Promise.all(writes);
+}
+
+/** Moves a mapping to `state`, holding `lock` (null: the intent is over, the lock goes). */
+export async function writeMappingState(tx: XenstoreOps, paths: StorePaths, id: string, domid: number, state: MappingState, lock: string | null): Promise<void> {
+  await Promise.all([
+    tx.write(paths.mappingField(id, domid, 'state'), state),
+    lock === null ? rmIfExists(tx, paths.mappingField(id, domid, 'lock')) : tx.write(paths.mappingField(id, domid, 'lock'), lock),
+  ]);
+}
+
+export async function removeMapping(tx: XenstoreOps, paths: StorePaths, id: string, domid: number): Promise<void> {
+  await rmIfExists(tx, paths.mapping(id, domid));
+}
+
+/**
+ * Writes the guest mirror /local/domain/<domid>/shared_mem/<ID>, readable by that domain only
+ * (n0 r<domid>). The fields inherit the node's permissions when they are created.
+ */
+export async function writeMirror(tx: XenstoreOps, paths: StorePaths, domid: number, id: string, m: MirrorRecord): Promise<void> {
+  const perms = ['n0', `r${domid}`];
+  const dir = paths.mirrorDir(domid);
+  if (!(await tx.exists(dir))) {
+    await tx.mkdir(dir);
+    await tx.setPerms(dir, perms);
+  }
+  const node = paths.mirror(domid, id);
+  await tx.mkdir(node);
+  await tx.setPerms(node, perms);
+  await Promise.all([
+    tx.write(`${node}/role`, m.role),
+    tx.write(`${node}/begin`, formatHex(m.begin)),
+    tx.write(`${node}/size`, formatHex(m.size)),
+    tx.write(`${node}/offset`, formatHex(m.offset)),
+    tx.write(`${node}/prot`, m.prot),
+  ]);
+}
+
+/** Removes the mirror, and the domain's shared_mem folder once it is empty. */
+export async function removeMirror(tx: XenstoreOps, paths: StorePaths, domid: number, id: string): Promise<void> {
+  await rmIfExists(tx, paths.mirror(domid, id));
+  const dir = paths.mirrorDir(domid);
+  try {
+    if ((await tx.directory(dir)).length === 0) await tx.rm(dir);
+  } catch (e) {
+    if (!isEnoent(e)) throw e;
+  }
+}
+
+/** Records the set_target made for `domid` (the domain may read it, not change it). */
+export async function writeTarget(tx: XenstoreOps, paths: StorePaths, domid: number, owner: number): Promise<void> {
+  const p = paths.target(domid);
+  await tx.write(p, formatDomid(owner));
+  await tx.setPerms(p, ['n0', `r${domid}`]);
+}
+
+export function mirrorOf(region: RegionRecord, m: MappingRecord): MirrorRecord {
+  const role: MappingRole = m.domid === region.owner ? 'owner' : 'borrower';
+  return { role, begin: m.begin, size: m.end - m.begin, offset: m.offset, prot: m.prot };
+}

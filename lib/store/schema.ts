@@ -1,0 +1,175 @@
+/**
+ * The xenstore schema of static shared memory (DESIGN.md "Xenstore schema"), under a
+ * configurable root (default the proposal's /local/shared_mem):
+ *
+ *   <root>/<ID>                                  dom0 only (perms n0)
+ *     owner = "<domid>"                          decimal, always (the 2017 patches wrote it in
+ *                                                decimal and read it back as hex)
+ *     begin = "0x..."   size = "0x..."           owner guest-physical address and bytes
+ *     prot = "rw" | "r"   cache_policy = "ARM_normal" | "x86_normal"
+ *     state = allocating | ready | orphaned | releasing
+ *     spelling = static_shm | static_shared_mem  (extension: which config spelling made it)
+ *     mappings/<domid> = "0xBEGIN-0xEND"         one per domain using the region, owner included
+ *     mappings/<domid>/offset, prot, state (mapping | mapped | unmapping), lock
+ *   /local/domain/<domid>/shared_mem/<ID>        guest-readable mirror (perms n0 r<domid>)
+ *     role, begin, size, offset, prot
+ *   /local/domain/<domid>/target = "<owner>"     the set_target this tool made (n0 r<domid>)
+ *
+ * Only this file knows the node names and the text formats.
+ */
+import { joinPath } from '../../xenstore-wire/paths';
+import type { CachePolicy, ShmProt, ShmSpelling } from '../config/shm-entries';
+import { StoreError } from './errors';
+
+export const DEFAULT_ROOT = '/local/shared_mem';
+export const PAGE_SHIFT = 12n;
+export const PAGE_BYTES = 4096n;
+
+export const REGION_STATES = ['allocating', 'ready', 'orphaned', 'releasing'] as const;
+export type RegionState = (typeof REGION_STATES)[number];
+export const MAPPING_STATES = ['mapping', 'mapped', 'unmapping'] as const;
+export type MappingState = (typeof MAPPING_STATES)[number];
+export type MappingRole = 'owner' | 'borrower';
+
+/** One domain's use of a region (the owner's own mapping included). */
+export interface MappingRecord {
+  domid: number;
+  /** Guest-physical range in that domain, END exclusive. */
+  begin: bigint;
+  end: bigint;
+  /** Where the window starts inside the owner's region (0 for the owner). */
+  offset: bigint;
+  prot: ShmProt;
+  state: MappingState;
+  /** The process holding an intent on this mapping (lock.ts format), or null once committed. */
+  lock: string | null;
+}
+
+export interface RegionRecord {
+  id: string;
+  owner: number;
+  begin: bigint;
+  size: bigint;
+  prot: ShmProt;
+  cachePolicy: CachePolicy;
+  state: RegionState;
+  /** null for records written by another tool without the extension. */
+  spelling: ShmSpelling | null;
+  /** Sorted by domid. */
+  mappings: MappingRecord[];
+}
+
+/** The guest-readable mirror of one region in one domain. */
+export interface MirrorRecord {
+  role: MappingRole;
+  begin: bigint;
+  size: bigint;
+  offset: bigint;
+  prot: ShmProt;
+}
+
+export function roleOf(region: RegionRecord, m: MappingRecord): MappingRole {
+  return m.domid === region.owner ? 'owner' : 'borrower';
+}
+
+/** Node names, in one place. */
+export class StorePaths {
+  constructor(readonly root: string = DEFAULT_ROOT) {}
+
+  region(id: string): string {
+    return joinPath(this.root, id);
+  }
+
+  field(id: string, name: 'owner' | 'begin' | 'size' | 'prot' | 'cache_policy' | 'state' | 'spelling'): string {
+    return joinPath(this.root, id, name);
+  }
+
+  mappings(id: string): string {
+    return joinPath(this.root, id, 'mappings');
+  }
+
+  mapping(id: string, domid: number): string {
+    return joinPath(this.root, id, 'mappings', String(domid));
+  }
+
+  mappingField(id: string, domid: number, name: 'offset' | 'prot' | 'state' | 'lock'): string {
+    return joinPath(this.root, id, 'mappings', String(domid), name);
+  }
+
+  domain(domid: number): string {
+    return `/local/domain/${domid}`;
+  }
+
+  mirrorDir(domid: number): string {
+    return `/local/domain/${domid}/shared_mem`;
+  }
+
+  mirror(domid: number, id: string): string {
+    return `/local/domain/${domid}/shared_mem/${id}`;
+  }
+
+  target(domid: number): string {
+    return `/local/domain/${domid}/target`;
+  }
+}
+
+// ---- value formats ----------------------------------------------------------------------------
+
+export function formatHex(n: bigint): string {
+  return '0x' + n.toString(16);
+}
+
+export function formatRange(begin: bigint, end: bigint): string {
+  return `${formatHex(begin)}-${formatHex(end)}`;
+}
+
+/** Domids are written in decimal and read back in decimal (never parseInt with a guessed radix). */
+export function formatDomid(domid: number): string {
+  return String(domid);
+}
+
+export function parseDomid(text: string, path: string): number {
+  if (!/^(0|[1-9][0-9]{0,4})$/.test(text) || Number(text) >= 0x7ff0) {
+    throw new StoreError('EINVAL', path, `${JSON.stringify(text)} is not a decimal domid`);
+  }
+  return Number(text);
+}
+
+export function parseHex(text: string, path: string): bigint {
+  if (!/^0x[0-9a-f]{1,16}$/.test(text)) throw new StoreError('EINVAL', path, `${JSON.stringify(text)} is not a 0x hex number`);
+  return BigInt(text);
+}
+
+export function parseRange(text: string, path: string): { begin: bigint; end: bigint } {
+  const m = /^(0x[0-9a-f]{1,16})-(0x[0-9a-f]{1,17})$/.exec(text);
+  if (!m) throw new StoreError('EINVAL', path, `${JSON.stringify(text)} is not a range 0xBEGIN-0xEND`);
+  const begin = BigInt(m[1]);
+  const end = BigInt(m[2]);
+  if (end <= begin) throw new StoreError('EINVAL', path, `range ${text} is empty`);
+  return { begin, end };
+}
+
+export function parseEnum<T extends string>(text: string, values: readonly T[], path: string): T {
+  if (!(values as readonly string[]).includes(text)) {
+    throw new StoreError('EINVAL', path, `${JSON.stringify(text)} is not one of ${values.join(', ')}`);
+  }
+  return text as T;
+}
+
+export const PROT_VALUES: readonly ShmProt[] = ['r', 'rw'];
+export const CACHE_POLICY_VALUES: readonly CachePolicy[] = ['ARM_normal', 'x86_normal'];
+export const SPELLING_VALUES: readonly ShmSpelling[] = ['static_shm', 'static_shared_mem'];
+
+/** Page numbers of [begin, begin + size) : the gfn list of a range. */
+export function gfnsOf(begin: bigint, size: bigint): Float64Array {
+  const first = Number(begin >> PAGE_SHIFT);
+  const n = Number(size >> PAGE_SHIFT);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = first + i;
+  return out;
+}
+
+/** IDs name xenstore nodes: the config's rule (letters, digits, _). */
+export function isValidId(id: string): boolean {
+  return /^[A-Za-z0-9_]{1,128}$/.test(id);
+}

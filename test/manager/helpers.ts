@@ -1,0 +1,217 @@
+/**
+ * Environments for the manager tests: a xenstored (the in-memory server, or Debian's C
+ * xenstored / oxenstored through the harness) plus a simulated Xen host, with helpers to make
+ * domains as the toolstack would, dump both sides byte for byte, and check that the records and
+ * the host agree.
+ */
+import { createHash } from 'node:crypto';
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, type XenstoreClient } from '../../xenstore-wire';
+import { startServer, type FaultOptions, type XenstoreServer } from '../../xenstore-wire/server';
+import { parseXlConfig, type XlConfig } from '../../lib/config';
+import { SimHypervisor, type XenArch } from '../../lib/hypervisor';
+import { SharedMemoryManager, type ManagerOptions } from '../../lib/manager';
+import { createDomain, type DomainSpec } from '../../lib/sandbox/toolstack';
+import { dumpTree, gfnsOf, readAllRegions, StorePaths, type RegionRecord } from '../../lib/store';
+import { projectRoot, startDaemon, type RunningDaemon } from '../harness/daemons';
+
+export type StoreKind = 'memory' | 'cxenstored' | 'oxenstored';
+
+export interface EnvOptions {
+  /** In-memory server faults (commit EAGAIN rate ...). */
+  faults?: FaultOptions;
+  /** oxenstored: commits fail with EAGAIN at random. */
+  testEagain?: boolean;
+  arch?: XenArch;
+  /** Keep the simulated host in a folder (shared with child processes). Default: in-process. */
+  simDir?: boolean;
+  /** Domids the real daemons' fake hypervisor reports (default 1..40). */
+  fakeDomains?: number[];
+}
+
+export interface Env {
+  kind: StoreKind;
+  socketPath: string;
+  xs: XenstoreClient;
+  hv: SimHypervisor;
+  simDir?: string;
+  server?: XenstoreServer;
+  daemon?: RunningDaemon;
+  /** Extra pages (RAM) of each domain made by vm(). */
+  ram: Map<number, number>;
+  manager(opts?: Partial<ManagerOptions>): SharedMemoryManager;
+  /** xl create -p: a domain with records under /local/domain (introduced where the daemon allows). */
+  vm(name: string, spec?: Omit<DomainSpec, 'name'>): Promise<number>;
+  /** Every node from / with value and permissions, as xenstore-ls -f -p lines. */
+  dumpStore(): Promise<string>;
+  close(): Promise<void>;
+}
+
+const DEFAULT_FAKE = Array.from({ length: 40 }, (_, i) => i + 1);
+
+export async function startEnv(kind: StoreKind, opts: EnvOptions = {}): Promise<Env> {
+  let server: XenstoreServer | undefined;
+  let daemon: RunningDaemon | undefined;
+  let socketPath: string;
+  const simDir = opts.simDir ? mkdtempSync(join(tmpdir(), 'xen-sshm-sim-')) : undefined;
+  const hv = new SimHypervisor({ arch: opts.arch ?? 'arm', ...(simDir ? { dir: simDir } : {}) });
+  // The in-memory server's hypervisor: the domains vm() made.
+  const live = new Set<number>();
+  if (kind === 'memory') {
+    server = await startServer({ domains: { exists: (d) => live.has(d) }, faults: opts.faults });
+    socketPath = server.socketPath;
+  } else {
+    daemon = await startDaemon(kind, { testEagain: opts.testEagain, fakeDomains: opts.fakeDomains ?? DEFAULT_FAKE });
+    socketPath = daemon.socketPath;
+  }
+  const xs = await connect({ path: socketPath });
+  const ram = new Map<number, number>();
+  const managers: SharedMemoryManager[] = [];
+  const env: Env = {
+    kind, socketPath, xs, hv, simDir, server, daemon, ram,
+    manager(mopts = {}) {
+      const m = new SharedMemoryManager({ xenstore: xs, hypervisor: hv, stepHook: null, lockWaitMs: 10_000, ...mopts });
+      managers.push(m);
+      return m;
+    },
+    async vm(name, spec = {}) {
+      // oxenstored under the harness cannot INTRODUCE (it maps the ring): records only.
+      const domid = spec.domid ?? Math.max(0, ...(await hv.domains()).map((d) => d.domid)) + 1;
+      live.add(domid);
+      const d = await createDomain(xs, hv, { name, memoryMiB: 16, maxmemMiB: 64, ...spec, domid }, { introduce: kind !== 'oxenstored' });
+      ram.set(d.domid, (spec.memoryMiB ?? 16) * 256);
+      return d.domid;
+    },
+    async dumpStore() {
+      return (await dumpTree(xs, '/', { perms: true })).join('\n');
+    },
+    async close() {
+      for (const m of managers) m.dispose();
+      await xs.close().catch(() => undefined);
+      await hv.close().catch(() => undefined);
+      if (server) await server.close();
+      if (daemon) await daemon.stop();
+      if (simDir) rmSync(simDir, { recursive: true, force: true });
+    },
+  };
+  return env;
+}
+
+export function config(text: string, file = 'test.cfg'): XlConfig {
+  return parseXlConfig(text, { file });
+}
+
+/** The simulated host's persisted state, hashed: host.bin and the frames' bytes. */
+export function simFingerprint(simDir: string): string {
+  const h = createHash('sha256');
+  h.update(readFileSync(join(simDir, 'host.bin')));
+  h.update(readFileSync(join(simDir, 'frames')));
+  return h.digest('hex');
+}
+
+export interface Problem {
+  what: string;
+}
+
+/**
+ * Checks that the records and the simulated host agree: every committed mapping is in the
+ * physmap (owner RAM, borrower foreign frames of the owner's page at offset), nothing else is
+ * mapped, and no record holds a lock or an intermediate state. Returns the problems found.
+ */
+export async function consistencyProblems(env: Env, root = '/local/shared_mem', domids?: number[]): Promise<string[]> {
+  const problems: string[] = [];
+  const regions = await readAllRegions(env.xs, new StorePaths(root));
+  const expectMapped = new Map<number, number>();
+  for (const r of regions) {
+    if (r.state !== 'ready' && r.state !== 'orphaned') problems.push(`${r.id} is ${r.state}`);
+    for (const m of r.mappings) {
+      if (m.lock !== null || m.state !== 'mapped') problems.push(`${r.id}/mappings/${m.domid} is ${m.state} lock ${m.lock}`);
+      const pages = Number((m.end - m.begin) >> 12n);
+      expectMapped.set(m.domid, (expectMapped.get(m.domid) ?? 0) + pages);
+      problems.push(...(await mappingProblems(env, r, m.domid)));
+    }
+  }
+  for (const d of await env.hv.domains()) {
+    if (d.domid === 0 || (domids && !domids.includes(d.domid))) continue;
+    if (d.mappedGfns !== (expectMapped.get(d.domid) ?? 0)) problems.push(`d${d.domid} maps ${d.mappedGfns} gfns, records say ${expectMapped.get(d.domid) ?? 0}`);
+  }
+  return problems;
+}
+
+async function mappingProblems(env: Env, r: RegionRecord, domid: number): Promise<string[]> {
+  const m = r.mappings.find((x) => x.domid === domid)!;
+  const gfns = gfnsOf(m.begin, m.end - m.begin);
+  const ownerGfns = gfnsOf(r.begin + m.offset, m.end - m.begin);
+  const out: string[] = [];
+  for (let i = 0; i < gfns.length; i++) {
+    const e = await env.hv.physmapEntry(domid, gfns[i]);
+    if (domid === r.owner) {
+      if (e.kind !== 'ram') out.push(`${r.id}: owner d${domid} has no RAM at gfn ${gfns[i].toString(16)}`);
+      continue;
+    }
+    if (e.kind !== 'foreign' || e.owner !== r.owner) {
+      out.push(`${r.id}: d${domid} gfn ${gfns[i].toString(16)} is ${e.kind}`);
+      continue;
+    }
+    if (r.state === 'ready') {
+      const o = await env.hv.physmapEntry(r.owner, ownerGfns[i]);
+      if (o.kind !== 'ram' || o.mfn !== e.mfn) out.push(`${r.id}: d${domid} gfn ${gfns[i].toString(16)} is not the owner's page ${ownerGfns[i].toString(16)}`);
+    }
+  }
+  return out;
+}
+
+/** Nothing left anywhere: no region, no mirror, no mapped gfn, every domain back to its RAM. */
+export async function cleanProblems(env: Env, root = '/local/shared_mem', domids?: number[]): Promise<string[]> {
+  const problems: string[] = [];
+  const regions = await readAllRegions(env.xs, new StorePaths(root));
+  for (const r of regions) if (!domids || domids.includes(r.owner)) problems.push(`region ${r.id} left (${r.state})`);
+  for (const d of await env.hv.domains()) {
+    if (d.domid === 0 || (domids && !domids.includes(d.domid))) continue;
+    if (d.dying) problems.push(`d${d.domid} is a dying zombie`);
+    if (d.mappedGfns !== 0) problems.push(`d${d.domid} still maps ${d.mappedGfns} gfns`);
+    const ram = env.ram.get(d.domid);
+    if (ram !== undefined && d.totPages !== ram) problems.push(`d${d.domid} holds ${d.totPages} pages, its RAM is ${ram}`);
+    const mirror = await env.xs.exists(`/local/domain/${d.domid}/shared_mem`);
+    if (mirror) problems.push(`d${d.domid} still has a shared_mem mirror`);
+  }
+  return problems;
+}
+
+/** bigints as hex, for snapshot-like comparisons. */
+export function plain<T>(v: T): unknown {
+  return JSON.parse(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? '0x' + x.toString(16) : x)));
+}
+
+/** A small deterministic generator (mulberry32). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+let snapshot: string | undefined;
+
+/**
+ * A private copy of the compiled code for child processes, so that a rebuild of dist/ while a
+ * long test runs (other work in the same tree) cannot hand a child a half-written module.
+ * Returns the path of `rel` (e.g. 'test/manager/crash-child.js') inside the copy.
+ */
+export function snapshotDist(rel: string): string {
+  if (!snapshot) {
+    const root = projectRoot();
+    const dir = mkdtempSync(join(tmpdir(), 'xen-sshm-dist-'));
+    for (const sub of ['lib', 'xenstore-wire', 'test/manager']) cpSync(join(root, 'dist', sub), join(dir, 'dist', sub), { recursive: true });
+    for (const link of ['node_modules', 'build', 'package.json']) symlinkSync(join(root, link), join(dir, link));
+    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+    snapshot = dir;
+  }
+  return join(snapshot, 'dist', rel);
+}
