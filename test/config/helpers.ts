@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { XlConfig, XlValue } from '../../lib/config';
+import { seededRandom } from '../helpers/prng';
 
 export const ROOT = resolve(__dirname, '../../..');
 export const FIXTURES = join(ROOT, 'fixtures/config');
@@ -26,17 +27,7 @@ export function runSeed(): number {
   return env ? Number(env) >>> 0 : (Date.now() ^ (process.pid << 8)) >>> 0;
 }
 
-/** mulberry32: small, fast, good enough to drive generators reproducibly. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const prng = seededRandom;
 
 export class Rng {
   readonly next: () => number;

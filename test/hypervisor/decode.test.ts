@@ -38,21 +38,12 @@ import {
   type FieldLayout,
   type StructLayout,
 } from '../../lib/hypervisor/layout';
+import { seededRandom } from '../helpers/prng';
 
 const ROUNDS = 300;
 const SEED = Number(process.env.DECODE_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
-/** mulberry32: a small seeded PRNG, so a failure can be replayed with DECODE_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+const prng = seededRandom;
 
 class Rand {
   private readonly next: () => number;

@@ -16,6 +16,7 @@ import { SharedMemoryManager, type ManagerOptions } from '../../lib/manager';
 import { createDomain, type DomainSpec } from '../../lib/sandbox/toolstack';
 import { dumpTree, gfnsOf, readAllRegions, StorePaths, type RegionRecord } from '../../lib/store';
 import { projectRoot, startDaemon, type RunningDaemon } from '../harness/daemons';
+import { seededRandom } from '../helpers/prng';
 
 export type StoreKind = 'memory' | 'cxenstored' | 'oxenstored';
 
@@ -185,17 +186,7 @@ export function plain<T>(v: T): unknown {
   return JSON.parse(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? '0x' + x.toString(16) : x)));
 }
 
-/** A small deterministic generator (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = seededRandom;
 
 let snapshot: string | undefined;
 

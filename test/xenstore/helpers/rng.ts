@@ -1,15 +1,14 @@
+import { seededRandom } from '../../helpers/prng';
+
 /** A small seeded PRNG (mulberry32) so fuzz cases are reproducible from their seed. */
 export class Rng {
-  private s: number;
+  private readonly gen: () => number;
   constructor(readonly seed: number) {
-    this.s = seed >>> 0;
+    this.gen = seededRandom(seed);
   }
   /** Uniform in [0, 1). */
   next(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.gen();
   }
   /** Integer in [lo, hi]. */
   int(lo: number, hi: number): number {
