@@ -76,3 +76,109 @@ domu_run() {
   xenstore-read -R $_dr_base/reply
   return "$(xenstore-read $_dr_base/reply-rc)"
 }
+
+# ---- static shared memory through the `xen-sshm` command (three-vm, guest-view, large-region,
+# lifecycle) -----------------------------------------------------------------------------------
+
+# sshm LABEL ARGS...: runs `xen-sshm ARGS` (this package, dom0's node 18) with the timing preload
+# (sshm-timing.js: the manager's own time and its hypercalls', without node's start-up). Its
+# stdout is kept in /tmp/sshm-LABEL.out, its stderr in /tmp/sshm-LABEL.err; both are printed,
+# with "XENTIME LABEL:cli S" (the whole command's wall time). Returns xen-sshm's exit status.
+sshm() {
+  local _sm_label=$1; shift
+  local _sm_start; _sm_start=$(now)
+  XEN_TIMING_LABEL=$_sm_label node -r "$XEN_PKG/dist/test/xen/guest/sshm-timing.js" \
+    "$XEN_PKG/dist/lib/cli/xen-sshm.js" "$@" >/tmp/sshm-$_sm_label.out 2>/tmp/sshm-$_sm_label.err
+  local _sm_rc=$?
+  echo "XENTIME $_sm_label:cli $(elapsed "$_sm_start")" | tee -a /tmp/xentimes
+  echo "\$ xen-sshm $* (exit $_sm_rc)"
+  grep '^XENTIME ' /tmp/sshm-$_sm_label.err
+  grep -v '^XENTIME ' /tmp/sshm-$_sm_label.err
+  cat /tmp/sshm-$_sm_label.out
+  return $_sm_rc
+}
+
+# sshm_flat LABEL: the --json output of `sshm LABEL ...` without blanks, for grepping
+# '"action":"created"' and the like (presence only: field order is not relied upon).
+sshm_flat() { tr -d ' \n' < /tmp/sshm-$1.out; }
+
+# sshm_error LABEL: the error message of a failed `sshm LABEL ... --json` (or its stderr's tail).
+sshm_error() {
+  local _se; _se=$(sed -n 's/^ *"message": "\(.*\)",\{0,1\}$/\1/p' /tmp/sshm-$1.out | head -n 1)
+  [ -n "$_se" ] || _se=$(grep -v '^XENTIME ' /tmp/sshm-$1.err | tail -n 2 | tr '\n' ' ')
+  echo "$_se"
+}
+
+# xentime LABEL START: prints "XENTIME LABEL <seconds since START>" (a figure; time_of finds it).
+xentime() { echo "XENTIME $1 $(elapsed "$2")" | tee -a /tmp/xentimes; }
+
+# time_of LABEL: a figure printed by `sshm` (e.g. time_of apply-vm1:cli), or "?".
+time_of() { grep -h "^XENTIME $1 " /tmp/sshm-*.err /tmp/xentimes 2>/dev/null | tail -n 1 | awk '{ print $3 }' | grep . || echo '?'; }
+
+# shm_cfg FILE NAME 'static_shm = [...]': a test domU's xl config (domu_cfg) at FILE.
+shm_cfg() {
+  local _sc_file=$1 _sc_name=$2; shift 2
+  local _sc_tmp; _sc_tmp=$(domu_cfg "$_sc_name" "$@")
+  [ "$_sc_tmp" = "$_sc_file" ] || mv "$_sc_tmp" "$_sc_file"
+  echo "$_sc_file"
+}
+
+# Bytes as text, non-printable ones as '.' (for failure messages): hex_text 414243 -> ABC.
+hex_text() {
+  echo "$1" | awk '{
+    out = ""
+    for (i = 1; i + 1 <= length($0); i += 2) {
+      n = (index("0123456789abcdef", substr($0, i, 1)) - 1) * 16 + index("0123456789abcdef", substr($0, i + 1, 1)) - 1
+      out = out ((n >= 32 && n < 127) ? sprintf("%c", n) : ".")
+    }
+    print out
+  }'
+}
+
+# shm_cross TAG WRITER WADDR READER RADDR PAGE...: WRITER stores "TAG page K STAMP" at
+# WADDR + K pages (guest physical, busybox devmem) for each PAGE, then READER must read each at
+# RADDR + K pages. Two agent round trips; the first page that differs fails the check with
+#   READER reads "TEXT" at ADDR (TAG page K), expected "TAG page K STAMP" written by WRITER at ADDR
+shm_cross() {
+  local _x_tag=$1 _x_w=$2 _x_wa=$3 _x_r=$4 _x_ra=$5; shift 5
+  local _x_stamp _x_wcmd='' _x_rcmd='' _x_k _x_text _x_hex _x_out _x_i _x_got
+  _x_stamp="$(now | tr -d .)$$"
+  for _x_k in "$@"; do
+    _x_text="$_x_tag page $_x_k $_x_stamp"
+    _x_hex=$(printf '%s' "$_x_text" | od -An -v -tx1 | tr -d ' \n')
+    _x_wcmd="$_x_wcmd xen-memwrite $(printf '0x%x' $((_x_wa + _x_k * 4096))) $_x_hex &&"
+    # One line per page, in order, even when a read fails (a page not mapped: SIGBUS).
+    _x_rcmd="$_x_rcmd ( xen-memread $(printf '0x%x' $((_x_ra + _x_k * 4096))) ${#_x_text} ) 2>/dev/null || echo ERR;"
+  done
+  _x_out=$(domu_run "$_x_w" 60 "$_x_wcmd true") || fail "$_x_w could not write $_x_tag at $_x_wa: $_x_out"
+  _x_out=$(domu_run "$_x_r" 60 "$_x_rcmd true") || fail "$_x_r could not read $_x_tag at $_x_ra: $_x_out"
+  _x_i=0
+  for _x_k in "$@"; do
+    _x_i=$((_x_i + 1))
+    _x_text="$_x_tag page $_x_k $_x_stamp"
+    _x_got=$(echo "$_x_out" | sed -n "${_x_i}p")
+    [ "$_x_got" = "$(printf '%s' "$_x_text" | od -An -v -tx1 | tr -d ' \n')" ] && continue
+    echo "$_x_r's answer: $_x_out"
+    [ "$_x_got" = ERR ] && fail "$_x_r cannot read $(printf '0x%x' $((_x_ra + _x_k * 4096))) ($_x_tag page $_x_k): devmem failed (nothing mapped there?)"
+    fail "$_x_r reads \"$(hex_text "$_x_got")\" at $(printf '0x%x' $((_x_ra + _x_k * 4096))) ($_x_tag page $_x_k), expected \"$_x_text\" written by $_x_w at $(printf '0x%x' $((_x_wa + _x_k * 4096)))"
+  done
+  echo "$_x_tag: pages $* written by $_x_w at $_x_wa read by $_x_r at $_x_ra"
+}
+
+# shm_check TAG OWNER OADDR BORROWER BADDR PAGE...: shm_cross both ways (owner to borrower, then
+# the borrower's own bytes back to the owner).
+shm_check() {
+  local _y_tag=$1 _y_o=$2 _y_oa=$3 _y_b=$4 _y_ba=$5; shift 5
+  shm_cross "$_y_tag" "$_y_o" "$_y_oa" "$_y_b" "$_y_ba" "$@" || exit 1
+  shm_cross "$_y_tag" "$_y_b" "$_y_ba" "$_y_o" "$_y_oa" "$@" || exit 1
+}
+
+# records_have FILE LINE...: every LINE is a line of FILE (xenstore-ls -f output); fails naming
+# the first missing one.
+records_have() {
+  local _rh_file=$1; shift
+  local _rh_l
+  for _rh_l in "$@"; do
+    grep -qxF "$_rh_l" "$_rh_file" || { cat "$_rh_file"; fail "no record line '$_rh_l' in xenstore-ls -f"; }
+  done
+}
