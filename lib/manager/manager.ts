@@ -424,8 +424,9 @@ export class SharedMemoryManager extends EventEmitter<ManagerEvents> {
   }
 
   private memoryError(ids: string[], domid: number, name: string | null, pages: number, info: DomainInfo, cause?: unknown): ManagerError {
-    const short = Math.max(pages - info.headroomPages, 1);
-    const newMax = mib(info.maxPages + short);
+    const toPages = maxPagesFor(info, pages);
+    const short = toPages - info.maxPages;
+    const newMax = mib(toPages);
     const who = name ?? String(domid);
     return new ManagerError({
       code: 'ENOMEM', reason: 'memory', id: ids.join(','), domid, cause,
@@ -726,7 +727,7 @@ export class SharedMemoryManager extends EventEmitter<ManagerEvents> {
   private async makeRoom(domid: number, pages: number): Promise<{ fromPages: number; toPages: number } | null> {
     const info = await this.hv.domainInfo(domid);
     if (!info || info.headroomPages >= pages) return null;
-    const toPages = info.totPages + pages;
+    const toPages = maxPagesFor(info, pages);
     await this.hv.setMaxMem(domid, toPages * 4);
     return { fromPages: info.maxPages, toPages };
   }
@@ -1038,3 +1039,11 @@ export class SharedMemoryManager extends EventEmitter<ManagerEvents> {
 
 /** Re-exported for callers that check error classes without importing the config layer. */
 export { ConfigError, XenstoreError };
+
+/**
+ * The max_pages an owner needs so that `pages` more frames fit: counted from what it holds, since
+ * Xen refuses every allocation while tot_pages >= max_pages (the max may be below tot_pages).
+ */
+function maxPagesFor(info: DomainInfo, pages: number): number {
+  return info.totPages + pages;
+}
