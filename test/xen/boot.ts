@@ -36,6 +36,9 @@ export function qemuArgs(o: BootOptions): string[] {
     '-machine', 'virt,virtualization=on,gic-version=3', '-cpu', 'cortex-a57',
     '-m', String(o.hostMemMiB ?? 2048), '-smp', '2',
     '-nographic', '-no-reboot', '-monitor', 'none', '-serial', 'stdio',
+    // No NIC: the default one needs efi-virtio.rom from ipxe-qemu, a Recommends that a
+    // --no-install-recommends install skips (and the tier needs no network).
+    '-nic', 'none',
     '-kernel', f.xen,
     '-append', `dom0_mem=${o.dom0MemMiB ?? 768}M dom0_max_vcpus=2 console=dtuart loglvl=all guest_loglvl=all`,
     '-device', `guest-loader,addr=0x49000000,kernel=${f.kernel},bootargs=console=hvc0 earlycon=xenboot rdinit=/init loglevel=5`,

@@ -63,12 +63,19 @@ function parseArgs(argv: string[]): RunOptions {
   return o;
 }
 
+/** The host tools the tier runs, each with the Debian package that provides it. */
+const HOST_TOOLS: ReadonlyArray<[tool: string, pkg: string]> = [
+  ['qemu-system-aarch64', 'qemu-system-arm'], ['cpio', 'cpio'], ['gzip', 'gzip'],
+  ['timeout', 'coreutils'], ['dpkg-deb', 'dpkg'], ['apt-get', 'apt'],
+  ['aarch64-linux-gnu-gcc', 'gcc-aarch64-linux-gnu'], ['aarch64-linux-gnu-g++', 'g++-aarch64-linux-gnu'],
+];
+
+/** Checks every host tool before anything is fetched or booted, naming the packages missing. */
 function requireHostTools(): void {
-  for (const tool of ['qemu-system-aarch64', 'cpio', 'gzip', 'timeout', 'dpkg-deb', 'apt-get']) {
-    const r = run('boot', 'sh', ['-c', `command -v ${tool}`], { allowFail: true });
-    if (r.status !== 0) {
-      throw new XenTierError('boot', 'ENOENT', `${tool} not found: install qemu-system-arm and cpio (see .ci/run)`, tool);
-    }
+  const missing = HOST_TOOLS.filter(([tool]) => run('boot', 'sh', ['-c', `command -v ${tool}`], { allowFail: true }).status !== 0);
+  if (missing.length > 0) {
+    const pkgs = [...new Set(missing.map(([, pkg]) => pkg))].join(' ');
+    throw new XenTierError('boot', 'ENOENT', `missing host tools ${missing.map(([t]) => t).join(', ')}: apt-get install --no-install-recommends ${pkgs} (see .ci/run)`, missing[0][0]);
   }
 }
 
