@@ -43,7 +43,30 @@ export interface ConnectOptions {
   maxReplyPayload?: number;
   /** Defaults for `transaction()`. */
   transactionDefaults?: TransactionOptions;
+  /** Called before each request is sent (fault and crash injection, tracing): see RequestInterceptor. */
+  interceptor?: RequestInterceptor;
 }
+
+/** A request about to be sent, as an interceptor sees it. */
+export interface InterceptedRequest {
+  type: MessageType;
+  /** 'READ', 'TRANSACTION_END'... */
+  op: string;
+  /** The node, for requests about one. */
+  path?: string;
+  txId: number;
+  payload: Buffer;
+}
+
+/**
+ * Called before each request is sent. It may throw (the request is then not sent and fails
+ * with that error; a refused TRANSACTION_END is sent as an abort instead, so the daemon does not
+ * keep the transaction) or return a promise (the request waits for it; requests stay in order).
+ * It may return a function, called with the outcome once the answer came back and before the
+ * caller sees it.
+ */
+export type RequestInterceptor = (req: InterceptedRequest) => void | RequestAfter | Promise<void | RequestAfter>;
+export type RequestAfter = (outcome: { reply?: Buffer; error?: unknown }) => void;
 
 export interface TransactionOptions {
   /** Attempts before giving up with EAGAIN. Default 32. */
@@ -254,6 +277,10 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
   private resolveClosed!: (err: XenstoreWireError | null) => void;
   private drainWaiters: (() => void)[] = [];
   private readonly txDefaults: TransactionOptions;
+  private readonly interceptor?: RequestInterceptor;
+  /** The last request held by an interceptor's promise: later ones go after it. */
+  private held: Promise<unknown> = Promise.resolve();
+  private holding = 0;
   /**
    * Resolves when the connection has ended: with null after close(), with the ConnectionError
    * (or the ProtocolError) that ended it otherwise. Never rejects.
@@ -263,9 +290,10 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
   /** Wraps an already connected transport; `connect()` is the usual way in. */
   constructor(
     readonly transport: Transport,
-    opts: { maxReplyPayload?: number; transactionDefaults?: TransactionOptions } = {},
+    opts: { maxReplyPayload?: number; transactionDefaults?: TransactionOptions; interceptor?: RequestInterceptor } = {},
   ) {
     super();
+    this.interceptor = opts.interceptor;
     this.decoder = new FrameDecoder({ maxPayload: opts.maxReplyPayload ?? REPLY_PAYLOAD_BOUND });
     this.txDefaults = opts.transactionDefaults ?? {};
     this.closed = new Promise((r) => (this.resolveClosed = r));
@@ -289,8 +317,43 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
 
   // ------------------------------------------------------------------------- requests
 
-  /** @internal sends one request and resolves with the reply payload. */
+  /** @internal sends one request (through the interceptor, if any) and resolves with the reply payload. */
   _request(type: MessageType, payload: Buffer, txId: number, path?: string): Promise<Buffer> {
+    if (!this.interceptor) return this.send(type, payload, txId, path);
+    const refused = (e: unknown): Promise<Buffer> =>
+      type === MessageType.TRANSACTION_END && txId !== 0
+        ? this.send(type, request.transactionEnd(false), txId, path).then(() => Promise.reject(e), () => Promise.reject(e))
+        : Promise.reject(e);
+    const withAfter = (after: void | RequestAfter): Promise<Buffer> => {
+      const p = this.send(type, payload, txId, path);
+      if (typeof after !== 'function') return p;
+      return p.then(
+        (reply) => (after({ reply }), reply),
+        (error) => {
+          after({ error });
+          throw error;
+        },
+      );
+    };
+    let verdict: ReturnType<RequestInterceptor>;
+    try {
+      verdict = this.interceptor({ type, op: messageTypeName(type), path, txId, payload });
+    } catch (e) {
+      return refused(e);
+    }
+    if (!(verdict instanceof Promise) && this.holding === 0) return withAfter(verdict);
+    this.holding++;
+    const gate = this.held.then(() => verdict);
+    // Sent (or refused) in the first callback of `gate`; the next request's turn comes after.
+    const turn = gate.then(withAfter, refused);
+    this.held = gate.then(
+      () => this.holding--,
+      () => this.holding--,
+    );
+    return turn;
+  }
+
+  private send(type: MessageType, payload: Buffer, txId: number, path?: string): Promise<Buffer> {
     if (this.failure) return Promise.reject(this.failure instanceof ConnectionError ? this.failure.forRequest(type, path) : this.failure);
     if (this.closeRequested) {
       return Promise.reject(
@@ -640,5 +703,5 @@ export async function connect(options: ConnectOptions | string = {}): Promise<Xe
     if (opts.transport) kind = opts.transport;
   }
   const transport = kind === 'socket' ? await SocketTransport.connect(path, { connectTimeoutMs: opts.connectTimeoutMs }) : await XenbusTransport.open(path);
-  return new XenstoreClient(transport, { maxReplyPayload: opts.maxReplyPayload, transactionDefaults: opts.transactionDefaults });
+  return new XenstoreClient(transport, { maxReplyPayload: opts.maxReplyPayload, transactionDefaults: opts.transactionDefaults, interceptor: opts.interceptor });
 }

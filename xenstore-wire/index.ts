@@ -19,6 +19,9 @@ export {
   XenstoreClient,
   XenstoreOps,
   Transaction,
+  InterceptedRequest,
+  RequestInterceptor,
+  RequestAfter,
 } from './client';
 
 // The in-memory xenstored (the embedded default and a fault-injecting test peer).
