@@ -19,7 +19,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, write
 import { connect as netConnect } from 'node:net';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { connect, type XenstoreClient } from '../../xenstore-wire';
+import { connect, type ConnectOptions, type XenstoreClient } from '../../xenstore-wire';
 import { SimHypervisor } from '../hypervisor/sim';
 import type { XenArch } from '../hypervisor/types';
 import { lockStatus, ownLock, parseLock } from '../manager/lock';
@@ -143,7 +143,6 @@ export class Sandbox {
     const main = join(__dirname, 'xenstored-main.js');
     const log = openSync(this.logPath, 'a', 0o600);
     const env: NodeJS.ProcessEnv = { ...process.env };
-    delete env.XEN_SSHM_CRASH_AT;
     if (this.opts.idleMs !== undefined) env.XEN_SSHM_SANDBOX_IDLE_MS = String(this.opts.idleMs);
     const child = spawn(process.execPath, [main, this.dir], { detached: true, stdio: ['ignore', log, log], env, cwd: this.dir });
     closeSync(log);
@@ -165,9 +164,9 @@ export class Sandbox {
   }
 
   /** Starts the daemon if needed and connects to it (dom0's privileged socket). */
-  async connect(): Promise<XenstoreClient> {
+  async connect(opts: Omit<ConnectOptions, 'path'> = {}): Promise<XenstoreClient> {
     await this.start();
-    return connect({ path: this.socketPath });
+    return connect({ ...opts, path: this.socketPath });
   }
 
   /** The pid of the running daemon, or null. */
