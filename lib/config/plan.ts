@@ -141,43 +141,52 @@ function recordedOwner(r: PeerRegion): PlanMapping & { cachePolicy: CachePolicy 
   return { domain: `d${r.owner}`, file: where.file, location: where, begin: r.begin, end: r.begin + r.size, size: r.size, offset: 0n, prot: r.prot, role: 'owner', recorded: true, cachePolicy: r.cachePolicy };
 }
 
-/**
- * Validate several domains' configs together, against the current records, and plan who owns
- * and who borrows each ID. Per-domain rules run first; the cross-domain rules only see entries
- * that passed them, so one mistake gives one error. For static_shared_mem (role automatic) the
- * recorded owner, else the first config in `configs` that lists an ID, owns it: apply them in
- * this order.
- */
-export function planConfigs<R extends PeerRegion = PeerRegion>(configs: readonly PlanInput[], current: CurrentRecords<R> = NO_RECORDS as CurrentRecords<R>, opts: PlanOptions = {}): PlanResult<R> {
-  const errors: ConfigError[] = [];
-  const againstRecords = new Map<ConfigError, ShmEntry>();
-  const recordError = (e: ConfigError, about: ShmEntry): void => {
-    errors.push(e);
-    againstRecords.set(e, about);
-  };
-  const warnings: ConfigWarning[] = [];
-  const plan: Plan = { domains: [], regions: [], setTarget: [] };
-  const all: Claimant[] = [];
-  const names = new Map<string, XlConfig>();
-  const recorded = new Map(current.regions.map((r) => [r.id, r]));
-  const inputs = configs.map((c) => ('config' in c ? c : { config: c, domid: null }));
+/** One config read and validated on its own: the first stage of the planner. */
+export interface ReadDomain {
+  config: XlConfig;
+  /** The domain it is applied to, when known: records of that domid are its own. */
+  domid: number | null;
+  name: string | null;
+  /** Entries written (valid or not). */
+  entries: number;
+  /** The entries that passed every per-entry and per-domain rule. */
+  valid: ShmEntry[];
+}
 
-  for (const { config: cfg, domid } of inputs) {
-    warnings.push(...cfg.warnings);
+export interface ReadResult {
+  /** Every config's file, in the order given (errors are sorted by it). */
+  files: string[];
+  domains: ReadDomain[];
+  errors: ConfigError[];
+  warnings: ConfigWarning[];
+}
+
+/**
+ * Stage one: each config on its own (its name, its entries, the per-entry and per-domain rules
+ * of validate.ts), and names unique across configs. Nothing here depends on other domains or on
+ * the records, so `apply` can refuse a broken config before it looks at the host.
+ */
+export function readDomains(configs: readonly PlanInput[], opts: ValidateOptions = {}): ReadResult {
+  const out: ReadResult = { files: [], domains: [], errors: [], warnings: [] };
+  const names = new Map<string, XlConfig>();
+  for (const input of configs) {
+    const { config: cfg, domid } = 'config' in input ? input : { config: input, domid: null };
+    out.files.push(cfg.file);
+    out.warnings.push(...cfg.warnings);
     for (const key of cfg.keys()) {
       if (SHM_KEYS.includes(key)) continue;
       const guess = didYouMean(key, SHM_KEYS);
       const st = cfg.settings.get(key);
-      if (guess && st) warnings.push({ kind: 'config-warning', ...st.location, message: `key ${key} is not read by xen-sshm; did you mean ${guess}?` });
+      if (guess && st) out.warnings.push({ kind: 'config-warning', ...st.location, message: `key ${key} is not read by xen-sshm; did you mean ${guess}?` });
     }
     const dn = domainName(cfg);
-    if (dn.error) errors.push(dn.error);
+    if (dn.error) out.errors.push(dn.error);
     if (dn.name !== null) {
       const first = names.get(dn.name);
       if (first) {
         const here = cfg.settings.get('name');
         const there = first.settings.get('name');
-        errors.push(
+        out.errors.push(
           new ConfigError({
             rule: 'domain.name-repeated',
             location: here ? here.value.location : { file: cfg.file, line: 1, column: 1 },
@@ -192,12 +201,42 @@ export function planConfigs<R extends PeerRegion = PeerRegion>(configs: readonly
       names.set(dn.name, cfg);
     }
     const parsed = parseSharedMemEntries(cfg);
-    errors.push(...parsed.errors);
+    out.errors.push(...parsed.errors);
     const dv = validateDomainEntries(parsed.entries, opts);
-    errors.push(...dv.errors);
-    plan.domains.push({ name: dn.name ?? cfg.file, file: cfg.file, entries: parsed.entries.length });
-    const key = domid !== null ? recordKey(domid) : `n:${dn.name ?? cfg.file}`;
-    for (const e of dv.valid) {
+    out.errors.push(...dv.errors);
+    out.domains.push({ config: cfg, domid, name: dn.name, entries: parsed.entries.length, valid: dv.valid });
+  }
+  return out;
+}
+
+/**
+ * Validate several domains' configs together, against the current records, and plan who owns
+ * and who borrows each ID. Per-domain rules run first; the cross-domain rules only see entries
+ * that passed them, so one mistake gives one error. For static_shared_mem (role automatic) the
+ * recorded owner, else the first config in `configs` that lists an ID, owns it: apply them in
+ * this order.
+ */
+export function planConfigs<R extends PeerRegion = PeerRegion>(configs: readonly PlanInput[], current: CurrentRecords<R> = NO_RECORDS as CurrentRecords<R>, opts: PlanOptions = {}): PlanResult<R> {
+  return planDomains(readDomains(configs, opts), current, opts);
+}
+
+/** Stage two: the rules across domains and against the records, on what readDomains() kept. */
+export function planDomains<R extends PeerRegion = PeerRegion>(read: ReadResult, current: CurrentRecords<R> = NO_RECORDS as CurrentRecords<R>, opts: { only?: string } = {}): PlanResult<R> {
+  const errors: ConfigError[] = [...read.errors];
+  const againstRecords = new Map<ConfigError, ShmEntry>();
+  const recordError = (e: ConfigError, about: ShmEntry): void => {
+    errors.push(e);
+    againstRecords.set(e, about);
+  };
+  const warnings: ConfigWarning[] = [...read.warnings];
+  const plan: Plan = { domains: [], regions: [], setTarget: [] };
+  const all: Claimant[] = [];
+  const recorded = new Map(current.regions.map((r) => [r.id, r]));
+
+  for (const { config: cfg, domid, name, entries, valid } of read.domains) {
+    plan.domains.push({ name: name ?? cfg.file, file: cfg.file, entries });
+    const key = domid !== null ? recordKey(domid) : `n:${name ?? cfg.file}`;
+    for (const e of valid) {
       if (opts.only !== undefined && e.id !== opts.only) continue;
       // The domain's ranges already taken by other IDs (any state: a claim in progress occupies them too).
       const taken = domid === null ? undefined : overlapping(e, domid, current.regions);
@@ -336,7 +375,7 @@ export function planConfigs<R extends PeerRegion = PeerRegion>(configs: readonly
   }
   plan.regions = planned.map((p) => p.region);
 
-  const order = new Map(inputs.map((c, i) => [c.config.file, i]));
+  const order = new Map(read.files.map((f, i) => [f, i]));
   errors.sort((a, b) => (order.get(a.file) ?? 0) - (order.get(b.file) ?? 0) || a.line - b.line || a.column - b.column);
   const kept = all.filter((c) => decisions.has(c)).map((c) => decisions.get(c)!);
   return { plan, errors, warnings, decisions: kept, againstRecords };

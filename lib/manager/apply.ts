@@ -35,7 +35,8 @@ import {
 } from '../store';
 import { isDomid, PAGE_SHIFT_N, type MappingRole } from '../vocabulary';
 import { lockedBy, waitFor, type ManagerContext, type Wait } from './context';
-import { decide, type Decision } from './decide';
+import { decide, readConfig, type Decision } from './decide';
+import type { ReadResult } from '../config/plan';
 import { domainName, findDomainByName } from './domains';
 import { freeOwnerFrames, makeRoom, mapBorrower, populate, setTarget, unmapBorrower } from './frames';
 import { ownLock } from './lock';
@@ -123,16 +124,18 @@ type Claim =
  * config twice changes nothing the second time.
  */
 export async function apply(ctx: ManagerContext, req: ApplyRequest): Promise<ApplyResult> {
+  // The config's own rules first: a broken config is refused before the host is asked anything.
+  const read = readConfig(req.config, { dom0less: req.dom0less });
   const cfgName = configDomainName(req.config).name;
   const domid = await resolveDomain(ctx, req, cfgName);
   const name = (await domainName(ctx.xs, domid)) ?? cfgName;
-  const decisions = await prepare(ctx, req, domid, name);
+  const decisions = await prepare(ctx, req, read, domid, name);
   if (decisions.length === 0) return { domid, domain: name, entries: [] };
 
   const done: AppliedEntry[] = [];
   const raised: { fromPages: number; toPages: number }[] = [];
   try {
-    for (const d of decisions) done.push(await applyEntry(ctx, req, d.entry, domid, name, raised));
+    for (const d of decisions) done.push(await applyEntry(ctx, req, read, d.entry, domid, name, raised));
   } catch (e) {
     // Undo what this call created; what was already there stays.
     for (const d of done.reverse()) {
@@ -169,10 +172,10 @@ async function resolveDomain(ctx: ManagerContext, req: ApplyRequest, cfgName: st
 }
 
 /** Decides every entry against a snapshot of the records and refuses what cannot work, before any change. */
-async function prepare(ctx: ManagerContext, req: ApplyRequest, domid: number, name: string | null): Promise<Decision[]> {
+async function prepare(ctx: ManagerContext, req: ApplyRequest, read: ReadResult, domid: number, name: string | null): Promise<Decision[]> {
   const regions = await readAllRegions(ctx.xs, ctx.paths);
   const target = await readTarget(ctx.xs, ctx.paths, domid);
-  const decisions = decide(ctx.paths, { ...decideOptions(req, domid, name), arch: await ctx.xenArch() }, { regions, targets: targetsOf(domid, target) });
+  const decisions = decide(ctx.paths, { read, domid, name, allowSetTarget: req.allowSetTarget, arch: await ctx.xenArch() }, { regions, targets: targetsOf(domid, target) });
   for (const d of decisions) lifecycleCheck(ctx, d, domid, name);
   // Frames populated for an owner count against its max memory: say so before any change.
   const fresh = decisions.filter((d) => d.role === 'owner' && !d.region);
@@ -182,10 +185,6 @@ async function prepare(ctx: ManagerContext, req: ApplyRequest, domid: number, na
     if (info && info.headroomPages < pages) throw memoryShort(fresh.map((d) => d.entry.id), { domid, name }, pages, info);
   }
   return decisions;
-}
-
-function decideOptions(req: ApplyRequest, domid: number, name: string | null) {
-  return { config: req.config, domid, name, allowSetTarget: req.allowSetTarget, dom0less: req.dom0less };
 }
 
 function targetsOf(domid: number, target: number | null): Map<number, number> {
@@ -208,9 +207,9 @@ function lifecycleCheck(ctx: ManagerContext, d: Decision, domid: number, name: s
   }
 }
 
-async function applyEntry(ctx: ManagerContext, req: ApplyRequest, entry: ShmEntry, domid: number, name: string | null, raised: { fromPages: number; toPages: number }[]): Promise<AppliedEntry> {
+async function applyEntry(ctx: ManagerContext, req: ApplyRequest, read: ReadResult, entry: ShmEntry, domid: number, name: string | null, raised: { fromPages: number; toPages: number }[]): Promise<AppliedEntry> {
   const lock = ownLock();
-  const claim = await waitFor<Claim>(ctx, entry.id, domid, () => ctx.tx((tx) => claimApply(ctx, tx, req, entry, domid, name, lock)));
+  const claim = await waitFor<Claim>(ctx, entry.id, domid, () => ctx.tx((tx) => claimApply(ctx, tx, req, read, entry, domid, name, lock)));
   if (claim.kind === 'unchanged') return appliedEntry(claim.region, claim.mapping, claim.role, 'unchanged');
   const w = claim.work;
   const steps = stepsOf(w.role);
@@ -253,11 +252,12 @@ function appliedEntry(region: RegionRecord, m: MappingRecord, role: MappingRole,
 }
 
 /** The claim transaction of one entry: decided again on what it reads, then the lifecycle. */
-async function claimApply(ctx: ManagerContext, tx: XenstoreOps, req: ApplyRequest, entry: ShmEntry, domid: number, name: string | null, lock: string): Promise<Claim | Wait> {
+async function claimApply(ctx: ManagerContext, tx: XenstoreOps, req: ApplyRequest, read: ReadResult, entry: ShmEntry, domid: number, name: string | null, lock: string): Promise<Claim | Wait> {
   const id = entry.id;
   const region = await readRegion(tx, ctx.paths, id);
   const target = await readTarget(tx, ctx.paths, domid);
-  const [d] = decide(ctx.paths, { ...decideOptions(req, domid, name), arch: await ctx.xenArch(), only: id }, { regions: region ? [region] : [], targets: targetsOf(domid, target) });
+  const decided = { read, domid, name, allowSetTarget: req.allowSetTarget, arch: await ctx.xenArch(), only: id };
+  const [d] = decide(ctx.paths, decided, { regions: region ? [region] : [], targets: targetsOf(domid, target) });
   lifecycleCheck(ctx, d, domid, name);
   const mapping: MappingRecord = { domid, begin: entry.begin, end: entry.end, offset: entry.offset, prot: entry.prot, state: 'mapping', lock };
   if (d.role === 'owner') {

@@ -10,7 +10,7 @@ import { hex, humanSize } from '../config/numbers';
 import { HypercallError } from '../hypervisor/errors';
 import type { DomainInfo } from '../hypervisor/types';
 import type { MappingRecord, RegionRecord, StorePaths } from '../store';
-import { PAGE_SIZE_N, PAGES_PER_MIB } from '../vocabulary';
+import { DOMID_FIRST_RESERVED, PAGE_SIZE_N, PAGES_PER_MIB } from '../vocabulary';
 import { ManagerError, type ManagerReason } from './errors';
 
 /** The config being applied, as far as refusals need it. */
@@ -75,7 +75,7 @@ export const domainRefusal = {
       message: `the config describes ${JSON.stringify(cfgName)}, not ${JSON.stringify(asked)}`,
       hint: 'apply each domain its own config',
     }),
-  notADomid: (domid: number) => new ManagerError({ code: 'EINVAL', reason: 'domain', domid, message: `${domid} is not a domain id (1..32751)` }),
+  notADomid: (domid: number) => new ManagerError({ code: 'EINVAL', reason: 'domain', domid, message: `${domid} is not a domain id (1..${DOMID_FIRST_RESERVED - 1})` }),
   dom0: () =>
     new ManagerError({
       code: 'EINVAL', reason: 'domain', domid: 0,

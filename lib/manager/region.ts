@@ -7,7 +7,8 @@
  *   r.close();
  */
 import type { ForeignMapping } from '../hypervisor/types';
-import { formatHex, gfnsOf, PAGE_BYTES, type RegionRecord } from '../store';
+import { formatHex, gfnsOf, type RegionRecord } from '../store';
+import { PAGE_SIZE_N as PAGE_BYTES } from '../vocabulary';
 import { ManagerError } from './errors';
 import type { SharedMemoryManager } from './manager';
 
