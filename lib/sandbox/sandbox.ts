@@ -22,8 +22,7 @@ import { join, resolve } from 'node:path';
 import { connect, type ConnectOptions, type XenstoreClient } from '../../xenstore-wire';
 import { SimHypervisor } from '../hypervisor/sim';
 import type { XenArch } from '../hypervisor/types';
-import { lockStatus, ownLock, parseLock } from '../manager/lock';
-import { ManagerError } from '../manager/errors';
+import { lockStatus, ManagerError, ownLock, parseLock } from '../manager';
 
 /** Unix socket paths are limited to 107 bytes (sun_path). */
 const SUN_PATH_MAX = 107;
