@@ -20,8 +20,8 @@ import { connect as netConnect } from 'node:net';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect, type ConnectOptions, type XenstoreClient } from '../../xenstore-wire';
+import type { XenArch } from '../hypervisor';
 import { SimHypervisor } from '../hypervisor/sim';
-import type { XenArch } from '../hypervisor/types';
 import { clearStaleLock, createLockFile, lockStatus, parseLock, sweepTemporaries } from '../lockfile';
 import { ManagerError } from '../manager';
 
