@@ -1,0 +1,54 @@
+/**
+ * The public names of the package's entry points, read with the TypeScript compiler (values
+ * and types, `export *` followed): what docs/api.md must document.
+ */
+import { join } from 'node:path';
+import ts from 'typescript';
+
+export const ENTRY_POINTS = {
+  'xen-sshm': 'lib/index.ts',
+  'xen-sshm/xenstore': 'xenstore-wire/index.ts',
+  'xen-sshm/hypervisor': 'lib/hypervisor/index.ts',
+} as const;
+
+export type EntryPoint = keyof typeof ENTRY_POINTS;
+
+export interface ExportedName {
+  name: string;
+  kind: 'class' | 'function' | 'const' | 'type' | 'interface' | 'enum' | 'namespace';
+  /** The declaration's doc comment, first sentence (may be empty). */
+  summary: string;
+}
+
+function kindOf(sym: ts.Symbol): ExportedName['kind'] {
+  const f = sym.flags;
+  if (f & ts.SymbolFlags.Class) return 'class';
+  if (f & ts.SymbolFlags.Function) return 'function';
+  if (f & ts.SymbolFlags.Enum) return 'enum';
+  if (f & (ts.SymbolFlags.ValueModule | ts.SymbolFlags.NamespaceModule)) return 'namespace';
+  if (f & ts.SymbolFlags.Variable) return 'const';
+  if (f & ts.SymbolFlags.Interface) return 'interface';
+  return 'type';
+}
+
+/** Every exported name of each entry point, sorted. */
+export function exportedNames(root: string): Record<EntryPoint, ExportedName[]> {
+  const files = Object.values(ENTRY_POINTS).map((f) => join(root, f));
+  const program = ts.createProgram(files, { strict: true, noEmit: true, target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.Node16, moduleResolution: ts.ModuleResolutionKind.Node16, types: ['node'], typeRoots: [join(root, 'node_modules', '@types')], skipLibCheck: true });
+  const checker = program.getTypeChecker();
+  const out = {} as Record<EntryPoint, ExportedName[]>;
+  for (const [entry, file] of Object.entries(ENTRY_POINTS) as Array<[EntryPoint, string]>) {
+    const sf = program.getSourceFile(join(root, file));
+    if (!sf) throw new Error(`cannot read ${file}`);
+    const mod = checker.getSymbolAtLocation(sf);
+    const names = mod ? checker.getExportsOfModule(mod) : [];
+    out[entry] = names
+      .map((s) => {
+        const target = s.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(s) : s;
+        const doc = ts.displayPartsToString(target.getDocumentationComment(checker)).replace(/\s+/g, ' ').trim();
+        return { name: s.name, kind: kindOf(target), summary: /^(.*?[.:])(\s|$)/.exec(doc)?.[1] ?? doc };
+      })
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+  return out;
+}
