@@ -152,7 +152,6 @@ export function parseDomid(text: string): number {
 export function attachProgress(manager: SharedMemoryManager, opts: { enabled: boolean; minPages?: number }): () => void {
   if (!opts.enabled) return () => undefined;
   // Loaded only when a terminal will show it.
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
   const { SingleBar, Presets } = require('cli-progress') as typeof import('cli-progress');
   const minPages = opts.minPages ?? 16384;
   const verbs: Record<ProgressEvent['op'], string> = { populate: 'populating', map: 'mapping', unmap: 'unmapping', free: 'freeing' };

@@ -216,7 +216,6 @@ function parseStaticShm(item: XlString, file: string, domain: string | null, ind
   const malformed = errors.some((e) => e.rule === 'entry.syntax');
   const missing = (k: StaticShmKey) => !part(k) && !meant.has(k) && !malformed;
   if (missing('id')) err('entry.missing-key', 0, 'the entry has no id=', 'every entry needs id=NAME (letters, digits, _)');
-  const beginP = part('begin');
   if (missing('begin')) err('entry.missing-key', 0, 'the entry has no begin=', 'give the guest physical address: begin=0x40000000');
   const endP = part('end');
   const sizeP = part('size');

@@ -68,6 +68,18 @@ export function planRefusal(paths: StorePaths, w: Who, file: string, errors: Con
 // ---- the domain ------------------------------------------------------------------------------
 
 export const domainRefusal = {
+  noneNamed: (name: string) =>
+    new ManagerError({
+      code: 'ESRCH', reason: 'domain', domain: name, path: '/local/domain',
+      message: `no domain is named ${JSON.stringify(name)} (no /local/domain/<domid>/name holds it)`,
+      hint: 'create it first (xl create -p CFG), or give --domid',
+    }),
+  severalNamed: (name: string, domids: number[]) =>
+    new ManagerError({
+      code: 'EINVAL', reason: 'domain', domain: name, path: '/local/domain',
+      message: `${domids.length} domains are named ${JSON.stringify(name)}: ${domids.join(', ')}`,
+      hint: 'give --domid',
+    }),
   noneGiven: () => new ManagerError({ code: 'EINVAL', reason: 'domain', message: 'no domain given and the config has no name', hint: 'give --domid N or --domain NAME' }),
   notTheConfigs: (asked: string, cfgName: string, file: string) =>
     new ManagerError({
@@ -134,6 +146,11 @@ export function memoryShort(ids: string[], w: Who, pages: number, info: DomainIn
     hint: `raise ${who}'s maximum by at least ${humanSize(BigInt(short) * PAGE_SIZE_N)} (to ${newMax} MiB): apply again with --raise-maxmem, which does it ` +
       `through XEN_DOMCTL_max_mem (Debian's xl 4.17 cannot on Arm: \`xl mem-max\` aborts there and maxmem > memory fails to build); on x86, \`xl mem-max ${who} ${newMax}m\` works too`,
   });
+}
+
+/** Mapping a region's frames into dom0 (peek, openRegion) failed. */
+export function dom0MapFailed(id: string, owner: number, e: unknown): ManagerError {
+  return new ManagerError({ code: (e as { code?: string }).code ?? 'EIO', reason: 'hypercall', id, domid: owner, cause: e, message: `${id}: mapping the owner's frames into dom0 failed: ${(e as Error).message}` });
 }
 
 /**
@@ -213,6 +230,16 @@ export const lifecycle = {
       code: 'ESTALE', reason: 'lost-claim', id, domid, path: paths.mapping(id, domid),
       message: `${id}: the release claim of d${domid} was changed by someone else while its hypercalls ran`,
       hint: 'run xen-sshm reconcile, then check with xen-sshm ls',
+    }),
+  notReady: (paths: StorePaths, region: RegionRecord) =>
+    new ManagerError({
+      code: 'EBUSY', reason: 'state', id: region.id, domid: region.owner, path: paths.field(region.id, 'state'),
+      message: `${region.id} is ${region.state}: ${region.state === 'orphaned' ? 'its owner is gone, so its frames can no longer be mapped from the owner' : 'wait until it is ready'}`,
+    }),
+  outsideRegion: (paths: StorePaths, id: string, offset: bigint, length: bigint, size: bigint) =>
+    new ManagerError({
+      code: 'EINVAL', reason: 'mismatch', id, path: paths.field(id, 'size'),
+      message: `${id}: window ${hex(offset)}+${hex(length)} is outside the region's ${hex(size)} bytes`,
     }),
   notFound: (paths: StorePaths, id: string, domid?: number) =>
     new ManagerError({ code: 'ENOENT', reason: 'not-found', id, domid, path: paths.region(id), message: `no region ${id} under ${paths.root}` }),

@@ -145,4 +145,3 @@ export interface ManagerEvents {
   /** A transaction conflicted and is being redone. */
   retry: [{ attempt: number; code: string }];
 }
-

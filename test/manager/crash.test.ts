@@ -220,4 +220,3 @@ test(`crash safety: ${RUNS} SIGKILLs at seeded points of apply and release, then
   t.true(plans.length >= 200);
   t.true(reconciledActions > 0);
 });
-

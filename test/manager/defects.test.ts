@@ -243,4 +243,3 @@ test('regions above 65,535 pages: one call of 66,048 pages is split into 16-bit 
   await m.release({ domid: a, force: true });
   t.deepEqual(await cleanProblems(env), []);
 });
-
