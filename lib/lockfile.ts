@@ -10,7 +10,7 @@
  * sweepTemporaries() removes once that process is gone). A lock file that is empty or not a
  * lock (an older version wrote them in two steps) is recognised as half-made and may be removed.
  */
-import { closeSync, fsyncSync, linkSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, linkSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 
@@ -76,13 +76,16 @@ export function lockStatus(lock: string, host: string = hostname()): 'alive' | '
 
 // ---- lock files ---------------------------------------------------------------------------------
 
-/** Writes `content` to `<path>.<pid>.tmp` completely (and to disk), returning that name. */
+/**
+ * Writes `content` to `<path>.<pid>.tmp` completely, returning that name. Not fsynced: a lock
+ * names a process, and after a machine crash every such process is gone (a lock that lost its
+ * content then reads as half-made, which counts as dead).
+ */
 function writeTemporary(path: string, content: string): string {
   const tmp = `${path}.${process.pid}.tmp`;
   const fd = openSync(tmp, 'w', 0o600);
   try {
     writeSync(fd, content);
-    fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
