@@ -52,3 +52,21 @@ export function exportedNames(root: string): Record<EntryPoint, ExportedName[]> 
   }
   return out;
 }
+
+/**
+ * `node dist/test/helpers/exports.js`: the rows docs/api.md lacks and the rows it has in excess,
+ * per entry point (for whoever changes an export list: fill in the descriptions).
+ */
+if (require.main === module) {
+  const { readFileSync } = require('node:fs') as typeof import('node:fs');
+  const root = join(__dirname, '..', '..', '..');
+  const page = readFileSync(join(root, 'docs', 'api.md'), 'utf8');
+  const names = exportedNames(root);
+  for (const section of page.split(/^## /m).slice(1)) {
+    const entry = /^`([^`]+)`/.exec(section)?.[1] as EntryPoint | undefined;
+    if (!entry || !names[entry]) continue;
+    const rows = new Set([...section.matchAll(/^\| `([^`]+)` \|/gm)].map((m) => m[1]));
+    for (const n of names[entry]) if (!rows.has(n.name)) console.log(`${entry}: missing | \`${n.name}\` | ${n.kind} | ${n.summary} |`);
+    for (const r of rows) if (!names[entry].some((n) => n.name === r)) console.log(`${entry}: not exported: ${r}`);
+  }
+}

@@ -10,7 +10,6 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { clearStaleLock, createLockFile } from '../../lockfile';
 import { HypercallError } from '../errors';
 import { FrameFile } from './frames';
 import { SimHost, type SimHostInit } from './host';
@@ -124,16 +123,19 @@ export class SimStore {
     const start = Date.now();
     let wait = 1;
     for (;;) {
-      // Written whole, then linked into place: never an empty lock (lib/lockfile.ts).
-      if (createLockFile(lockPath)) {
+      try {
+        fs.writeFileSync(lockPath, String(process.pid), { flag: 'wx' });
         this.busy = true;
         return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       }
-      const status = clearStaleLock(lockPath);
-      // The holder died mid-call (host.bin is still the last complete save), or the lock was
-      // left half-made by an older version: removed, try again.
-      if (status === 'dead' || status === 'half-made' || status === 'absent') continue;
-      const holder = readOr(lockPath, '').trim();
+      const holder = Number(readOr(lockPath, ''));
+      if (holder > 0 && !alive(holder)) {
+        // The holder died mid-call: host.bin is still the last complete save.
+        fs.rmSync(lockPath, { force: true });
+        continue;
+      }
       if (Date.now() - start > LOCK_TIMEOUT_MS) {
         throw new HypercallError({
           call: 'sim(lock)', errno: E.EBUSY, path: lockPath,
@@ -157,5 +159,14 @@ function readOr(p: string, dflt: string): string {
     return fs.readFileSync(p, 'utf8');
   } catch {
     return dflt;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
