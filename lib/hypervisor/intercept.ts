@@ -8,21 +8,24 @@
  */
 import type { Hypervisor } from './types';
 
-/** Every method of the Hypervisor interface that talks to Xen (close and backend excluded). */
-export type HypervisorMethod = Exclude<keyof Hypervisor, 'backend' | 'close'>;
+/** Every method of the Hypervisor interface that talks to Xen (close excluded). */
+export type HypervisorMethod = Exclude<{ [K in keyof Hypervisor]: Hypervisor[K] extends (...args: never[]) => unknown ? K : never }[keyof Hypervisor], 'close'>;
 
-export const HYPERVISOR_METHODS: readonly HypervisorMethod[] = [
-  'xenVersion',
-  'domctlInterfaceVersion',
-  'domainInfo',
-  'populatePhysmap',
-  'decreaseReservation',
-  'addToPhysmapForeign',
-  'removeFromPhysmap',
-  'setTarget',
-  'setMaxMem',
-  'mapForeign',
-];
+/** Listed so that the compiler fails here when the interface gains a method (label it below). */
+const METHODS: Record<HypervisorMethod, true> = {
+  xenVersion: true,
+  domctlInterfaceVersion: true,
+  domainInfo: true,
+  populatePhysmap: true,
+  decreaseReservation: true,
+  addToPhysmapForeign: true,
+  removeFromPhysmap: true,
+  setTarget: true,
+  setMaxMem: true,
+  mapForeign: true,
+};
+
+export const HYPERVISOR_METHODS = Object.keys(METHODS) as readonly HypervisorMethod[];
 
 export interface InterceptedCall {
   method: HypervisorMethod;
@@ -62,24 +65,56 @@ export function callLabel(method: HypervisorMethod, args: readonly unknown[]): s
   }
 }
 
-/** `hv` with `hooks` around each call. Closing the result closes `hv`. */
+/**
+ * `hv` with `hooks` around each call. Every method is wrapped, whatever the backend adds (a
+ * Proxy, not a list); other properties and close() pass through.
+ */
 export function intercept(hv: Hypervisor, hooks: HypervisorHooks): Hypervisor {
-  const wrap = (method: HypervisorMethod) =>
-    async (...args: unknown[]): Promise<unknown> => {
-      const call: InterceptedCall = { method, args, label: callLabel(method, args) };
-      await hooks.before?.(call);
-      let value: unknown;
+  const wrapped = new Map<string, (...args: unknown[]) => unknown>();
+  // Synchronous while the hooks are: a method that returns a value still returns it.
+  const wrap = (method: string, fn: (...a: unknown[]) => unknown) =>
+    (...args: unknown[]): unknown => {
+      const call: InterceptedCall = { method: method as HypervisorMethod, args, label: callLabel(method as HypervisorMethod, args) };
+      const run = (): unknown => {
+        let result: unknown;
+        try {
+          result = fn.apply(hv, args);
+        } catch (error) {
+          hooks.after?.(call, { error });
+          throw error;
+        }
+        if (!(result instanceof Promise)) {
+          hooks.after?.(call, { value: result });
+          return result;
+        }
+        return result.then(
+          (value: unknown) => {
+            hooks.after?.(call, { value });
+            return value;
+          },
+          (error: unknown) => {
+            hooks.after?.(call, { error });
+            throw error;
+          },
+        );
+      };
+      let before: void | Promise<void>;
       try {
-        value = await (hv[method] as (...a: unknown[]) => Promise<unknown>).apply(hv, args);
-      } catch (error) {
-        hooks.after?.(call, { error });
-        throw error;
+        before = hooks.before?.(call);
+      } catch (e) {
+        // Refused: every method of the interface is async, so the refusal is a rejection.
+        return Promise.reject(e);
       }
-      hooks.after?.(call, { value });
-      return value;
+      return before instanceof Promise ? before.then(run) : run();
     };
-  const out = { close: () => hv.close() } as Record<string, unknown>;
-  Object.defineProperty(out, 'backend', { get: () => hv.backend, enumerable: true });
-  for (const m of HYPERVISOR_METHODS) out[m] = wrap(m);
-  return out as unknown as Hypervisor;
+  return new Proxy(hv, {
+    get(target, prop) {
+      const v: unknown = Reflect.get(target, prop, target);
+      if (typeof v !== 'function') return v;
+      if (typeof prop !== 'string' || prop === 'close' || prop === 'constructor') return (v as (...a: unknown[]) => unknown).bind(target);
+      let w = wrapped.get(prop);
+      if (!w) wrapped.set(prop, (w = wrap(prop, v as (...a: unknown[]) => unknown)));
+      return w;
+    },
+  });
 }
