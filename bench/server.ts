@@ -15,6 +15,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { projectRoot, startDaemon } from '../test/harness/daemons';
 import { BenchTarget, buildLibxsBench, benchEndpoint, EndpointResults, BenchOptions } from './xenstore';
 
@@ -155,7 +156,14 @@ export function serverMarkdown(c: ServerComparison, meta: Record<string, unknown
 
 async function main(): Promise<void> {
   const meta = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, loadavg: loadavg().map(r2).join(' ') };
-  const quick = process.argv.includes('--quick');
+  const { values } = parseArgs({
+    options: {
+      /** Fewer rounds and operations: a smoke run, not figures to report. */
+      quick: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const quick = values.quick === true;
   const c = await compareServers(quick ? { rounds: 3, reads: 500, writes: 200, pyxsReads: 100, batchesPerRound: 3 } : { rounds: 8, reads: 2000, writes: 500, pyxsReads: 200 });
   const outDir = join(projectRoot(), 'bench', 'results');
   mkdirSync(outDir, { recursive: true });

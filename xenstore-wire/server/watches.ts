@@ -1,0 +1,176 @@
+/**
+ * Watches (xenstored_watch.c): WATCH / UNWATCH / RESET_WATCHES, the permission filter of
+ * watch_permitted(), the special watches @introduceDomain and @releaseDomain with their own
+ * permissions, and fire_watches(), which queues events now or marks the node for the commit.
+ */
+import type { Frame } from '../codec';
+import { MessageType, XENSTORE_REL_PATH_MAX } from '../constants';
+import { getStrings } from './cstr';
+import { getParent, isChild, isErr, isUnprivileged, Node, ServerConnection, Watch, XS_PERM_NONE, XS_PERM_READ, XsErrno, XsPerm } from './model';
+import type { Rooms } from './rooms';
+
+export class Watches {
+  /** Permissions of the special watch paths (SET_PERMS on them decides who gets events). */
+  readonly specialPerms = new Map<string, readonly XsPerm[]>([
+    ['@releaseDomain', [{ id: 0, perms: XS_PERM_NONE }]],
+    ['@introduceDomain', [{ id: 0, perms: XS_PERM_NONE }]],
+  ]);
+
+  constructor(private readonly r: Rooms) {}
+
+  private watchPath(watch: Watch, name: string): string {
+    if (watch.relativePath === null) return name;
+    let path = name.slice(watch.relativePath.length);
+    if (path.startsWith('/')) path = path.slice(1);
+    return path;
+  }
+
+  /** watch_permitted(): the watcher may read the node or its parent (or could before). */
+  private watchPermitted(conn: ServerConnection, name: string, node: Node | null, perms: readonly XsPerm[] | null): boolean {
+    const db = this.r.db;
+    if (perms && db.permForConn(conn, perms) & XS_PERM_READ) return true;
+    if (!node) {
+      const r = db.readNode(conn, name);
+      if (isErr(r)) return false;
+      node = r;
+    }
+    if (db.permForConn(conn, node.perms) & XS_PERM_READ) return true;
+    let parent = node.parent;
+    if (!parent) {
+      const r = db.readNode(conn, getParent(node.name));
+      if (isErr(r)) return false;
+      parent = r;
+    }
+    return (db.permForConn(conn, parent.perms) & XS_PERM_READ) !== 0;
+  }
+
+  private checkPermsSpecial(name: string, conn: ServerConnection): boolean {
+    const p = this.specialPerms.get(name);
+    if (!p) return false;
+    return (this.r.db.permForConn(conn, p) & XS_PERM_READ) !== 0;
+  }
+
+  /**
+   * fire_watches(): queue events now, or mark the node when inside a transaction. `domid`
+   * names the domain of a special event (@introduceDomain, @releaseDomain).
+   */
+  fireWatches(
+    conn: ServerConnection | null,
+    name: string,
+    node: Node | null,
+    exact: boolean,
+    perms: readonly XsPerm[] | null,
+    domid?: number,
+  ): void {
+    if (conn && conn.transaction) {
+      const i = conn.transaction.accessed.get(name);
+      if (!i) {
+        conn.transaction.fail = true;
+        return;
+      }
+      if (!i.fireWatch) {
+        i.fireWatch = true;
+        i.watchExact = exact;
+      } else if (!exact) {
+        i.watchExact = false;
+      }
+      return;
+    }
+    const special = name.startsWith('@');
+    const output = this.r.output;
+    for (const c of output.connections.slice()) {
+      if (c.watches.length === 0) continue;
+      if (special) {
+        if (!this.checkPermsSpecial(name, c)) continue;
+      } else if (!this.watchPermitted(c, name, node, perms)) {
+        continue;
+      }
+      for (const w of c.watches) {
+        if (special) {
+          const path = this.specialEventPath(w, name, domid);
+          if (path !== null) output.sendEvent(c, path, w.token);
+        } else if (exact ? name === w.node : isChild(name, w.node) && this.withinDepth(w, name)) {
+          output.sendEvent(c, this.watchPath(w, name), w.token);
+        }
+      }
+    }
+  }
+
+  /** Xen 4.22: a watch with a depth matches nodes at most that many levels below it. */
+  private withinDepth(w: Watch, name: string): boolean {
+    if (w.depth === null) return true;
+    const below = w.node === '/' ? name.slice(1) : name.slice(w.node.length + 1);
+    const levels = below === '' ? 0 : below.split('/').length;
+    return levels <= w.depth;
+  }
+
+  /**
+   * The path a special event is reported with to this watch, or null when it does not match:
+   * `@name` for a plain watch; `@name/<domid>` for a depth-1 watch (4.22); a 4.22 watch on
+   * `@releaseDomain/<domid>` sees that one domain's release only.
+   */
+  private specialEventPath(w: Watch, name: string, domid: number | undefined): string | null {
+    if (w.node === name) return w.depth === 1 && domid !== undefined ? `${name}/${domid}` : name;
+    if (domid !== undefined && w.node === `${name}/${domid}` && this.r.state.release.releaseDomainPerDomain) return w.node;
+    return null;
+  }
+
+  deleteAllWatches(conn: ServerConnection): void {
+    if (conn.domain) conn.domain.nbwatch = Math.max(0, conn.domain.nbwatch - conn.watches.length);
+    conn.watches.length = 0;
+  }
+
+  // ------------------------------------------------------------------------------------
+  // Requests
+
+  doWatch(conn: ServerConnection, req: Frame): void {
+    const vec = getStrings(req.payload);
+    const depthArg = this.r.state.release.watchDepth && vec.length === 3;
+    if (vec.length !== 2 && !depthArg) throw new XsErrno('EINVAL');
+    let depth: number | null = null;
+    if (depthArg) {
+      // A decimal value of 0 or larger (docs/misc/xenstore.txt, Xen 4.22).
+      if (!/^\d+$/.test(vec[2])) throw new XsErrno('EINVAL');
+      depth = Number(vec[2]);
+    }
+    let path = vec[0];
+    const token = vec[1];
+    const db = this.r.db;
+    let relative: boolean;
+    if (path.startsWith('@')) {
+      relative = false;
+      if (path.length > XENSTORE_REL_PATH_MAX) throw new XsErrno('EINVAL');
+      // For special watches only depth 1 (report the domid) is defined.
+      if (depth !== null && depth !== 1) throw new XsErrno('EINVAL');
+    } else {
+      relative = !path.startsWith('/');
+      path = db.canonicalize(conn, path);
+      if (!db.isValidNodename(path)) throw new XsErrno('EINVAL');
+    }
+    if (conn.watches.some((w) => w.node === path && w.token === token)) throw new XsErrno('EEXIST');
+    if (isUnprivileged(conn) && conn.domain!.nbwatch > this.r.domains.quota(conn, 'watches')) throw new XsErrno('E2BIG');
+    const watch = new Watch(path, token, relative ? db.implicitPath(conn) : null, depth);
+    if (conn.domain) conn.domain.nbwatch++;
+    conn.watches.push(watch);
+    this.r.output.sendAck(conn, req, MessageType.WATCH);
+    // "We fire once up front: simplifies clients and restart."
+    this.r.output.sendEvent(conn, this.watchPath(watch, watch.node), watch.token);
+  }
+
+  doUnwatch(conn: ServerConnection, req: Frame): void {
+    const vec = getStrings(req.payload);
+    if (vec.length !== 2) throw new XsErrno('EINVAL');
+    const node = this.r.db.canonicalize(conn, vec[0]);
+    const i = conn.watches.findIndex((w) => w.node === node && w.token === vec[1]);
+    if (i < 0) throw new XsErrno('ENOENT');
+    conn.watches.splice(i, 1);
+    if (conn.domain && conn.domain.nbwatch > 0) conn.domain.nbwatch--;
+    this.r.output.sendAck(conn, req, MessageType.UNWATCH);
+  }
+
+  doResetWatches(conn: ServerConnection, req: Frame): void {
+    this.deleteAllWatches(conn);
+    this.r.transactions.deleteAllTransactions(conn);
+    this.r.output.sendAck(conn, req, MessageType.RESET_WATCHES);
+  }
+}
