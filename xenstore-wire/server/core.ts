@@ -161,7 +161,7 @@ export class XenstoredCore {
   // Connections
 
   /** A new connection: `domid` null for the privileged socket, else an introduced domain. */
-  openConnection(domid: number | null, sink: (frames: Frame[]) => void, onClose: () => void): ServerConnection {
+  openConnection(domid: number | null, sink: (frames: Frame[]) => boolean | void, onClose: () => void): ServerConnection {
     return this.rooms.output.openConnection(domid, sink, onClose);
   }
 
@@ -225,9 +225,22 @@ export class XenstoredCore {
     }
   }
 
-  /** Hand every queued frame to its connection's sink. */
+  /** Hand queued frames to their connections' sinks (as far as each transport takes them). */
   flush(): void {
     this.rooms.output.flush();
+  }
+
+  /** The connection's transport can take output again (after its sink returned false). */
+  drained(conn: ServerConnection): void {
+    this.rooms.output.drained(conn);
+  }
+
+  /**
+   * Whether the next request of this connection may be processed now: not while its domain
+   * is over its memory or outstanding-request quota, nor while its own output is backed up.
+   */
+  canRead(conn: ServerConnection): boolean {
+    return this.rooms.output.canRead(conn);
   }
 
   // ------------------------------------------------------------------------------------

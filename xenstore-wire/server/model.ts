@@ -58,6 +58,17 @@ export interface Quotas {
   memory: number;
   /** Warning level only (logged by C xenstored); reported by CONTROL quota-soft. */
   memorySoft: number;
+  /**
+   * Milliseconds an unprivileged domain's watch event may wait unwritten before it is
+   * discarded (C xenstored `--timeout watch-event`, 20 s); 0 disables.
+   */
+  watchEventTimeoutMs: number;
+  /**
+   * Ours, not C's: bytes of output (payload + header) queued on one privileged connection
+   * that is not reading its socket, beyond which the daemon drops that connection. C
+   * xenstored queues without limit for privileged connections (see docs/server-differences.md).
+   */
+  privilegedOutput: number;
 }
 
 /** C xenstored 4.17's defaults (xenstored_core.c). */
@@ -72,7 +83,35 @@ export const DEFAULT_QUOTAS: Readonly<Quotas> = {
   outstanding: 20,
   memory: 2 * 1024 * 1024 + 512 * 1024,
   memorySoft: 2 * 1024 * 1024,
+  watchEventTimeoutMs: 20_000,
+  privilegedOutput: 1024 * 1024,
 };
+
+/**
+ * Ours: a connection whose own queued output reaches this many bytes is not read until it
+ * drains, so a client that pipelines requests without reading replies queues at most this
+ * much (plus one reply). Unprivileged domains stop earlier, at C's outstanding quota.
+ */
+export const READ_PAUSE_BYTES = 64 * 1024;
+
+/** xenstored_core.h DEFAULT_BUFFER_SIZE: replies up to this size skip the memory quota check. */
+export const DEFAULT_BUFFER_SIZE = 16;
+
+/**
+ * A reply or error on a connection's output queue (a struct buffered_data on conn->out_list).
+ * Watch events are queued as their payload alone, a latin1 string: a queue of them then costs
+ * about what C's does per event, where an object and a Buffer each would cost several times
+ * more.
+ */
+export interface QueuedReply {
+  readonly type: number;
+  readonly reqId: number;
+  readonly txId: number;
+  readonly payload: Buffer;
+}
+
+/** An entry of the output queue: a reply, or a watch event's payload. */
+export type Queued = QueuedReply | string;
 
 /** A record of the database. Arrays and buffers are never mutated in place (copy on write). */
 export interface StoredNode {
@@ -188,15 +227,19 @@ export class ServerConnection {
   transaction: Transaction | null = null;
   /**
    * Frames queued and not yet accepted by the transport (conn->out_list). They leave when
-   * the sink takes them; a sink that is backed up keeps them here (see output.ts).
+   * the sink takes them; while the sink is backed up they wait here (see output.ts).
    */
-  readonly out: Frame[] = [];
+  out: Queued[] = [];
   /** Bytes (payload + header) of the frames in `out`. */
   outBytes = 0;
-  /** Watch event payloads in `out` (latin1 text -> count), for the duplicate check. */
-  readonly pendingEvents = new Map<string, number>();
-  /** Per frame of `out` that is an unprivileged domain's watch event: when it expires. */
-  readonly eventDeadlines = new Map<Frame, number>();
+  /**
+   * Unprivileged connections: when each queued watch event expires (Date.now() ms), in
+   * queue order from `deadlineHead` on (events leave in the order they were queued).
+   */
+  eventDeadlines: number[] = [];
+  deadlineHead = 0;
+  /** Watch event payloads in `out` (latin1), for the duplicate check of send_event(). */
+  readonly pendingEvents = new Set<string>();
   /** Messages received, for the drop-after-N fault. */
   received = 0;
   closed = false;
@@ -207,8 +250,12 @@ export class ServerConnection {
     /** conn->id: 0 for the socket, the domid for a domain's connection. */
     public readonly id: number,
     public readonly domain: Domain | null,
-    /** Where whole frames go; the transport layer encodes and writes them. */
-    public readonly sink: (frames: Frame[]) => void,
+    /**
+     * Where whole frames go; the transport layer encodes and writes them. It returns false
+     * when its writes are backed up: the daemon then keeps further output queued until the
+     * transport calls XenstoredCore.drained(conn).
+     */
+    public readonly sink: (frames: Frame[]) => boolean | void,
     /** Called when the daemon drops the connection (bad frame, release, fault). */
     public readonly onClose: () => void,
   ) {}

@@ -63,11 +63,22 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-/** What each transport gives the server: write frames out, close. */
+/** What each transport gives the server: write frames out, stop and restart input, close. */
 interface Endpoint {
-  write(buf: Buffer): void;
+  /** Returns false when the transport's buffer is full ('drain' follows). */
+  write(buf: Buffer): boolean;
+  /** Stop delivering input (the daemon will not read this connection for now). */
+  pause(): void;
+  resume(): void;
   destroy(): void;
   readonly destroyed: boolean;
+}
+
+/** Requests received and not yet processed: the daemon stopped reading this connection. */
+interface Input {
+  frames: Frame[];
+  next: number;
+  paused: boolean;
 }
 
 export class XenstoreServer {
@@ -80,6 +91,9 @@ export class XenstoreServer {
   private readonly domainListeners = new Map<number, { server: Server; path: string }>();
   private readonly domainListening = new Map<number, Promise<string>>();
   private readonly endpoints = new Map<ServerConnection, Endpoint>();
+  private readonly inputs = new Map<ServerConnection, Input>();
+  /** Connections not being read (their domain's quota, or their own unread output). */
+  private readonly paused = new Set<ServerConnection>();
   private readonly existing: Set<number>;
   private readonly oracle?: DomainOracle;
   private faults: FaultOptions;
@@ -174,6 +188,7 @@ export class XenstoreServer {
     }
     const decoder = new FrameDecoder({ maxPayload: XENSTORE_PAYLOAD_MAX });
     sock.on('data', (chunk: Buffer) => this.receive(conn, decoder, chunk));
+    sock.on('drain', () => this.drained(conn));
     sock.on('error', () => undefined);
     sock.on('close', () => this.detach(conn));
   }
@@ -191,7 +206,22 @@ export class XenstoreServer {
 
   private detach(conn: ServerConnection): void {
     this.endpoints.delete(conn);
+    this.inputs.delete(conn);
+    this.paused.delete(conn);
     this.core.closeConnection(conn);
+    // Its queued output no longer counts against its domain: others may be read again.
+    this.pumpPaused();
+  }
+
+  /** The transport took what it had: write what waited, read who waited. */
+  private drained(conn: ServerConnection): void {
+    if (conn.closed) return;
+    this.core.drained(conn);
+    this.pumpPaused();
+  }
+
+  private pumpPaused(): void {
+    for (const c of [...this.paused]) this.pump(c);
   }
 
   private receive(conn: ServerConnection, decoder: FrameDecoder, chunk: Buffer): void {
@@ -203,8 +233,30 @@ export class XenstoreServer {
       this.core.dropConnection(conn);
       return;
     }
-    for (const f of frames) {
+    let input = this.inputs.get(conn);
+    if (!input) {
+      input = { frames: [], next: 0, paused: false };
+      this.inputs.set(conn, input);
+    }
+    for (const f of frames) input.frames.push(f);
+    this.pump(conn);
+  }
+
+  /** Process received requests while the daemon may read this connection (conn_can_read). */
+  private pump(conn: ServerConnection): void {
+    const input = this.inputs.get(conn);
+    if (!input) return;
+    while (input.next < input.frames.length) {
       if (conn.closed) return;
+      if (!this.core.canRead(conn)) {
+        if (!input.paused) {
+          input.paused = true;
+          this.paused.add(conn);
+          this.endpoints.get(conn)?.pause();
+        }
+        return;
+      }
+      const f = input.frames[input.next++];
       this.core.process(conn, f);
       conn.received++;
       const limit = this.faults.dropAfterMessages;
@@ -212,6 +264,13 @@ export class XenstoreServer {
         this.dropSoon(conn);
         return;
       }
+    }
+    input.frames = [];
+    input.next = 0;
+    if (input.paused) {
+      input.paused = false;
+      this.paused.delete(conn);
+      this.endpoints.get(conn)?.resume();
     }
   }
 
@@ -223,15 +282,13 @@ export class XenstoreServer {
     setTimeout(() => ep?.destroy(), wait);
   }
 
-  private output(conn: ServerConnection, frames: Frame[]): void {
+  /** The connection's sink: false when the transport is backed up (output waits in the core). */
+  private output(conn: ServerConnection, frames: Frame[]): boolean {
     const ep = this.endpoints.get(conn);
-    if (!ep || ep.destroyed) return;
+    if (!ep || ep.destroyed) return true;
     const buf = frames.length === 1 ? encodeFrame(frames[0]) : Buffer.concat(frames.map(encodeFrame));
     const d = this.faults.replyDelayMs;
-    if (d === undefined || d === 0) {
-      ep.write(buf);
-      return;
-    }
+    if (d === undefined || d === 0) return ep.write(buf);
     // Delayed output goes through one queue per connection, so it leaves in order whatever
     // the individual delays.
     const ms = Array.isArray(d) ? d[0] + this.random() * (d[1] - d[0]) : d;
@@ -244,6 +301,7 @@ export class XenstoreServer {
     }
     q.push({ due, buf });
     if (q.length === 1) this.armDelayed(conn, ep);
+    return true;
   }
 
   private armDelayed(conn: ServerConnection, ep: Endpoint): void {
@@ -293,11 +351,17 @@ export class XenstoreServer {
     if (domid !== null) this.requireIntroduced(domid);
     const decoder = new FrameDecoder({ maxPayload: XENSTORE_PAYLOAD_MAX });
     let conn: ServerConnection | null = null;
+    // While the daemon does not read this connection, the writer's callback waits (backpressure).
+    let paused = false;
+    let heldWrite: (() => void) | null = null;
     const stream = new Duplex({
-      read() {},
+      read: () => {
+        if (conn && !conn.writable) this.drained(conn);
+      },
       write: (chunk: Buffer, _enc, cb) => {
         if (conn) this.receive(conn, decoder, chunk);
-        cb();
+        if (paused) heldWrite = cb;
+        else cb();
       },
       final: (cb) => {
         stream.push(null);
@@ -310,6 +374,15 @@ export class XenstoreServer {
     });
     conn = this.attach(domid, {
       write: (buf) => stream.push(buf),
+      pause: () => {
+        paused = true;
+      },
+      resume: () => {
+        paused = false;
+        const cb = heldWrite;
+        heldWrite = null;
+        cb?.();
+      },
       destroy: () => stream.destroy(),
       get destroyed() {
         return stream.destroyed;
