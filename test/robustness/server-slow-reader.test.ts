@@ -271,7 +271,7 @@ test('a privileged client that pipelines requests and never reads: the daemon st
 });
 
 test('against C xenstored in the same run: the same hostile clients cost the in-memory server at most 2x the memory, and others are served throughout', async (t) => {
-  for (const [scenario, n] of [['pipelined-reads', 4000], ['distinct-paths', 12000]] as const) {
+  for (const [scenario, n] of [['same-path', 60000], ['pipelined-reads', 4000], ['distinct-paths', 10000]] as const) {
     const c = await compareHostile(scenario, n);
     const mem = c.runs.find((r) => r.daemon === 'in-memory' && r.hostile)!;
     const ref = c.runs.find((r) => r.daemon === 'cxenstored' && r.hostile)!;
@@ -279,8 +279,10 @@ test('against C xenstored in the same run: the same hostile clients cost the in-
       `${scenario} x${n}: hostile client's RSS cost C ${c.hostileCostMiB.cxenstored} MiB, in-memory ${c.hostileCostMiB['in-memory']} MiB; ` +
         `peak RSS C ${c.peakMiB.cxenstored} MiB, in-memory ${c.peakMiB['in-memory']} MiB; probe p99 C ${ref.probe.p99Ms} ms, in-memory ${mem.probe.p99Ms} ms`,
     );
-    // Node's heap grows in steps (256 KiB pages, heap limits): 1 MiB of slack on top of 2x.
-    t.true(c.hostileCostMiB['in-memory'] <= 2 * c.hostileCostMiB.cxenstored + 1, `${scenario}: ${JSON.stringify(c.hostileCostMiB)}`);
+    // V8 grows its young generation in steps with the allocation rate (up to 3 x 16 MiB), so a
+    // Node process's RSS moves by a few MiB whatever it retains: 4 MiB of slack on top of 2x.
+    // Before the bounds, same-path cost the in-memory server over 1 KiB per write.
+    t.true(c.hostileCostMiB['in-memory'] <= 2 * c.hostileCostMiB.cxenstored + 4, `${scenario}: ${JSON.stringify(c.hostileCostMiB)}`);
     t.true(mem.probe.reads > 0, 'the probe was answered during the run');
     t.true(mem.probe.maxMs < 1000, `${scenario}: probe max ${mem.probe.maxMs} ms`);
   }

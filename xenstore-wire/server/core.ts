@@ -61,6 +61,19 @@ export interface CoreOptions {
   onChange?: () => void;
   /** Called when a domain is introduced or released (domain sockets follow these). */
   onDomain?: (domid: number, event: 'introduced' | 'released') => void;
+  /**
+   * Called with the tree's changes before any reply that acknowledges them is handed out
+   * (for --persist: write them durably). If it throws, those replies are never sent.
+   */
+  journal?: (change: TreeChange) => void;
+}
+
+/** What one flush changed in the global tree: records written (null: deleted). */
+export interface TreeChange {
+  generation: number;
+  nodes: Map<string, StoredNode | null>;
+  /** All special watch permissions, when they changed. */
+  specialPerms: [string, readonly XsPerm[]][] | null;
 }
 
 /** The xenstored model. Transports feed it frames with process(); it answers through sinks. */
@@ -68,6 +81,8 @@ export class XenstoredCore {
   private readonly state: CoreState;
   private readonly rooms: Rooms;
   private readonly wire: WireTable;
+  /** See CoreOptions.journal. */
+  journal?: (change: TreeChange) => void;
 
   constructor(opts: CoreOptions = {}) {
     this.state = {
@@ -90,6 +105,7 @@ export class XenstoredCore {
     rooms.control = new Control(rooms);
     rooms.nodes = new NodeRequests(rooms);
     this.rooms = rooms;
+    this.journal = opts.journal;
     this.wire = wireTable(this.state.release);
     // dom0_init() + setup_structure(): dom0 introduced, then "/", "/tool", "/tool/xenstored".
     rooms.domains.init();
@@ -188,7 +204,7 @@ export class XenstoredCore {
     } finally {
       conn.transaction = null;
       for (const f of this.state.afterReply.splice(0)) f();
-      output.flush();
+      this.flush();
       if (this.state.changed) {
         this.state.changed = false;
         this.state.onChange?.();
@@ -225,8 +241,17 @@ export class XenstoredCore {
     }
   }
 
-  /** Hand queued frames to their connections' sinks (as far as each transport takes them). */
+  /**
+   * Journal the tree's changes (CoreOptions.journal), then hand queued frames to their
+   * connections' sinks (as far as each transport takes them): nothing is acknowledged
+   * before it is journaled.
+   */
   flush(): void {
+    const nodes = this.rooms.db.takeChanges();
+    const specialPerms = this.rooms.watches.takeSpecialChange();
+    if (this.journal && (nodes || specialPerms)) {
+      this.journal({ generation: this.rooms.db.generation, nodes: nodes ?? new Map(), specialPerms });
+    }
     this.rooms.output.flush();
   }
 

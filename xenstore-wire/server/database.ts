@@ -53,6 +53,11 @@ export class Database {
   /** The database: global nodes by name, transaction copies by "<gen>/<name>". */
   readonly db = new Map<string, StoredNode>();
   generation = 0;
+  /**
+   * Global node names written or deleted since the last takeChanges() (transaction copies,
+   * whose keys do not start with "/", are private and never journaled).
+   */
+  private readonly changedNames = new Set<string>();
   /** errno left behind by a stopped walk (rm_node() returns it). */
   private walkErrno: Errno = 'EIO';
 
@@ -194,9 +199,15 @@ export class Database {
       const size = RECORD_HEADER_SIZE + node.perms.length * PERM_RECORD_SIZE + node.data.length + childrenBytes(node.children);
       if (size >= this.r.domains.quota(conn!, 'nodeSize')) return 'ENOSPC';
     }
-    this.db.set(key, { generation: node.generation, perms: node.perms, data: node.data, children: node.children });
-    this.r.state.changed = true;
+    this.put(key, { generation: node.generation, perms: node.perms, data: node.data, children: node.children });
     return 0;
+  }
+
+  /** Store a record (every write of the database goes through here or deleteKey). */
+  put(key: string, rec: StoredNode): void {
+    this.db.set(key, rec);
+    if (key.startsWith('/')) this.changedNames.add(key);
+    this.r.state.changed = true;
   }
 
   writeNode(conn: ServerConnection | null, node: Node, noQuotaCheck: boolean): Errno | 0 {
@@ -211,7 +222,17 @@ export class Database {
 
   deleteKey(key: string): boolean {
     this.r.state.changed = true;
+    if (key.startsWith('/')) this.changedNames.add(key);
     return this.db.delete(key);
+  }
+
+  /** The global records changed since the last call (null: deleted), for the journal. */
+  takeChanges(): Map<string, StoredNode | null> | null {
+    if (this.changedNames.size === 0) return null;
+    const out = new Map<string, StoredNode | null>();
+    for (const k of this.changedNames) out.set(k, this.db.get(k) ?? null);
+    this.changedNames.clear();
+    return out;
   }
 
   /** ask_parents(): the access the nearest existing ancestor grants. */
@@ -423,5 +444,6 @@ export class Database {
       if (d) d.nbentry++;
     }
     this.generation = snap.generation;
+    this.changedNames.clear();
   }
 }

@@ -189,7 +189,7 @@ export class Domains {
       const perms = watches.specialPerms.get(name)!;
       const kept = perms.filter((p, i) => i === 0 || p.id !== d.domid).map((p) => ({ ...p }));
       if (kept[0].id === d.domid) kept[0].id = 0;
-      watches.specialPerms.set(name, kept);
+      watches.setSpecialPerms(name, kept);
     }
     this.domains.delete(d.domid);
     if (d.introduced) {

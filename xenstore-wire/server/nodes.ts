@@ -180,7 +180,7 @@ export class NodeRequests {
       if ((db.permForConn(conn, current) & (XS_PERM_WRITE | XS_PERM_OWNER)) !== (XS_PERM_WRITE | XS_PERM_OWNER)) {
         throw new XsErrno('EACCES');
       }
-      watches.specialPerms.set(path, perms);
+      watches.setSpecialPerms(path, perms);
       this.r.output.sendAck(conn, req, MessageType.SET_PERMS);
       return;
     }

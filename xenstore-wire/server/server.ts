@@ -14,7 +14,7 @@ import { XENSTORE_PAYLOAD_MAX } from '../constants';
 import { FrameDecoder } from '../framing';
 import { DomainOracle, Quotas, ServerConnection, XenstoredCore } from './core';
 import { XenstoredServerError } from './errors';
-import { loadTree, saveTree } from './persist';
+import { loadTree, saveTree, TreeJournal } from './persist';
 
 export interface FaultOptions {
   /** Seed of the fault generator (default 1): the same seed fails the same commits. */
@@ -41,8 +41,16 @@ export interface ServerOptions {
   domains?: number[] | DomainOracle;
   /** Log each message: true for stderr, or a function taking one line. */
   trace?: boolean | ((line: string) => void);
-  /** Keep the tree in this JSON file across restarts. */
+  /**
+   * Keep the tree in this JSON file (and `<file>.log`) across restarts. Every change is on
+   * disk before the reply that acknowledges it is sent (write-ahead log, persist.ts).
+   */
   persist?: string;
+  /**
+   * Called when the daemon cannot go on (the log cannot be written: nothing more can be
+   * acknowledged). Every connection has been dropped and the sockets closed. Default: none.
+   */
+  onFatal?: (err: XenstoredServerError) => void;
   faults?: FaultOptions;
   /**
    * Serve `<rundir>/domain-<domid>.socket` for every introduced guest, created at INTRODUCE
@@ -100,7 +108,9 @@ export class XenstoreServer {
   private random: () => number;
   private readonly ownRundir: boolean;
   private readonly traceFn?: (line: string) => void;
-  private saveTimer: NodeJS.Timeout | null = null;
+  private journal: TreeJournal | null = null;
+  /** Set when the log failed: the daemon no longer serves anyone. */
+  private failed: XenstoredServerError | null = null;
   private closed = false;
   /** Per connection: the time before which no delayed output may be written (keeps order). */
   private readonly delayedUntil = new WeakMap<ServerConnection, number>();
@@ -141,8 +151,18 @@ export class XenstoreServer {
       },
     });
     if (this.opts.persist) {
+      this.journal?.close();
+      this.journal = null;
       loadTree(core, this.opts.persist);
-      core.onChange = () => this.scheduleSave();
+      // Fold what was loaded into one snapshot, then log every change from an empty log.
+      const journal = new TreeJournal(this.opts.persist);
+      journal.compact(core);
+      journal.open();
+      this.journal = journal;
+      core.journal = (change) => {
+        journal.append(change);
+        if (journal.wantsCompaction) journal.compact(core);
+      };
     }
     return core;
   }
@@ -257,7 +277,8 @@ export class XenstoreServer {
         return;
       }
       const f = input.frames[input.next++];
-      this.core.process(conn, f);
+      this.processGuarded(conn, f);
+      if (this.failed) return;
       conn.received++;
       const limit = this.faults.dropAfterMessages;
       if (limit !== undefined && conn.received >= limit) {
@@ -464,7 +485,12 @@ export class XenstoreServer {
     await this.closeListeners();
     if (this.opts.persist) this.saveNow();
     if (opts.fresh) {
-      if (this.opts.persist) rmSync(this.opts.persist, { force: true });
+      if (this.opts.persist) {
+        this.journal?.close();
+        this.journal = null;
+        rmSync(this.opts.persist, { force: true });
+        rmSync(`${this.opts.persist}.log`, { force: true });
+      }
       this.core = this.newCore();
     } else {
       const snap = this.core.snapshot();
@@ -493,22 +519,40 @@ export class XenstoreServer {
     await Promise.all(all.map((s) => new Promise<void>((r) => s.close(() => r()))));
   }
 
-  private scheduleSave(): void {
-    if (this.saveTimer || this.closed) return;
-    this.saveTimer = setTimeout(() => {
-      this.saveTimer = null;
-      this.saveNow();
-    }, 20);
-    this.saveTimer.unref();
+  /** Fold the --persist log into a fresh snapshot now (changes are durable without this). */
+  saveNow(): void {
+    if (this.failed || !this.opts.persist) return;
+    if (this.journal) this.journal.compact(this.core);
+    else saveTree(this.core, this.opts.persist);
   }
 
-  /** Write the --persist file now. */
-  saveNow(): void {
-    if (this.saveTimer) {
-      clearTimeout(this.saveTimer);
-      this.saveTimer = null;
+  /** The log cannot be written: acknowledge nothing more, drop everyone, stop listening. */
+  private fatal(err: XenstoredServerError): void {
+    if (this.failed) return;
+    this.failed = err;
+    this.traceFn?.(`fatal: ${err.message}`);
+    // Queued replies were not sent (the journal runs first): dropping the connections now
+    // discards them, so no client is told that an unlogged change happened.
+    this.dropAll();
+    void this.closeListeners();
+    this.journal?.close();
+    this.journal = null;
+    this.opts.onFatal?.(err);
+  }
+
+  /** The error that stopped the daemon, if any (see ServerOptions.onFatal). */
+  get failure(): XenstoredServerError | null {
+    return this.failed;
+  }
+
+  /** core.process(), with a failing log turned into fatal(). */
+  private processGuarded(conn: ServerConnection, f: Frame): void {
+    try {
+      this.core.process(conn, f);
+    } catch (e) {
+      if (e instanceof XenstoredServerError && e.step === 'persist') this.fatal(e);
+      else throw e;
     }
-    if (this.opts.persist) saveTree(this.core, this.opts.persist);
   }
 
   /** Stop: connections dropped, sockets removed, the tree saved (with --persist). Idempotent. */
@@ -518,6 +562,8 @@ export class XenstoreServer {
     this.dropAll();
     await this.closeListeners();
     if (this.opts.persist) this.saveNow();
+    this.journal?.close();
+    this.journal = null;
     if (this.ownRundir) rmSync(this.rundir, { recursive: true, force: true });
   }
 }

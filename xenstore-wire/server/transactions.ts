@@ -72,7 +72,7 @@ export class Transactions {
       if (i.taNode) {
         const rec = db.db.get(i.transName);
         if (rec) {
-          db.db.set(i.node, { ...rec, generation: ++db.generation });
+          db.put(i.node, { ...rec, generation: ++db.generation });
           db.deleteKey(i.transName);
         }
       } else if (i.generation !== NO_GENERATION) {

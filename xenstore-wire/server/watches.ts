@@ -16,7 +16,22 @@ export class Watches {
     ['@introduceDomain', [{ id: 0, perms: XS_PERM_NONE }]],
   ]);
 
+  /** Whether specialPerms changed since the last takeSpecialChange() (for the journal). */
+  private specialChanged = false;
+
   constructor(private readonly r: Rooms) {}
+
+  setSpecialPerms(name: string, perms: readonly XsPerm[]): void {
+    this.specialPerms.set(name, perms);
+    this.specialChanged = true;
+  }
+
+  /** The special watches' permissions if they changed since the last call. */
+  takeSpecialChange(): [string, readonly XsPerm[]][] | null {
+    if (!this.specialChanged) return null;
+    this.specialChanged = false;
+    return [...this.specialPerms];
+  }
 
   private watchPath(watch: Watch, name: string): string {
     if (watch.relativePath === null) return name;
