@@ -45,8 +45,23 @@ const WIRE_4_17: WireTable = {
   [MessageType.DIRECTORY_PART]: { handler: (r, c, q) => r.nodes.doDirectoryPart(c, q) },
 };
 
-/** The wire table of a modelled release. */
+/** Xen 4.21: GET_FEATURE / SET_FEATURE. GET_FEATURE checks privilege itself (own domain is fine). */
+const WIRE_FEATURES: WireTable = {
+  [MessageType.GET_FEATURE]: { handler: (r, c, q) => r.domains.doGetFeature(c, q) },
+  [MessageType.SET_FEATURE]: { handler: (r, c, q) => r.domains.doSetFeature(c, q), priv: true },
+};
+
+/** Xen 4.22: GET_QUOTA / SET_QUOTA, dom0 only. */
+const WIRE_QUOTAS: WireTable = {
+  [MessageType.GET_QUOTA]: { handler: (r, c, q) => r.domains.doGetQuota(c, q), priv: true },
+  [MessageType.SET_QUOTA]: { handler: (r, c, q) => r.domains.doSetQuota(c, q), priv: true },
+};
+
+/** The wire table of a modelled release: newer types than the release knows get ENOSYS. */
 export function wireTable(rules: ReleaseRules): WireTable {
-  void rules;
-  return WIRE_4_17;
+  return {
+    ...WIRE_4_17,
+    ...(rules.featureRequests ? WIRE_FEATURES : {}),
+    ...(rules.quotaRequests ? WIRE_QUOTAS : {}),
+  };
 }

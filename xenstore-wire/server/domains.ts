@@ -6,13 +6,41 @@
  */
 import type { Frame } from '../codec';
 import { MessageType } from '../constants';
-import { atou, getStrings, onearg } from './cstr';
+import { atoi, atou, getStrings, onearg } from './cstr';
 import { WALK_TREE_OK, WALK_TREE_SKIP_CHILDREN, WALK_TREE_SUCCESS_STOP } from './database';
-import { Domain, DOMID_SELF, Errno, isUnprivileged, ServerConnection, XS_PERM_IGNORE, XsErrno, XsPerm } from './model';
+import { Domain, DOMID_SELF, Errno, isUnprivileged, Quotas, ServerConnection, XS_PERM_IGNORE, XsErrno, XsPerm } from './model';
 import type { Rooms } from './rooms';
 
-/** Quotas that Xen 4.22's SET_QUOTA can set per domain. */
-export type DomainQuotaName = 'nodes' | 'watches' | 'transactions' | 'nodeSize' | 'permissions';
+/** Quotas the rooms look up per domain. */
+export type DomainQuotaName = 'nodes' | 'watches' | 'transactions' | 'nodeSize' | 'permissions' | 'memory' | 'outstanding';
+
+/**
+ * Xen 4.22 domain.c quota_adm[] in accitem order, as GET_QUOTA/SET_QUOTA name them; only
+ * memory has a soft value ("soft-" prefix).
+ */
+const QUOTA_NAMES: readonly [string, keyof Quotas][] = [
+  ['nodes', 'nodes'],
+  ['watches', 'watches'],
+  ['outstanding', 'outstanding'],
+  ['memory', 'memory'],
+  ['soft-memory', 'memorySoft'],
+  ['transactions', 'transactions'],
+  ['transaction-nodes', 'transactionNodes'],
+  ['node-permissions', 'permissions'],
+  ['path-max', 'pathMax'],
+  ['node-size', 'nodeSize'],
+];
+
+/** Xen 4.22 parse_domid(): strtoul base 10 to the end of the string, at most 65535. */
+function parseDomid(s: string): number {
+  if (s === '') return 0; // strtoul("") is 0 with nothing left over
+  const m = /^[ \t\n\v\f\r]*([+-]?)(\d+)$/.exec(s);
+  if (!m) throw new XsErrno('EINVAL');
+  const v = Number(m[2]);
+  // A minus sign makes strtoul wrap around: only "-0" stays small.
+  if ((m[1] === '-' && v !== 0) || v > 65535) throw new XsErrno('EINVAL');
+  return v;
+}
 
 export class Domains {
   /** Domain structs by domid. */
@@ -35,11 +63,20 @@ export class Domains {
 
   /** A quota as it applies to this connection's domain (its own value, else the global one). */
   quota(conn: ServerConnection, name: DomainQuotaName): number {
-    return conn.domain?.quotas[name] ?? this.r.state.quotas[name];
+    return this.quotaOf(conn.domain, name);
+  }
+
+  /** A quota of a domain: from 4.22 its own value, where 0 disables the check. */
+  quotaOf(d: Domain | null, name: DomainQuotaName): number {
+    const v = d?.quotas[name] ?? this.r.state.quotas[name];
+    return v === 0 && this.r.state.release.quotaRequests ? Infinity : v;
   }
 
   allocDomain(domid: number): Domain {
     const d = new Domain(domid, this.r.db.generation);
+    const rules = this.r.state.release;
+    d.features = rules.features;
+    if (rules.quotaRequests) for (const [, key] of QUOTA_NAMES) d.quotas[key] = this.r.state.quotas[key];
     this.domains.set(domid, d);
     return d;
   }
@@ -103,7 +140,7 @@ export class Domains {
 
   /** The node quota of a domain by id (for commits, which account per owner). */
   nodesQuotaOf(domid: number): number {
-    return this.domains.get(domid)?.quotas.nodes ?? this.r.state.quotas.nodes;
+    return this.quotaOf(this.domains.get(domid) ?? null, 'nodes');
   }
 
   /** Entries for domains the hypervisor does not know are marked IGNORE (domain_alloc_permrefs). */
@@ -135,7 +172,6 @@ export class Domains {
       }
       d.introduced = true;
       d.shutdown = false;
-      d.features = this.r.state.release.domainFeatures(d.features);
       d.ring = this.r.output.newRing(d);
       this.r.watches.fireWatches(null, '@introduceDomain', null, true, null, domid);
       this.r.state.onDomain?.(domid, 'introduced');
@@ -254,6 +290,76 @@ export class Domains {
     const arg = onearg(req.payload);
     if (arg === null) throw new XsErrno('EINVAL');
     this.r.output.sendReply(conn, req, MessageType.GET_DOMAIN_PATH, Buffer.from(`/local/domain/${atou(arg)}\0`, 'latin1'));
+  }
+
+  /** Xen 4.21 GET_FEATURE `[<domid>|]`: a domain's feature bits, or the caller's / the daemon's. */
+  doGetFeature(conn: ServerConnection, req: Frame): void {
+    const rules = this.r.state.release;
+    const vec = getStrings(req.payload);
+    if (vec.length > 1) throw new XsErrno('EINVAL');
+    let features: number;
+    if (vec.length === 0) {
+      features = rules.strictFeatureRequests && conn.domain ? conn.domain.features : rules.features;
+    } else {
+      if (rules.strictFeatureRequests && isUnprivileged(conn)) throw new XsErrno('EACCES');
+      const domid = rules.strictFeatureRequests ? parseDomid(vec[0]) : atou(vec[0]);
+      const d = this.findOrAllocExistingDomain(domid);
+      if (!d) throw new XsErrno('ENOENT');
+      features = d.features;
+    }
+    this.r.output.sendReply(conn, req, MessageType.GET_FEATURE, Buffer.from(`${features >>> 0}\0`, 'latin1'));
+  }
+
+  /** Xen 4.21 SET_FEATURE `<domid>|<value>|`: only before the domain is introduced. */
+  doSetFeature(conn: ServerConnection, req: Frame): void {
+    const rules = this.r.state.release;
+    const vec = getStrings(req.payload);
+    if (vec.length !== 2) throw new XsErrno('EINVAL');
+    const domid = rules.strictFeatureRequests ? parseDomid(vec[0]) : atou(vec[0]);
+    const features = atoi(vec[1]) >>> 0;
+    const d = this.findOrAllocExistingDomain(domid);
+    if (!d) throw new XsErrno('ENOENT');
+    if (d.introduced) throw new XsErrno('EBUSY');
+    if (features & ~rules.features) throw new XsErrno('EINVAL');
+    d.features = features;
+    this.r.output.sendAck(conn, req, MessageType.SET_FEATURE);
+  }
+
+  /** Xen 4.22 GET_QUOTA `[[<domid>|]<quota>|]`: the names, or a global or per-domain value. */
+  doGetQuota(conn: ServerConnection, req: Frame): void {
+    const vec = getStrings(req.payload);
+    if (vec.length > 2) throw new XsErrno('EINVAL');
+    let text: string;
+    if (vec.length === 0) {
+      text = QUOTA_NAMES.map(([name]) => name).join(' ');
+    } else {
+      const { values, name } = this.quotaTarget(vec);
+      const key = QUOTA_NAMES.find(([n]) => n === name)?.[1];
+      if (!key) throw new XsErrno('EINVAL');
+      text = String((values[key] ?? this.r.state.quotas[key]) >>> 0);
+    }
+    this.r.output.sendReply(conn, req, MessageType.GET_QUOTA, Buffer.from(`${text}\0`, 'latin1'));
+  }
+
+  /** Xen 4.22 SET_QUOTA `[<domid>|]<quota>|<value>|`: 0 disables the check. */
+  doSetQuota(conn: ServerConnection, req: Frame): void {
+    const vec = getStrings(req.payload);
+    if (vec.length < 2 || vec.length > 3) throw new XsErrno('EINVAL');
+    const { values, name } = this.quotaTarget(vec.slice(0, -1));
+    const val = atoi(vec[vec.length - 1]) >>> 0;
+    const key = QUOTA_NAMES.find(([n]) => n === name)?.[1];
+    // UINT_MAX is Q_VAL_DISABLED, the mark of a quota that does not exist.
+    if (!key || val === 0xffffffff) throw new XsErrno('EINVAL');
+    values[key] = val;
+    this.r.output.sendAck(conn, req, MessageType.SET_QUOTA);
+  }
+
+  /** `<quota>` alone names a global value; `<domid>|<quota>` one of that domain's. */
+  private quotaTarget(vec: string[]): { values: Partial<Record<keyof Quotas, number>>; name: string } {
+    if (vec.length === 1) return { values: this.r.state.quotas, name: vec[0] };
+    const d = this.findOrAllocExistingDomain(parseDomid(vec[0]));
+    if (!d) throw new XsErrno('ENOENT');
+    return { values: d.quotas, name: vec[1] };
   }
 
   doIsDomainIntroduced(conn: ServerConnection, req: Frame): void {

@@ -190,10 +190,13 @@ export class Domain {
   memory = 0;
   /** Requests whose replies are queued and not written yet (domain->nboutstanding). */
   outstanding = 0;
-  /** Xen 4.21 ring feature bits (GET_FEATURE/SET_FEATURE); set at introduction. */
+  /** Xen 4.21+ ring feature bits (GET_FEATURE/SET_FEATURE): the release's, from allocation on. */
   features = 0;
-  /** Xen 4.22 per-domain quotas (SET_QUOTA with a domid); unset ones follow the global ones. */
-  readonly quotas: Partial<Record<'nodes' | 'watches' | 'transactions' | 'nodeSize' | 'permissions', number>> = {};
+  /**
+   * Xen 4.22: the domain's own quota values, copied from the global ones when its struct is
+   * allocated (SET_QUOTA with a domid changes them); empty before 4.22 (the global ones apply).
+   */
+  readonly quotas: Partial<Record<keyof Quotas, number>> = {};
   /**
    * Domains whose SET_TARGET named this one, most recent last: each holds a talloc reference
    * on this domain's connection, and a RELEASE while one is held only drops the newest

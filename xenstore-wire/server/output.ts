@@ -113,9 +113,10 @@ export class Output {
     if (c.outBytes >= READ_PAUSE_BYTES) return false;
     const d = this.accounted(c);
     if (!d) return true;
-    const q = this.r.state.quotas;
-    if (d.outstanding >= q.outstanding) return false;
-    return !(q.memory && d.memory >= q.memory);
+    const domains = this.r.domains;
+    if (d.outstanding >= domains.quotaOf(d, 'outstanding')) return false;
+    const memory = domains.quotaOf(d, 'memory');
+    return !(memory && d.memory >= memory);
   }
 
     traceIo(conn: ServerConnection, f: Frame, dir: 'IN' | 'OUT'): void {
@@ -191,7 +192,7 @@ export class Output {
     }
     // Replies beyond the default buffer are checked against the memory quota (C).
     const d = this.accounted(conn);
-    const quota = this.r.state.quotas.memory;
+    const quota = d ? this.r.domains.quotaOf(d, 'memory') : 0;
     if (d && quota && payload.length > DEFAULT_BUFFER_SIZE && d.memory + payload.length + XS_HEADER_SIZE >= quota) {
       this.sendError(conn, req, 'ENOMEM');
       return;
@@ -220,7 +221,8 @@ export class Output {
     if (!path.startsWith('@') && conn.pendingEvents.has(text)) return;
     const quotas = this.r.state.quotas;
     const d = this.accounted(conn);
-    if (d && quotas.memory && d.memory + len + XS_HEADER_SIZE >= quotas.memory) return;
+    const memory = d ? this.r.domains.quotaOf(d, 'memory') : 0;
+    if (d && memory && d.memory + len + XS_HEADER_SIZE >= memory) return;
     this.queue(conn, text);
     if (!d && quotas.privilegedOutput && conn.outBytes > quotas.privilegedOutput) {
       this.r.state.trace?.(`connection ${conn.serial} dropped: ${conn.outBytes} bytes of output unread`);

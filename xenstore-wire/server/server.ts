@@ -13,6 +13,7 @@ import { encodeFrame, Frame } from '../codec';
 import { XENSTORE_PAYLOAD_MAX } from '../constants';
 import { FrameDecoder } from '../framing';
 import { DomainOracle, Quotas, ServerConnection, XenstoredCore } from './core';
+import { DEFAULT_RELEASE, isXenRelease, XEN_RELEASES, XenRelease } from './release';
 import { XenstoredServerError } from './errors';
 import { loadTree, saveTree, TreeJournal } from './persist';
 
@@ -33,6 +34,12 @@ export interface ServerOptions {
   /** Socket path (default `<rundir>/socket`). */
   socketPath?: string;
   quotas?: Partial<Quotas>;
+  /**
+   * Which Xen release's C xenstored to model: '4.17', '4.20', '4.21' or '4.22' (default
+   * DEFAULT_RELEASE, the newest verified against a real daemon). Newer message types, watch
+   * depth and per-domain special watches are refused below the release that has them.
+   */
+  release?: XenRelease;
   /**
    * Domains that exist in the simulated hypervisor besides dom0 (INTRODUCE works for them,
    * permissions naming them count): a list of domids or an oracle. Default: none, like the
@@ -132,6 +139,9 @@ export class XenstoreServer {
     this.random = seededRandom(this.faults.seed ?? 1);
     this.traceFn = opts.trace === true ? (l) => process.stderr.write(l + '\n') : opts.trace || undefined;
     try {
+      if (opts.release !== undefined && !isXenRelease(opts.release)) {
+        throw new XenstoredServerError('options', 'EINVAL', `release ${JSON.stringify(opts.release)} is not one of ${XEN_RELEASES.join(', ')}`);
+      }
       this.core = this.newCore();
     } catch (e) {
       if (this.ownRundir) rmSync(this.rundir, { recursive: true, force: true });
@@ -142,6 +152,7 @@ export class XenstoreServer {
   private newCore(): XenstoredCore {
     const core = new XenstoredCore({
       quotas: this.opts.quotas,
+      release: this.opts.release ?? DEFAULT_RELEASE,
       domains: { exists: (d) => this.existing.has(d) || (this.oracle?.exists(d) ?? false) },
       trace: this.traceFn,
       onDomain: (domid, event) => this.domainEvent(domid, event),

@@ -5,7 +5,8 @@
  */
 import type { Frame } from '../codec';
 import { MessageType, XENSTORE_REL_PATH_MAX } from '../constants';
-import { getStrings } from './cstr';
+import { atoi, getStrings } from './cstr';
+import { FEATURE_WATCHDEPTH } from './release';
 import { getParent, isChild, isErr, isUnprivileged, Node, ServerConnection, Watch, XS_PERM_NONE, XS_PERM_READ, XsErrno, XsPerm } from './model';
 import type { Rooms } from './rooms';
 
@@ -102,8 +103,7 @@ export class Watches {
       }
       for (const w of c.watches) {
         if (special) {
-          const path = this.specialEventPath(w, name, domid);
-          if (path !== null) output.sendEvent(c, path, w.token);
+          for (const path of this.specialEventPaths(w, name, domid)) output.sendEvent(c, path, w.token);
         } else if (exact ? name === w.node : isChild(name, w.node) && this.withinDepth(w, name)) {
           output.sendEvent(c, this.watchPath(w, name), w.token);
         }
@@ -120,14 +120,23 @@ export class Watches {
   }
 
   /**
-   * The path a special event is reported with to this watch, or null when it does not match:
-   * `@name` for a plain watch; `@name/<domid>` for a depth-1 watch (4.22); a 4.22 watch on
-   * `@releaseDomain/<domid>` sees that one domain's release only.
+   * The paths a special event is reported with to this watch (Xen 4.22 fire_special_watches()):
+   * `@name` to a watch on it without a depth (MATCH_NODEPTH); from 4.22 also `@name/<domid>`
+   * to a watch on exactly that, or to a watch with a depth of 1 or more above it (MATCH_DEPTH).
    */
-  private specialEventPath(w: Watch, name: string, domid: number | undefined): string | null {
-    if (w.node === name) return w.depth === 1 && domid !== undefined ? `${name}/${domid}` : name;
-    if (domid !== undefined && w.node === `${name}/${domid}` && this.r.state.release.releaseDomainPerDomain) return w.node;
-    return null;
+  private specialEventPaths(w: Watch, name: string, domid: number | undefined): string[] {
+    const out: string[] = [];
+    if (w.node === name && w.depth === null) out.push(name);
+    if (domid !== undefined && this.r.state.release.releaseDomainPerDomain) {
+      const withDomid = `${name}/${domid}`;
+      if (w.node === withDomid || (w.depth !== null && w.depth > 0 && isChild(withDomid, w.node) && this.withinDepth(w, withDomid))) out.push(withDomid);
+    }
+    return out;
+  }
+
+  /** feature_available(): the connection's domain's features, or the daemon's for sockets. */
+  private featureAvailable(conn: ServerConnection, bit: number): boolean {
+    return ((conn.domain ? conn.domain.features : this.r.state.release.features) & bit) !== 0;
   }
 
   deleteAllWatches(conn: ServerConnection): void {
@@ -140,13 +149,13 @@ export class Watches {
 
   doWatch(conn: ServerConnection, req: Frame): void {
     const vec = getStrings(req.payload);
-    const depthArg = this.r.state.release.watchDepth && vec.length === 3;
-    if (vec.length !== 2 && !depthArg) throw new XsErrno('EINVAL');
     let depth: number | null = null;
-    if (depthArg) {
-      // A decimal value of 0 or larger (docs/misc/xenstore.txt, Xen 4.22).
-      if (!/^\d+$/.test(vec[2])) throw new XsErrno('EINVAL');
-      depth = Number(vec[2]);
+    if (vec.length === 3 && this.r.state.release.watchDepth && this.featureAvailable(conn, FEATURE_WATCHDEPTH)) {
+      // Xen 4.22 do_watch(): atoi(), negative is EINVAL.
+      depth = atoi(vec[2]);
+      if (depth < 0) throw new XsErrno('EINVAL');
+    } else if (vec.length !== 2) {
+      throw new XsErrno('EINVAL');
     }
     let path = vec[0];
     const token = vec[1];
@@ -155,8 +164,6 @@ export class Watches {
     if (path.startsWith('@')) {
       relative = false;
       if (path.length > XENSTORE_REL_PATH_MAX) throw new XsErrno('EINVAL');
-      // For special watches only depth 1 (report the domid) is defined.
-      if (depth !== null && depth !== 1) throw new XsErrno('EINVAL');
     } else {
       relative = !path.startsWith('/');
       path = db.canonicalize(conn, path);
