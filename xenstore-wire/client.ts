@@ -9,7 +9,7 @@
  *   await xs.close();
  */
 import { MessageType, XenstoreFeature, XenstoreFeatureName, messageTypeName } from './constants';
-import { encodeFrame, Frame } from './codec';
+import { frameOf, Frame } from './codec';
 import { FrameDecoder, REPLY_PAYLOAD_BOUND } from './framing';
 import {
   request,
@@ -74,6 +74,8 @@ const SPECIAL_WITH_COMPONENT = /^@[^/]+\//;
 
 const TX_DEFAULTS: Required<Omit<TransactionOptions, 'onRetry'>> = { maxAttempts: 32, baseDelayMs: 1, maxDelayMs: 200 };
 
+const READ_RULES = { op: 'READ' } as const;
+
 /** DIRECTORY_PART restarts allowed when the node keeps changing under us. */
 const DIRECTORY_PART_MAX_RESTARTS = 64;
 
@@ -96,8 +98,13 @@ export abstract class XenstoreOps {
   }
 
   /** The node's value as bytes (ENOENT if it does not exist). */
-  async read(path: string): Promise<Buffer> {
-    validatePath(path, { op: 'READ' });
+  read(path: string): Promise<Buffer> {
+    // Not an async function: the most frequent request stays one promise deep.
+    try {
+      validatePath(path, READ_RULES);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return this.call(MessageType.READ, request.read(path), path);
   }
 
@@ -333,7 +340,7 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
     const reqId = this.allocReqId();
     return new Promise<Buffer>((resolve, reject) => {
       this.pending.set(reqId, { type, path, txId, resolve, reject });
-      this.transport.send(encodeFrame({ type, reqId, txId, payload }), reqId);
+      this.transport.send(frameOf(type, reqId, txId, payload), reqId);
       if (payload.length === 0) this.nudge();
     });
   }
@@ -364,7 +371,7 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
     const reqId = this.allocReqId();
     const drop = () => undefined;
     this.pending.set(reqId, { type: MessageType.GET_DOMAIN_PATH, txId: 0, resolve: drop, reject: drop });
-    this.transport.send(encodeFrame({ type: MessageType.GET_DOMAIN_PATH, reqId, txId: 0, payload: request.getDomainPath(0) }), reqId);
+    this.transport.send(frameOf(MessageType.GET_DOMAIN_PATH, reqId, 0, request.getDomainPath(0)), reqId);
   }
 
   private allocReqId(): number {
@@ -439,6 +446,10 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
       return;
     }
     this.settle(f.reqId);
+    if (f.type === p.type) {
+      p.resolve(f.payload);
+      return;
+    }
     const op = messageTypeName(p.type);
     if (f.type === MessageType.ERROR) {
       let name: string;
@@ -451,16 +462,12 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
       p.reject(new XenstoreError(name, { op, path: p.path, txId: p.txId, source: 'daemon' }));
       return;
     }
-    if (f.type !== p.type) {
-      p.reject(
-        new ProtocolError('unexpected-reply-type', `${op} request (req_id ${f.reqId}) answered with ${messageTypeName(f.type)}`, {
-          op,
-          path: p.path,
-        }),
-      );
-      return;
-    }
-    p.resolve(f.payload);
+    p.reject(
+      new ProtocolError('unexpected-reply-type', `${op} request (req_id ${f.reqId}) answered with ${messageTypeName(f.type)}`, {
+        op,
+        path: p.path,
+      }),
+    );
   }
 
   private settle(reqId: number): void {

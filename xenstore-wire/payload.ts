@@ -10,6 +10,11 @@ import { DOMID_MAX, Permission, PermissionLike, formatPerms, parsePerm } from '.
 
 const NUL = Buffer.from([0]);
 
+/** One string and its NUL: the payload of every request that names only a path. */
+function nulTerminated(s: string): Buffer {
+  return Buffer.from(`${s}\0`, 'utf8');
+}
+
 /** Each part followed by a NUL: joinNul('a', 'b') = "a\0b\0". */
 export function joinNul(...parts: (string | Buffer)[]): Buffer {
   if (parts.length === 0) return Buffer.alloc(0);
@@ -93,11 +98,11 @@ function u64String(what: string, n: number | bigint): string {
 // Request builders: each returns the payload for its message type.
 
 export const request = {
-  directory: (path: string) => joinNul(path),
+  directory: (path: string) => nulTerminated(path),
   /** `offset` is the byte offset into the listing to continue from. */
   directoryPart: (path: string, offset: number) => joinNul(path, u32String('offset', offset)),
-  read: (path: string) => joinNul(path),
-  getPerms: (path: string) => joinNul(path),
+  read: (path: string) => nulTerminated(path),
+  getPerms: (path: string) => nulTerminated(path),
   /**
    * `depth` (Xen 4.22, XENSTORE_SERVER_FEATURE_WATCHDEPTH): how many levels below `path` still
    * fire; 0 = the node itself only. Without it every descendant fires.
@@ -114,8 +119,8 @@ export const request = {
   getDomainPath: (domid: number) => joinNul(u32String('domid', domid)),
   /** path NUL then the value bytes, with no trailing NUL. */
   write: (path: string, value: string | Uint8Array) => Buffer.concat([Buffer.from(path, 'utf8'), NUL, valueBytes(value)]),
-  mkdir: (path: string) => joinNul(path),
-  rm: (path: string) => joinNul(path),
+  mkdir: (path: string) => nulTerminated(path),
+  rm: (path: string) => nulTerminated(path),
   setPerms: (path: string, perms: readonly PermissionLike[]) => joinNul(path, ...formatPerms(perms)),
   isDomainIntroduced: (domid: number) => joinNul(u32String('domid', domid)),
   resume: (domid: number) => joinNul(u32String('domid', domid)),
