@@ -306,7 +306,7 @@ export class Database {
     let ret: Errno | 0 = 0;
     let i: Node | null = node;
     for (; i; i = i.parent) {
-      if (i.parent && domains.domainEntry(conn) >= domains.quota(conn, 'nodes')) {
+      if (i.parent && domains.domainEntry(conn) + (this.r.state.release.quotaCountsNext && isUnprivileged(conn) ? 1 : 0) >= domains.quota(conn, 'nodes')) {
         ret = 'ENOSPC';
         break;
       }

@@ -168,7 +168,8 @@ export class NodeRequests {
     let num = countStrings(req.payload);
     if (num < 2) throw new XsErrno('EINVAL');
     num--;
-    if (isUnprivileged(conn) && num > domains.quota(conn, 'permissions')) throw new XsErrno('ENOSPC');
+    const permQuota = domains.quota(conn, 'permissions');
+    if (isUnprivileged(conn) && (this.r.state.release.quotaCountsNext ? num >= permQuota : num > permQuota)) throw new XsErrno('ENOSPC');
     const strings = getStrings(req.payload);
     const perms = parsePermStrings(strings.slice(1, 1 + num));
     domains.allocPermrefs(perms);

@@ -34,6 +34,13 @@ export interface ReleaseRules {
   readonly features: number;
   /** 4.22: GET_QUOTA / SET_QUOTA are handled, and each domain keeps its own quota values. */
   readonly quotaRequests: boolean;
+  /**
+   * 4.22 domain_quota_add_exceeds(): a guest may not *reach* its node, watch, transaction or
+   * permission quota (count after the request >= quota is refused; watches with ENOSPC).
+   * Before, the count before the request was compared (nodes >= quota, watches and
+   * transactions > quota with E2BIG / ENOSPC, permissions > quota).
+   */
+  readonly quotaCountsNext: boolean;
   /** 4.22: WATCH takes a depth argument (when the connection has FEATURE_WATCHDEPTH). */
   readonly watchDepth: boolean;
   /** 4.22: `@releaseDomain/<domid>` and `@introduceDomain/<domid>` events (fire_special_watches). */
@@ -55,6 +62,7 @@ export function releaseRules(release: XenRelease = DEFAULT_RELEASE): ReleaseRule
     strictFeatureRequests: r422,
     features: r422 ? FEATURE_ERROR | FEATURE_WATCHDEPTH | FEATURE_DOMID_ANY : r421 ? FEATURE_ERROR : 0,
     quotaRequests: r422,
+    quotaCountsNext: r422,
     watchDepth: r422,
     releaseDomainPerDomain: r422,
   };

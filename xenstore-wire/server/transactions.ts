@@ -28,7 +28,17 @@ export class Transactions {
 
   doTransactionStart(conn: ServerConnection, req: Frame): void {
     if (conn.transaction) throw new XsErrno('EBUSY');
-    if (isUnprivileged(conn) && conn.transactions.length > this.r.domains.quota(conn, 'transactions')) throw new XsErrno('ENOSPC');
+    if (isUnprivileged(conn)) {
+      const quota = this.r.domains.quota(conn, 'transactions');
+      if (this.r.state.release.quotaCountsNext) {
+        // 4.22 counts a domain's transactions over all its connections.
+        const d = conn.domain!;
+        const open = [...(d.ring ? [d.ring] : []), ...d.conns].reduce((n, c) => n + c.transactions.length, 0);
+        if (open + 1 >= quota) throw new XsErrno('ENOSPC');
+      } else if (conn.transactions.length > quota) {
+        throw new XsErrno('ENOSPC');
+      }
+    }
     const generation = ++this.r.db.generation;
     let id: number;
     for (;;) {

@@ -170,7 +170,14 @@ export class Watches {
       if (!db.isValidNodename(path)) throw new XsErrno('EINVAL');
     }
     if (conn.watches.some((w) => w.node === path && w.token === token)) throw new XsErrno('EEXIST');
-    if (isUnprivileged(conn) && conn.domain!.nbwatch > this.r.domains.quota(conn, 'watches')) throw new XsErrno('E2BIG');
+    if (isUnprivileged(conn)) {
+      const quota = this.r.domains.quota(conn, 'watches');
+      if (this.r.state.release.quotaCountsNext) {
+        if (conn.domain!.nbwatch + 1 >= quota) throw new XsErrno('ENOSPC');
+      } else if (conn.domain!.nbwatch > quota) {
+        throw new XsErrno('E2BIG');
+      }
+    }
     const watch = new Watch(path, token, relative ? db.implicitPath(conn) : null, depth);
     if (conn.domain) conn.domain.nbwatch++;
     conn.watches.push(watch);
