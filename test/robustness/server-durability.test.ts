@@ -12,7 +12,7 @@ import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MessageType as T } from '../../xenstore-wire/constants';
-import { startServer } from '../../xenstore-wire/server';
+import { startServer, XenstoredServerError } from '../../xenstore-wire/server';
 import { projectRoot } from '../harness/daemons';
 import { RawConn } from '../server/wire';
 
@@ -137,6 +137,37 @@ test('temporary files of dead processes are removed at start; a live process kee
       readdirSync(dir).filter((n) => n.startsWith('tree.json.tmp-') && n !== `tree.json.tmp-${alive.pid}`),
       [],
     );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a log that cannot be written: the change is never acknowledged, every client is dropped, onFatal is told', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'xen-sshm-durable-'));
+  const file = join(dir, 'tree.json');
+  try {
+    const fatal: XenstoredServerError[] = [];
+    const s = await startServer({ persist: file, onFatal: (e) => fatal.push(e) });
+    const c = await RawConn.open(s.socketPath);
+    const other = await RawConn.open(s.socketPath);
+    t.is((await c.request(T.WRITE, '/ok\0logged')).type, T.WRITE);
+    // The disk fills up: the next append fails (as fdatasync or write would with ENOSPC).
+    s.core.journal = () => {
+      throw new XenstoredServerError('persist', 'ENOSPC', `cannot append to the xenstore log ${file}.log: no space left on device`, `${file}.log`);
+    };
+    await t.throwsAsync(c.request(T.WRITE, '/lost\0never acknowledged'), { message: /closed/ });
+    await other.waitClosed();
+    t.is(fatal.length, 1);
+    t.is(fatal[0].code, 'ENOSPC');
+    t.is(s.failure?.code, 'ENOSPC');
+    await s.close();
+    // What was acknowledged is there; what was not, is not.
+    const s2 = await startServer({ persist: file });
+    const d = await RawConn.open(s2.socketPath);
+    t.is((await d.request(T.READ, nul('/ok'))).payload.toString(), 'logged');
+    t.is((await d.request(T.READ, nul('/lost'))).payload.toString(), 'ENOENT\0');
+    d.close();
+    await s2.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
