@@ -1,14 +1,15 @@
 /**
  * Programs in the docs: each ```ts block holding `async function main` followed by a ```text
- * block is an example. typeCheckExamples() checks them against the sources (`xen-sshm`,
- * `xen-sshm/xenstore` and `xen-sshm/hypervisor` mapped to the entry points), runExample() runs one as a
- * user of the package would (the names mapped to dist/) and returns what it printed.
+ * block is an example. typeCheckExamples() checks them against the sources (every entry point
+ * of package.json mapped to its source), runExample() runs one as a user of the package would
+ * (the names mapped to dist/) and returns what it printed.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ts from 'typescript';
+import { ENTRY_POINTS } from './exports';
 
 export interface DocExample {
   code: string;
@@ -27,8 +28,8 @@ export function docExamples(page: string): DocExample[] {
   });
 }
 
-const SOURCES: Record<string, string> = { 'xen-sshm': 'lib/index.ts', 'xen-sshm/xenstore': 'xenstore-wire/index.ts', 'xen-sshm/hypervisor': 'lib/hypervisor/index.ts' };
-const BUILT: Record<string, string> = { 'xen-sshm': 'dist/lib/index.js', 'xen-sshm/xenstore': 'dist/xenstore-wire/index.js', 'xen-sshm/hypervisor': 'dist/lib/hypervisor/index.js' };
+const SOURCES: Record<string, string> = ENTRY_POINTS;
+const BUILT: Record<string, string> = Object.fromEntries(Object.entries(ENTRY_POINTS).map(([k, v]) => [k, `dist/${v.replace(/\.ts$/, '.js')}`]));
 
 /** Type errors of the examples against the sources ([] when they all check). */
 export function typeCheckExamples(root: string, examples: DocExample[]): string[] {

@@ -2,16 +2,27 @@
  * The public names of the package's entry points, read with the TypeScript compiler (values
  * and types, `export *` followed): what docs/api.md must document.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ts from 'typescript';
 
-export const ENTRY_POINTS = {
-  'xen-sshm': 'lib/index.ts',
-  'xen-sshm/xenstore': 'xenstore-wire/index.ts',
-  'xen-sshm/hypervisor': 'lib/hypervisor/index.ts',
-} as const;
+/**
+ * The package's entry points, from package.json "exports" (package.json itself aside): name ->
+ * source file. A new entry point is then documented or the API test fails.
+ */
+export function entryPoints(root: string): Record<string, string> {
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { name: string; exports: Record<string, string> };
+  const out: Record<string, string> = {};
+  for (const [sub, file] of Object.entries(pkg.exports)) {
+    if (!file.endsWith('.js')) continue;
+    out[sub === '.' ? pkg.name : `${pkg.name}/${sub.replace(/^\.\//, '')}`] = file.replace(/^\.\/dist\//, '').replace(/\.js$/, '.ts');
+  }
+  return out;
+}
 
-export type EntryPoint = keyof typeof ENTRY_POINTS;
+export const ENTRY_POINTS = entryPoints(join(__dirname, '..', '..', '..'));
+
+export type EntryPoint = string;
 
 export interface ExportedName {
   name: string;
@@ -58,15 +69,17 @@ export function exportedNames(root: string): Record<EntryPoint, ExportedName[]> 
  * per entry point (for whoever changes an export list: fill in the descriptions).
  */
 if (require.main === module) {
-  const { readFileSync } = require('node:fs') as typeof import('node:fs');
   const root = join(__dirname, '..', '..', '..');
   const page = readFileSync(join(root, 'docs', 'api.md'), 'utf8');
   const names = exportedNames(root);
+  const sections = new Set<string>();
   for (const section of page.split(/^## /m).slice(1)) {
     const entry = /^`([^`]+)`/.exec(section)?.[1] as EntryPoint | undefined;
+    if (entry) sections.add(entry);
     if (!entry || !names[entry]) continue;
     const rows = new Set([...section.matchAll(/^\| `([^`]+)` \|/gm)].map((m) => m[1]));
     for (const n of names[entry]) if (!rows.has(n.name)) console.log(`${entry}: missing | \`${n.name}\` | ${n.kind} | ${n.summary} |`);
     for (const r of rows) if (!names[entry].some((n) => n.name === r)) console.log(`${entry}: not exported: ${r}`);
   }
+  for (const entry of Object.keys(names)) if (!sections.has(entry)) console.log(`${entry}: no section; its names: ${names[entry].map((n) => n.name).join(', ')}`);
 }
