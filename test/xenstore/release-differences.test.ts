@@ -101,3 +101,44 @@ test('oxenstored: 4.17 and 4.20 answer the same (path limit 1024, no DIRECTORY_P
   ]);
   t.log(`${daemonLabel({ kind: 'oxenstored', release: '4.17' })} = ${daemonLabel({ kind: 'oxenstored', release: '4.20' })} on ${r['4.17'].length} requests`);
 });
+
+const GET_PERMS = 3;
+const SET_PERMS = 14;
+const UNWATCH = 5;
+
+test('C xenstored: special nodes have permissions in 4.20 (GET_PERMS answers, an unknown @ name is ENOENT; 4.17: EINVAL)', async (t) => {
+  const r = await both('cxenstored', [
+    [GET_PERMS, nul('@releaseDomain')],
+    [GET_PERMS, nul('@introduceDomain')],
+    [GET_PERMS, nul('@other')],
+  ]);
+  t.deepEqual(r['4.17'], ['ERROR 0 "EINVAL\\0"', 'ERROR 0 "EINVAL\\0"', 'ERROR 0 "EINVAL\\0"']);
+  // An unknown @ name is a node that does not exist (4.17: not a node name at all).
+  t.deepEqual(r['4.20'], ['GET_PERMS 0 "n0\\0"', 'GET_PERMS 0 "n0\\0"', 'ERROR 0 "ENOENT\\0"']);
+});
+
+test('C xenstored: SET_PERMS of @introduceDomain fires its watch in 4.20 (4.17: no event)', async (t) => {
+  const events: Record<string, string[]> = {};
+  for (const release of XEN_RELEASES) {
+    events[release] = await withDaemon('cxenstored', release, async (c) => {
+      await c.request(WATCH, nul('@introduceDomain', 'tk'));
+      await c.sync();
+      c.take(); // the initial firing
+      const reply = await c.request(SET_PERMS, nul('@introduceDomain', 'n0', 'r1'));
+      await c.sync();
+      return [showFrame(reply).replace(/^(\S+) \d+ /, '$1 '), ...c.take().filter((f) => f.type === 15).map((f) => showFrame(f))];
+    });
+  }
+  t.deepEqual(events['4.17'], ['SET_PERMS 0 "OK\\0"']);
+  t.deepEqual(events['4.20'], ['SET_PERMS 0 "OK\\0"', 'WATCH_EVENT 0 0 "@introduceDomain\\0tk\\0"']);
+});
+
+test('C xenstored: UNWATCH of an invalid path is EINVAL in 4.20 (4.17: ENOENT, as for an unknown watch)', async (t) => {
+  const r = await both('cxenstored', [
+    [UNWATCH, nul('', 'tk')],
+    [UNWATCH, nul('//t', 'tk')],
+    [UNWATCH, nul('/t', 'never-set')],
+  ]);
+  t.deepEqual(r['4.17'], ['ERROR 0 "ENOENT\\0"', 'ERROR 0 "ENOENT\\0"', 'ERROR 0 "ENOENT\\0"']);
+  t.deepEqual(r['4.20'], ['ERROR 0 "EINVAL\\0"', 'ERROR 0 "EINVAL\\0"', 'ERROR 0 "ENOENT\\0"']);
+});
