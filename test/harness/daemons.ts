@@ -294,6 +294,9 @@ export async function startDaemon(kind: DaemonKind, opts: DaemonOptions = {}): P
   delete childEnv.XENSTORED_PATH;
   delete childEnv.XEN_SSHM_FAKE_DOMAINS;
   if (opts.fakeDomains && opts.fakeDomains.length > 0) childEnv.XEN_SSHM_FAKE_DOMAINS = opts.fakeDomains.join(',');
+  // A daemon run from a private root names itself as installed (/tool/xenstored), not as the loader.
+  const root = rt.daemonEnv.XEN_SSHM_PRELOAD_ROOT;
+  if (root && bin.startsWith(root)) childEnv.XEN_SSHM_EXE = bin.slice(root.length);
   const cmd = rt.command(bin, args);
   const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', cmd.file, ...cmd.args], {
     env: childEnv,

@@ -19,7 +19,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { join, resolve } from 'node:path';
 import { privateApt } from '../xen/apt';
 import { fetchPackages } from '../xen/fetch';
-import { PREPARED_FILE, PreparedRoot, XenRelease } from './releases';
+import { PREPARED_FILE, PreparedRoot, preloadSource, preloadSourceHash, XenRelease } from './releases';
 
 /** The packages of each newer release's root, by name (dependencies follow: libraries only). */
 export const RELEASE_SEEDS: Record<Exclude<XenRelease, '4.17'>, { suite: string; seeds: string[] }> = {
@@ -41,9 +41,9 @@ function main(release: XenRelease, cacheDir: string): void {
   if (release === '4.17') throw new Error('4.17 is the machine\'s own release: nothing to prepare');
   const spec = RELEASE_SEEDS[release];
   if (!spec) throw new Error(`no seeds for Xen ${release}`);
-  const preloadSrc = resolve(__dirname, '../../../test/harness/preload/xenstored_preload.c');
+  const preloadSrc = preloadSource();
   if (!existsSync(preloadSrc)) throw new Error(`preload source missing at ${preloadSrc}`);
-  const srcHash = createHash('sha256').update(readFileSync(preloadSrc)).digest('hex').slice(0, 12);
+  const srcHash = preloadSourceHash();
 
   const preparedFile = join(cacheDir, PREPARED_FILE);
   if (existsSync(preparedFile)) {

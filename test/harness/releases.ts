@@ -15,6 +15,7 @@
  * without any apt command.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { HarnessError } from './errors';
@@ -79,11 +80,21 @@ export interface PreparedRoot {
 
 export const PREPARED_FILE = 'prepared.json';
 
+/** The preload library's source; its hash names the built library, so an edit rebuilds it. */
+export function preloadSource(): string {
+  return join(findProjectRoot(), 'test/harness/preload/xenstored_preload.c');
+}
+
+export function preloadSourceHash(): string {
+  return createHash('sha256').update(readFileSync(preloadSource())).digest('hex').slice(0, 12);
+}
+
 const runtimes = new Map<XenRelease, ReleaseRuntime>();
 
 function readPrepared(cacheDir: string): PreparedRoot | undefined {
   try {
     const p = JSON.parse(readFileSync(join(cacheDir, PREPARED_FILE), 'utf8')) as PreparedRoot;
+    if (!p.preload.includes(preloadSourceHash())) return undefined;
     return [p.loader, p.preload, ...p.libraryPath].every((f) => existsSync(f)) ? p : undefined;
   } catch {
     return undefined;

@@ -100,6 +100,10 @@ test('oxenstored: 4.17 and 4.20 answer the same (path limit 1024, no DIRECTORY_P
     'ERROR 0 "ENOSYS\\0"', 'ERROR 0 "ENOSYS\\0"', 'ERROR 0 "EINVAL\\0"', 'WATCH 0 "OK\\0"',
   ]);
   t.log(`${daemonLabel({ kind: 'oxenstored', release: '4.17' })} = ${daemonLabel({ kind: 'oxenstored', release: '4.20' })} on ${r['4.17'].length} requests`);
+  // Only its own path differs.
+  const exe = await both('oxenstored', [[2 /* READ */, nul('/tool/xenstored')]]);
+  t.deepEqual(exe['4.17'], ['READ 0 "/usr/lib/xen-4.17/bin/oxenstored"']);
+  t.deepEqual(exe['4.20'], ['READ 0 "/usr/lib/xen-4.20/bin/oxenstored"']);
 });
 
 const GET_PERMS = 3;
