@@ -48,4 +48,7 @@ test('the tier command line: both releases by default, --release picks, unknown 
   t.throws(() => parseArgs(['--timeout=-3']), { message: /--timeout must be a positive number/ });
   t.throws(() => parseArgs(['--timeout', 'soon']), { message: /--timeout must be a positive number/ });
   t.throws(() => parseArgs(['--release', '5.0']), { message: /known releases are/ });
+  t.is(parseArgs([]).limitFactor, 1);
+  t.is(parseArgs(['--limit-factor', '3']).limitFactor, 3);
+  t.throws(() => parseArgs(['--limit-factor', '0.5']), { message: /--limit-factor must be a number from 1 to 10/ });
 });
