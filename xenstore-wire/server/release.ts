@@ -45,6 +45,20 @@ export interface ReleaseRules {
   readonly watchDepth: boolean;
   /** 4.22: `@releaseDomain/<domid>` and `@introduceDomain/<domid>` events (fire_special_watches). */
   readonly releaseDomainPerDomain: boolean;
+  /**
+   * 4.20 (since 4.18): `@introduceDomain` and `@releaseDomain` are database nodes, created after
+   * "/", "/tool", "/tool/xenstored": the generation counter starts two higher (the first node a
+   * client creates gets 6, not 4). Seen on Debian 13's C xenstored 4.20
+   * (test/xenstore/release-differences.test.ts). Their permissions and watch firing are not
+   * modelled yet (docs/release-differences.md).
+   */
+  readonly specialNodesInDatabase: boolean;
+  /**
+   * 4.20 CONTROL texts (xenstored_control.c): `log` without arguments lists the log switches,
+   * `help` pads names to 16 columns with the newer parameter help, `quota` lists its rows in
+   * the newer order and names (node-permissions). Seen on Debian 13's C xenstored 4.20.
+   */
+  readonly controlTexts420: boolean;
 }
 
 export function isXenRelease(s: string): s is XenRelease {
@@ -65,5 +79,7 @@ export function releaseRules(release: XenRelease = DEFAULT_RELEASE): ReleaseRule
     quotaCountsNext: r422,
     watchDepth: r422,
     releaseDomainPerDomain: r422,
+    specialNodesInDatabase: atLeast(release, '4.20'),
+    controlTexts420: atLeast(release, '4.20'),
   };
 }
