@@ -59,6 +59,12 @@ export interface ReleaseRules {
    * the newer order and names (node-permissions). Seen on Debian 13's C xenstored 4.20.
    */
   readonly controlTexts420: boolean;
+  /**
+   * 4.20 (since 4.18) do_unwatch(): the canonical path is checked with is_valid_nodename()
+   * (special `@` names allowed) before the watch is looked up, so an invalid one is EINVAL, not
+   * ENOENT. Seen on Debian 13's C xenstored 4.20.
+   */
+  readonly unwatchChecksPath: boolean;
 }
 
 export function isXenRelease(s: string): s is XenRelease {
@@ -81,5 +87,6 @@ export function releaseRules(release: XenRelease = DEFAULT_RELEASE): ReleaseRule
     releaseDomainPerDomain: r422,
     specialNodesInDatabase: atLeast(release, '4.20'),
     controlTexts420: atLeast(release, '4.20'),
+    unwatchChecksPath: atLeast(release, '4.20'),
   };
 }

@@ -190,6 +190,11 @@ export class Watches {
     const vec = getStrings(req.payload);
     if (vec.length !== 2) throw new XsErrno('EINVAL');
     const node = this.r.db.canonicalize(conn, vec[0]);
+    if (this.r.state.release.unwatchChecksPath) {
+      // is_valid_nodename(..., allow_special): an `@` name is checked like a path from "/".
+      const asPath = node.startsWith('@') ? `/${node.slice(1)}` : node;
+      if (!this.r.db.isValidNodename(asPath)) throw new XsErrno('EINVAL');
+    }
     const i = conn.watches.findIndex((w) => w.node === node && w.token === vec[1]);
     if (i < 0) throw new XsErrno('ENOENT');
     conn.watches.splice(i, 1);
