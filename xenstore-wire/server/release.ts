@@ -65,6 +65,12 @@ export interface ReleaseRules {
    * ENOENT. Seen on Debian 13's C xenstored 4.20.
    */
   readonly unwatchChecksPath: boolean;
+  /**
+   * 4.20 (since 4.18) is_valid_nodename(): the path-max quota goes through domain_max_chk(), which
+   * exempts privileged connections: dom0's paths are limited by the payload only (4.17: 2048 past
+   * `/local/domain/<id>/` for everyone). Seen on Debian 13's C xenstored 4.20.
+   */
+  readonly privilegedPathUnlimited: boolean;
 }
 
 export function isXenRelease(s: string): s is XenRelease {
@@ -88,5 +94,6 @@ export function releaseRules(release: XenRelease = DEFAULT_RELEASE): ReleaseRule
     specialNodesInDatabase: atLeast(release, '4.20'),
     controlTexts420: atLeast(release, '4.20'),
     unwatchChecksPath: atLeast(release, '4.20'),
+    privilegedPathUnlimited: atLeast(release, '4.20'),
   };
 }

@@ -167,7 +167,7 @@ export class Watches {
     } else {
       relative = !path.startsWith('/');
       path = db.canonicalize(conn, path);
-      if (!db.isValidNodename(path)) throw new XsErrno('EINVAL');
+      if (!db.isValidNodename(path, conn)) throw new XsErrno('EINVAL');
     }
     if (conn.watches.some((w) => w.node === path && w.token === token)) throw new XsErrno('EEXIST');
     if (isUnprivileged(conn)) {
@@ -193,7 +193,7 @@ export class Watches {
     if (this.r.state.release.unwatchChecksPath) {
       // is_valid_nodename(..., allow_special): an `@` name is checked like a path from "/".
       const asPath = node.startsWith('@') ? `/${node.slice(1)}` : node;
-      if (!this.r.db.isValidNodename(asPath)) throw new XsErrno('EINVAL');
+      if (!this.r.db.isValidNodename(asPath, conn)) throw new XsErrno('EINVAL');
     }
     const i = conn.watches.findIndex((w) => w.node === node && w.token === vec[1]);
     if (i < 0) throw new XsErrno('ENOENT');
