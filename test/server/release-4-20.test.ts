@@ -36,6 +36,16 @@ const REQUESTS: [type: number, payload: string][] = [
   [11, `/${'y'.repeat(3999)}\0v`],
   [4, nul(`/local/domain/123456/${'z'.repeat(2048)}`, 'tok')],
   [2, nul(`/${'y'.repeat(3999)}`)],
+  // The special nodes: permissions, generations, their watch on SET_PERMS.
+  [4, nul('@introduceDomain', 'sp')],
+  [3, nul('@introduceDomain')],
+  [3, nul('@releaseDomain')],
+  [3, nul('@other')],
+  [14, nul('@introduceDomain', 'n0', 'r1')],
+  [14, nul('@other', 'n0')],
+  [3, nul('@introduceDomain')],
+  [11, '/after\0v'],
+  [22, nul('/after', '9999')],
 ];
 
 async function replies(socketPath: string): Promise<string[]> {
@@ -43,6 +53,9 @@ async function replies(socketPath: string): Promise<string[]> {
   try {
     const out: string[] = [];
     for (const [type, payload] of REQUESTS) out.push(showFrame(await c.request(type, payload)));
+    // Then every watch event, in arrival order.
+    await c.sync();
+    for (const f of c.take()) if (f.type === 15 /* WATCH_EVENT */) out.push(showFrame(f));
     return out;
   } finally {
     c.close();
@@ -67,3 +80,42 @@ for (const release of XEN_RELEASES) {
     }
   });
 }
+
+/** SET_PERMS of a special node inside a transaction, with a watcher on another connection. */
+async function specialInTransaction(socketPath: string): Promise<string[]> {
+  const c = await RawConn.open(socketPath);
+  const w = await RawConn.open(socketPath);
+  try {
+    const out = [showFrame(await w.request(4, nul('@introduceDomain', 'sp')))];
+    await w.sync();
+    w.take();
+    const tx = await c.request(6, '\0');
+    const id = Number(tx.payload.toString('latin1').replace(/\0/g, ''));
+    out.push(showFrame(await c.request(14, nul('@introduceDomain', 'n0', 'r1'), id)));
+    out.push(showFrame(await c.request(3, nul('@introduceDomain'), id)));
+    await w.sync();
+    out.push(`events before commit: ${w.take().filter((f) => f.type === 15).length}`);
+    out.push(showFrame(await c.request(7, nul('T'), id)));
+    await w.sync();
+    out.push(...w.take().filter((f) => f.type === 15).map((f) => `after commit: ${showFrame(f)}`));
+    out.push(showFrame(await c.request(3, nul('@introduceDomain'))));
+    out.push(showFrame(await c.request(22, nul('/tool', '9999'))));
+    return out;
+  } finally {
+    c.close();
+    w.close();
+  }
+}
+
+test('in-memory --release 4.20: a special node\'s SET_PERMS in a transaction takes effect and fires at commit, as in C xenstored 4.20', async (t) => {
+  const real = await startDaemon('cxenstored', { release: '4.20' });
+  const ours = await startServer({ release: '4.20' });
+  try {
+    const want = await specialInTransaction(real.socketPath);
+    t.deepEqual(await specialInTransaction(ours.socketPath), want);
+    t.true(want.includes('events before commit: 0') && want.some((l) => l.startsWith('after commit: WATCH_EVENT')), want.join('\n'));
+  } finally {
+    await ours.close();
+    await real.stop();
+  }
+});

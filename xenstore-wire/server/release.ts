@@ -48,9 +48,9 @@ export interface ReleaseRules {
   /**
    * 4.20 (since 4.18): `@introduceDomain` and `@releaseDomain` are database nodes, created after
    * "/", "/tool", "/tool/xenstored": the generation counter starts two higher (the first node a
-   * client creates gets 6, not 4). Seen on Debian 13's C xenstored 4.20
-   * (test/xenstore/release-differences.test.ts). Their permissions and watch firing are not
-   * modelled yet (docs/release-differences.md).
+   * client creates gets 6, not 4); GET_PERMS answers their permissions (another `@` name is
+   * ENOENT); SET_PERMS on them takes a generation and fires their watches. Seen on Debian 13's
+   * C xenstored 4.20 (test/xenstore/release-differences.test.ts).
    */
   readonly specialNodesInDatabase: boolean;
   /**

@@ -97,7 +97,9 @@ export class Watches {
     for (const c of output.connections.slice()) {
       if (c.watches.length === 0) continue;
       if (special) {
-        if (!this.checkPermsSpecial(name, c)) continue;
+        // `perms`: the special node's permissions before a SET_PERMS (4.20), which also let through.
+        const before = perms !== null && (this.r.db.permForConn(c, perms) & XS_PERM_READ) !== 0;
+        if (!before && !this.checkPermsSpecial(name, c)) continue;
       } else if (!this.watchPermitted(c, name, node, perms)) {
         continue;
       }
