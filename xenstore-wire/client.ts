@@ -103,11 +103,69 @@ const READ_RULES = { op: 'READ' } as const;
 const DIRECTORY_PART_MAX_RESTARTS = 64;
 
 interface Pending {
+  reqId: number;
   type: MessageType;
   path?: string;
   txId: number;
   resolve(payload: Buffer): void;
   reject(err: Error): void;
+}
+
+/**
+ * Requests in flight, by req_id: a power-of-two table indexed by the id's low bits. A Map
+ * keyed by ever-increasing ids reallocates its backing store every few insert/delete pairs,
+ * which measured as a sixth of the client's allocation per sequential request (and so of its
+ * scavenges); this table allocates only when it grows. Ids are chosen so that their slot is
+ * free (see XenstoreClient.allocReqId), so two requests never share a slot.
+ */
+class PendingTable {
+  private slots: (Pending | undefined)[] = new Array<Pending | undefined>(16).fill(undefined);
+  private mask = 15;
+  size = 0;
+
+  slotFree(reqId: number): boolean {
+    return this.slots[reqId & this.mask] === undefined;
+  }
+
+  get(reqId: number): Pending | undefined {
+    const p = this.slots[reqId & this.mask];
+    return p !== undefined && p.reqId === reqId ? p : undefined;
+  }
+
+  /** `p.reqId` must have a free slot (slotFree). */
+  add(p: Pending): void {
+    this.slots[p.reqId & this.mask] = p;
+    this.size++;
+  }
+
+  delete(reqId: number): void {
+    const i = reqId & this.mask;
+    const p = this.slots[i];
+    if (p !== undefined && p.reqId === reqId) {
+      this.slots[i] = undefined;
+      this.size--;
+    }
+  }
+
+  /** Doubles the table while it is at least half full, so that free slots stay easy to find. */
+  reserve(): void {
+    while (this.size * 2 >= this.slots.length) {
+      const old = this.slots;
+      this.slots = new Array<Pending | undefined>(old.length * 2).fill(undefined);
+      this.mask = this.slots.length - 1;
+      // Ids with distinct low bits under the old mask stay distinct under the wider one.
+      for (const p of old) if (p !== undefined) this.slots[p.reqId & this.mask] = p;
+    }
+  }
+
+  values(): Pending[] {
+    return this.slots.filter((p): p is Pending => p !== undefined);
+  }
+
+  clear(): void {
+    this.slots.fill(undefined);
+    this.size = 0;
+  }
 }
 
 /** The operations a client and a transaction share (read, write, directory ...). */
@@ -291,7 +349,7 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
   readonly txId = 0;
   protected readonly conn = this;
   private readonly decoder: FrameDecoder;
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new PendingTable();
   private readonly watches = new Map<string, Watch>();
   private nextReqId = 1;
   private nextToken = 1;
@@ -402,7 +460,7 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
     }
     const reqId = this.allocReqId();
     return new Promise<Buffer>((resolve, reject) => {
-      this.pending.set(reqId, { type, path, txId, resolve, reject });
+      this.pending.add({ reqId, type, path, txId, resolve, reject });
       this.transport.send(frameOf(type, reqId, txId, payload), reqId);
       if (payload.length === 0) this.nudge();
     });
@@ -433,16 +491,18 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
   private nudge(): void {
     const reqId = this.allocReqId();
     const drop = () => undefined;
-    this.pending.set(reqId, { type: MessageType.GET_DOMAIN_PATH, txId: 0, resolve: drop, reject: drop });
+    this.pending.add({ reqId, type: MessageType.GET_DOMAIN_PATH, txId: 0, resolve: drop, reject: drop });
     this.transport.send(frameOf(MessageType.GET_DOMAIN_PATH, reqId, 0, request.getDomainPath(0)), reqId);
   }
 
   private allocReqId(): number {
-    // uint32, wrapping; skips ids still in flight.
+    // uint32, wrapping; skips ids still in flight, and ids whose slot in the table is taken
+    // (a request answered late keeps its slot; later ids step past it).
+    this.pending.reserve();
     for (;;) {
       const id = this.nextReqId;
       this.nextReqId = (this.nextReqId + 1) >>> 0;
-      if (!this.pending.has(id)) return id;
+      if (this.pending.slotFree(id)) return id;
     }
   }
 
@@ -542,7 +602,7 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
   private fail(err: XenstoreWireError, byClose = false): void {
     if (this.failure) return;
     this.failure = err;
-    const pending = [...this.pending.values()];
+    const pending = this.pending.values();
     this.pending.clear();
     for (const p of pending) p.reject(err instanceof ConnectionError ? err.forRequest(p.type, p.path) : err);
     for (const w of this.drainWaiters.splice(0)) w();
