@@ -5,8 +5,10 @@
 import * as os from 'node:os';
 
 const ERRNO_NAMES = new Map<number, string>();
+// Linux has aliases (EWOULDBLOCK = EAGAIN, EDEADLOCK = EDEADLK, ENOTSUP = EOPNOTSUPP): the name
+// Xen's public/errno.h uses wins, else the first, usual one.
+for (const name of ['EOPNOTSUPP', 'EAGAIN', 'EDEADLK'] as const) ERRNO_NAMES.set(os.constants.errno[name], name);
 for (const [name, num] of Object.entries(os.constants.errno)) {
-  // Linux has aliases (EWOULDBLOCK = EAGAIN, EDEADLOCK = EDEADLK): keep the first, usual name.
   if (!ERRNO_NAMES.has(num)) ERRNO_NAMES.set(num, name);
 }
 
