@@ -33,6 +33,7 @@ const RUN_FRAMES = 256;
 const ZERO_RUN = Buffer.alloc(RUN_FRAMES * PAGE_SIZE);
 /** mfns[] value of a view page whose frame was freed under it. */
 const DEAD = 0xffffffff;
+const TWO32 = 2 ** 32;
 
 /** Where the frames' bytes live between views. */
 export interface FrameStore {
@@ -132,6 +133,7 @@ export class FileFrameStore implements FrameStore {
 
 /** One live block of frames in this process: the memory every view of these frames shares. */
 interface Block {
+  readonly id: number;
   readonly bytes: Uint8Array;
   /** Frame at each page of the block; DEAD once freed under it. */
   readonly mfns: Uint32Array;
@@ -161,8 +163,10 @@ export interface FrameView {
  * when it can, else at its next call.
  */
 export class FrameViews {
-  private readonly index = new Map<number, { block: Block; pos: number }>();
-  private readonly blocks = new Set<Block>();
+  /** mfn -> (block id * 2^32 + page in the block), for the frames of live blocks. */
+  private readonly index = new Map<number, number>();
+  private readonly blocks = new Map<number, Block>();
+  private nextBlock = 1;
   /** Pages of ended views not yet written back: [block, first, count]. */
   private readonly pending: Array<[Block, number, number]> = [];
 
@@ -176,18 +180,20 @@ export class FrameViews {
     const n = mfns.length;
     if (n === 0) throw new HypercallError({ call: 'sim(map)', errno: E.EINVAL, message: 'a view needs at least one frame' });
     // Views made before a frame was freed (by another process) no longer hold it.
-    for (let i = 0; i < n; i++) {
-      const at = this.index.get(mfns[i]);
-      if (at && at.block.epochs[at.pos] !== table.epoch[mfns[i]]) this.kill(at.block, at.pos);
+    if (this.index.size > 0) {
+      for (let i = 0; i < n; i++) {
+        const at = this.at(mfns[i]);
+        if (at && at.block.epochs[at.pos] !== table.epoch[mfns[i]]) this.kill(at.block, at.pos);
+      }
     }
-    const first = this.index.get(mfns[0]);
+    const first = this.at(mfns[0]);
     if (first) {
       const { block, pos } = first;
       let k = 1;
       while (k < n && pos + k < block.mfns.length && block.mfns[pos + k] === mfns[k]) k++;
       if (k === n) return this.hand(block, pos, n);
     }
-    for (let i = 0; i < n; i++) {
+    for (let i = 0; i < n && this.index.size > 0; i++) {
       if (this.index.has(mfns[i])) {
         throw new HypercallError({
           call: 'sim(map)', errno: E.EBUSY,
@@ -196,10 +202,12 @@ export class FrameViews {
         });
       }
     }
-    const block: Block = { bytes: new Uint8Array(n * PAGE_SIZE), mfns: Uint32Array.from(mfns), epochs: new Uint32Array(n), base: new Map(), views: 0 };
+    const id = this.nextBlock++;
+    const block: Block = { id, bytes: new Uint8Array(n * PAGE_SIZE), mfns: Uint32Array.from(mfns), epochs: new Uint32Array(n), base: new Map(), views: 0 };
+    const key = id * TWO32;
     for (let i = 0; i < n; i++) {
       block.epochs[i] = table.epoch[mfns[i]];
-      this.index.set(mfns[i], { block, pos: i });
+      this.index.set(mfns[i], key + i);
     }
     // Only frames the store may hold bytes for are read; the others are zero already.
     forRuns(block.mfns, 0, n, (i, count) => {
@@ -207,8 +215,16 @@ export class FrameViews {
       const copy = block.bytes.slice(i * PAGE_SIZE, (i + count) * PAGE_SIZE);
       for (let k = 0; k < count; k++) block.base.set(i + k, copy.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE));
     }, (i) => table.dirty[block.mfns[i]] === 1);
-    this.blocks.add(block);
+    this.blocks.set(id, block);
     return this.hand(block, 0, n);
+  }
+
+  /** The live block holding frame mfn, and its page there. */
+  private at(mfn: number): { block: Block; pos: number } | undefined {
+    const v = this.index.get(mfn);
+    if (v === undefined) return undefined;
+    const id = Math.floor(v / TWO32);
+    return { block: this.blocks.get(id)!, pos: v - id * TWO32 };
   }
 
   private hand(block: Block, first: number, count: number): FrameView {
@@ -252,7 +268,7 @@ export class FrameViews {
   /** Writes back every live view too (close). */
   writeAll(table: FrameTable): void {
     this.writePending(table);
-    for (const block of this.blocks) this.writePages(table, block, 0, block.mfns.length);
+    for (const block of this.blocks.values()) this.writePages(table, block, 0, block.mfns.length);
   }
 
   /**
@@ -263,6 +279,15 @@ export class FrameViews {
   private writePages(table: FrameTable, block: Block, first: number, count: number): void {
     let store: Buffer | undefined;
     for (let i = first; i < first + count; i++) {
+      // Pages that were zero when read and are zero still: skipped a run at a time.
+      if (!block.base.has(i)) {
+        let end = i;
+        while (end < first + count && end - i < RUN_FRAMES && !block.base.has(end)) end++;
+        if (isZero(block.bytes.subarray(i * PAGE_SIZE, end * PAGE_SIZE))) {
+          i = end - 1;
+          continue;
+        }
+      }
       const m = block.mfns[i];
       if (m === DEAD || m >= table.owner.length || table.epoch[m] !== block.epochs[i]) continue;
       const page = block.bytes.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE);
@@ -291,7 +316,7 @@ export class FrameViews {
     if (mfns.length === 0) return;
     const zero: number[] = [];
     for (const m of mfns) {
-      const at = this.index.get(m);
+      const at = this.index.size > 0 ? this.at(m) : undefined;
       if (at) this.kill(at.block, at.pos);
       if (table.dirty[m]) {
         table.dirty[m] = 0;
@@ -311,10 +336,11 @@ export class FrameViews {
   }
 
   private drop(block: Block): void {
-    if (!this.blocks.delete(block)) return;
+    if (!this.blocks.delete(block.id)) return;
+    const key = block.id * TWO32;
     for (let i = 0; i < block.mfns.length; i++) {
       const m = block.mfns[i];
-      if (m !== DEAD && this.index.get(m)?.block === block) this.index.delete(m);
+      if (m !== DEAD && this.index.get(m) === key + i) this.index.delete(m);
     }
   }
 
