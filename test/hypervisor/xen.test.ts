@@ -179,9 +179,9 @@ test('populate stopping short is undone and explained; decrease stops at the fir
   t.deepEqual([e.reason, e.pagesRequested, e.totPages, e.maxPages], ['max-pages', 70001, 0, 70000], 'the facts as fields');
   t.is(h.domains.get(owner)!.totPages, 0, 'freed again');
   const issued = rec.take();
-  // 136 extents of 2 MiB, then 4 KiB pages up to the max (368 of 369), undone in one call.
+  // 136 extents of 2 MiB, then 4 KiB pages up to the max (368 of 369), undone by 16,384.
   t.deepEqual(issued.filter((i) => i.sub === XenMem.populate_physmap).map((i) => [i.order, i.pages]), [[9, 136], [0, 369]]);
-  t.deepEqual(issued.filter((i) => i.sub === XenMem.decrease_reservation).map((i) => i.pages), [70000]);
+  t.deepEqual(issued.filter((i) => i.sub === XenMem.decrease_reservation).map((i) => i.pages), [16384, 16384, 16384, 16384, 70000 - 4 * 16384]);
 
   await hv.populatePhysmap(owner, [1, 2, 3]);
   const d = await t.throwsAsync(hv.decreaseReservation(owner, [1, 9, 2]), { instanceOf: HypercallError });
