@@ -268,3 +268,11 @@ test('a max below what the domain holds: accepted, nothing taken away, populate 
   t.is(h.domains.get(owner)!.totPages, 4, 'room again once under the max');
   await hv.close();
 });
+
+test('largeExtents: false populates an aligned region with 4 KiB extents only (the figures\' baseline)', async (t) => {
+  const { hv, rec, owner } = await setup();
+  await hv.populatePhysmap(owner, gfnRange(0x100000, 20000), undefined, { largeExtents: false });
+  t.deepEqual(rec.take().filter((i) => i.sub === XenMem.populate_physmap).map((i) => [i.order, i.pages]), [[0, 16384], [0, 20000 - 16384]]);
+  t.deepEqual(hv.lastPopulate, { largeExtents: 0, smallExtents: 20000, largeRefused: 0, hypercalls: 2 });
+  await hv.close();
+});

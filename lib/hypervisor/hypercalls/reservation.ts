@@ -78,10 +78,10 @@ function reservationCall(cx: HypercallContext, op: number, domid: number, gfns: 
  * of gfns: extents are issued in list order and Xen stops at the first it cannot do) and the
  * errno when privcmd itself refused the call.
  */
-function populatePrefix(cx: HypercallContext, domid: number, gfns: GfnList, stats: PopulateStats, onProgress?: ProgressCallback): { done: number; errno?: number } {
+function populatePrefix(cx: HypercallContext, domid: number, gfns: GfnList, stats: PopulateStats, onProgress: ProgressCallback | undefined, largeExtents: boolean): { done: number; errno?: number } {
   const n = gfns.length;
   const starts = largeExtentStarts(gfns);
-  let large = true;
+  let large = largeExtents;
   let done = 0;
   // Large extents: their first gfns, gathered in list order from `done`.
   const firsts = new Float64Array(Math.min(RESERVATION_BATCH, Math.ceil(n / PAGES_2M) + 1));
@@ -138,12 +138,12 @@ export function decreasePrefix(cx: HypercallContext, domid: number, gfns: GfnLis
   return { done };
 }
 
-export function populate(cx: HypercallContext, domid: number, gfns: GfnList, onProgress?: ProgressCallback): PopulateStats {
+export function populate(cx: HypercallContext, domid: number, gfns: GfnList, onProgress?: ProgressCallback, largeExtents = true): PopulateStats {
   const call = 'memory_op(populate_physmap)';
   checkGfns(gfns, call, domid);
   const stats: PopulateStats = { largeExtents: 0, smallExtents: 0, largeRefused: 0, hypercalls: 0 };
   const n = gfns.length;
-  const { done, errno } = populatePrefix(cx, domid, gfns, stats, onProgress);
+  const { done, errno } = populatePrefix(cx, domid, gfns, stats, onProgress, largeExtents);
   if (done === n) return stats;
   // Undo this call's pages, then say why Xen stopped: it does not tell.
   let undo = '';

@@ -9,7 +9,7 @@ for vm in hvb-owner hvb-borrower; do
   out=$(xl create -p "$(domu_cfg $vm)" 2>&1) || { echo "$out"; fail "xl create $vm failed: $(echo "$out" | grep -m1 error)"; }
 done
 owner=$(domid_of hvb-owner); borrower=$(domid_of hvb-borrower)
-# 128 MiB of RAM and room for the 64 MiB region (plus one page: the shifted region).
+# 128 MiB of RAM and room for the 64 MiB region.
 xc-setmaxmem "$owner" $((200 * 1024)) || fail "cannot raise hvb-owner's max memory to 200 MiB"
 node "$XEN_PKG/dist/test/xen/guest/hv-batching.js" --owner "$owner" --borrower "$borrower" --runs 5 > /tmp/batching.out 2>&1
 rc=$?
