@@ -84,8 +84,12 @@ export class XenHypervisor implements Hypervisor {
     });
   }
 
-  decreaseReservation(domid: number, gfns: GfnList, onProgress?: ProgressCallback): Promise<void> {
-    return this.run(() => decrease(this.cx, checkDomid(domid, 'memory_op(decrease_reservation)'), gfns, onProgress));
+  /**
+   * `opts.scrub`: zero the pages (through dom0 mappings) before freeing them. Xen scrubs only a
+   * dying domain's pages, so without it the next domain given these frames sees their bytes.
+   */
+  decreaseReservation(domid: number, gfns: GfnList, onProgress?: ProgressCallback, opts: { scrub?: boolean } = {}): Promise<void> {
+    return this.run(() => decrease(this.cx, checkDomid(domid, 'memory_op(decrease_reservation)'), gfns, onProgress, opts.scrub ?? false));
   }
 
   addToPhysmapForeign(req: ForeignMapRequest): Promise<void> {

@@ -13,6 +13,7 @@ import type { GfnList, ProgressCallback } from '../types';
 import { PAGE_SIZE } from '../../vocabulary';
 import { checkGfns, ENOENT, ENOMEM, ESRCH, hex, HYPERCALL_BUFFER_BYTES, slice, writeU64List, type HypercallContext } from './context';
 import { domainInfo } from './domctl';
+import { mapForeign } from './foreign';
 
 /** 2 MiB extents: 2^9 pages. Dom0 may ask for up to order 18 (max_order(), ctldom_max_order). */
 export const EXTENT_ORDER_2M = 9;
@@ -181,9 +182,28 @@ export function populate(cx: HypercallContext, domid: number, gfns: GfnList, onP
   });
 }
 
-export function decrease(cx: HypercallContext, domid: number, gfns: GfnList, onProgress?: ProgressCallback): void {
+/** Pages zeroed per dom0 mapping before they are freed (16 MiB). */
+export const SCRUB_BATCH = 4096;
+
+/**
+ * Zeroes the domain's pages at gfns through dom0 mappings (MMAPBATCH_V2), SCRUB_BATCH at a
+ * time. Xen scrubs only a dying domain's pages (common/page_alloc.c, free_domheap_pages():
+ * "Normally we expect a domain to clear pages before freeing them"), so pages freed for a live
+ * domain reach the next domain Xen gives them to with their bytes. A page that cannot be mapped
+ * fails the call (its HypercallError, call ioctl(MMAPBATCH_V2)) before anything is freed.
+ */
+function scrub(cx: HypercallContext, domid: number, gfns: GfnList): void {
+  for (let from = 0; from < gfns.length; from += SCRUB_BATCH) {
+    const m = mapForeign(cx, domid, slice(gfns, from, Math.min(gfns.length, from + SCRUB_BATCH)));
+    m.buffer.fill(0);
+    m.unmap();
+  }
+}
+
+export function decrease(cx: HypercallContext, domid: number, gfns: GfnList, onProgress?: ProgressCallback, scrubFirst = false): void {
   const call = 'memory_op(decrease_reservation)';
   checkGfns(gfns, call, domid);
+  if (scrubFirst && gfns.length > 0) scrub(cx, domid, gfns);
   const { done, errno } = decreasePrefix(cx, domid, gfns, onProgress);
   if (done === gfns.length) return;
   const gfn = gfns[done];

@@ -8,7 +8,7 @@
  * Per frame, beside owner and references: an epoch, bumped whenever the frame is freed (a view
  * made before must not write into whatever the frame becomes), and a dirty bit: the frame's
  * bytes in the frame store may be non-zero (views wrote them). Only dirty frames are read into
- * views and zeroed when freed.
+ * views, and zeroed when freed with `scrub` (as Xen scrubs only a dying domain's pages).
  */
 
 /** Owner value of a free frame (domids are < 0x7ff0). */
@@ -31,8 +31,10 @@ export class FrameTable {
   private blockFree = new Uint16Array(2);
   /** No block below this one has a free frame. */
   private lowBlock = 0;
-  /** Frames freed since the last flush: their views and their bytes are dealt with then. */
+  /** Frames freed since the last flush: their views are dealt with then. */
   freed: number[] = [];
+  /** Of those, the ones to scrub (zero in the store). */
+  scrubbed: number[] = [];
   /** Set when a dirty bit changed outside the host's own rules (a view wrote a frame back). */
   changed = false;
 
@@ -123,8 +125,11 @@ export class FrameTable {
     if (b < this.lowBlock) this.lowBlock = b;
   }
 
-  /** free_domheap_page(): the frame is free again; returns its owner before. */
-  free(mfn: number): number {
+  /**
+   * free_domheap_page(): the frame is free again; returns its owner before. Its bytes stay
+   * unless `scrub` (the owner is dying): the next domain to get the frame sees them.
+   */
+  free(mfn: number, scrub: boolean): number {
     const was = this.owner[mfn];
     this.owner[mfn] = FREE;
     this.alloc[mfn] = 0;
@@ -132,6 +137,7 @@ export class FrameTable {
     this.epoch[mfn] = (this.epoch[mfn] + 1) >>> 0;
     this.markFree(mfn);
     this.freed.push(mfn);
+    if (scrub) this.scrubbed.push(mfn);
     return was;
   }
 

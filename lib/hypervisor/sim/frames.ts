@@ -16,6 +16,9 @@
  *   in different processes do not undo each other.
  * - A frame freed while a view holds it reads as zeros in that view, and later writes there go
  *   nowhere: each frame has an epoch (frame-table.ts) that a view compares before writing back.
+ *   (On Xen, dom0's mapping would keep the page; the sim's dom0 mappings hold no reference.)
+ * - A freed frame keeps its bytes for the next domain that gets it, as on Xen, unless it was
+ *   scrubbed (its domain was dying).
  * Only frames whose store bytes may be non-zero (dirty) are read or zeroed, so populating,
  * mapping and freeing a region costs no I/O until someone writes into it.
  */
@@ -309,15 +312,20 @@ export class FrameViews {
 
   /**
    * Frames freed by the host (frame-table.ts `freed`): views of this process read them as zero
-   * and let go of them; the store zeroes the dirty ones. Called at the end of every call.
+   * and let go of them; the store zeroes the dirty ones among those scrubbed. Called at the end
+   * of every call.
    */
   freed(table: FrameTable): void {
     const mfns = table.freed.splice(0);
+    const scrubbed = table.scrubbed.splice(0);
     if (mfns.length === 0) return;
     const zero: number[] = [];
     for (const m of mfns) {
       const at = this.index.size > 0 ? this.at(m) : undefined;
       if (at) this.kill(at.block, at.pos);
+    }
+    for (const m of scrubbed) {
+      // Freed and given out again within one call: the new owner's frame is zero all the same.
       if (table.dirty[m]) {
         table.dirty[m] = 0;
         table.changed = true;

@@ -189,9 +189,16 @@ export class SimHost {
     return m;
   }
 
-  /** free_domheap_page(): back to the heap, off the owner's tot_pages. */
+  /**
+   * free_domheap_page(): back to the heap, off the owner's tot_pages. Xen scrubs the page only
+   * when its domain is dying: "Normally we expect a domain to clear pages before freeing them,
+   * if it cares about the secrecy of their contents. However, after a domain has died we assume
+   * responsibility for erasure" (common/page_alloc.c, free_domheap_pages(): `scrub =
+   * d->is_dying || scrub_debug || opt_scrub_domheap`). Otherwise the next owner sees its bytes.
+   */
   freeFrame(mfn: number): void {
-    const owner = this.domains.get(this.frames.free(mfn));
+    const was = this.domains.get(this.frames.owner[mfn]);
+    const owner = this.domains.get(this.frames.free(mfn, !was || was.dying));
     if (owner) {
       owner.ownedPages--;
       this.reap(owner);
