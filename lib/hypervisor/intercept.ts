@@ -9,7 +9,7 @@
 import type { Hypervisor } from './types';
 
 /** Every method of the Hypervisor interface that talks to Xen (close excluded). */
-export type HypervisorMethod = Exclude<{ [K in keyof Hypervisor]: Hypervisor[K] extends (...args: never[]) => unknown ? K : never }[keyof Hypervisor], 'close'>;
+export type HypervisorMethod = Exclude<{ [K in keyof Hypervisor]-?: NonNullable<Hypervisor[K]> extends (...args: never[]) => unknown ? K : never }[keyof Hypervisor], 'close'>;
 
 /** Listed so that the compiler fails here when the interface gains a method (label it below). */
 const METHODS: Record<HypervisorMethod, true> = {
@@ -23,6 +23,9 @@ const METHODS: Record<HypervisorMethod, true> = {
   setTarget: true,
   setMaxMem: true,
   mapForeign: true,
+  borrowerSupport: true,
+  evtchnAllocUnbound: true,
+  evtchnStatus: true,
 };
 
 export const HYPERVISOR_METHODS = Object.keys(METHODS) as readonly HypervisorMethod[];
@@ -60,6 +63,12 @@ export function callLabel(method: HypervisorMethod, args: readonly unknown[]): s
       return `setTarget d${a[0]}->d${a[1]}`;
     case 'setMaxMem':
       return `setMaxMem d${a[0]} ${a[1]} KiB`;
+    case 'borrowerSupport':
+      return `borrowerSupport d${a[0]}`;
+    case 'evtchnAllocUnbound':
+      return `evtchnAllocUnbound d${a[0]} remote d${a[1]}`;
+    case 'evtchnStatus':
+      return `evtchnStatus d${a[0]} port ${a[1]}`;
     default:
       return method;
   }
