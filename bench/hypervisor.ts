@@ -1,26 +1,43 @@
 /**
- * `npm run bench:hypervisor`: the cost of preparing and issuing the mapping of a 1 GiB region
- * (262,144 pages) into a borrower, on the `sim` backend: building the gfn lists, encoding the
- * add_to_physmap_batch calls (5 batches of at most 65,535 pages), and the simulated Xen handling
- * them. Targets: at most 100 ms and 64 MiB of extra memory. The time is split into the shared
- * TypeScript of lib/hypervisor/xen.ts (what privcmd runs too) and the simulated hypercalls.
- * Also reported: populating the region, removing the mapping, a dom0 mapping of the whole region
- * (peek), and the same mapping on a sim persisted in a folder (load and save included).
- * Writes bench/results/hypervisor.json and .md; exits 1 when a target is missed.
+ * `npm run bench:hypervisor [-- --pages N --runs N --results DIR]`: the cost of preparing and
+ * issuing the mapping of a 1 GiB region (262,144 pages) into a borrower, on the `sim` backend:
+ * building the gfn lists, encoding the add_to_physmap_batch calls (5 batches of at most 65,535
+ * pages), and the simulated Xen handling them. Targets: at most 100 ms and 64 MiB of extra
+ * memory. The time is split into the shared TypeScript of lib/hypervisor (what privcmd runs
+ * too) and the simulated hypercalls. Also reported: populating the region (2 MiB extents, and
+ * 4 KiB ones only), removing the mapping, a dom0 mapping of the whole region (peek:
+ * a view with no native code), and the same mapping on a sim persisted in a folder (load and
+ * save included). Writes bench/results/hypervisor.json and .md; exits 1 when a target is missed.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
-import { gfnRange, SimHypervisor } from '../lib/hypervisor';
-import type { XenTransport } from '../lib/hypervisor/transport';
+import { gfnRange, REMOVE_MULTICALL_BATCH, SimHypervisor, type XenTransport } from '../lib/hypervisor';
 
-const PAGES = 262144;
+const { values: args } = parseArgs({
+  options: {
+    pages: { type: 'string', default: '262144' },
+    runs: { type: 'string', default: '5' },
+    results: { type: 'string', default: path.join(__dirname, '..', '..', 'bench', 'results') },
+  },
+  strict: true,
+});
+function positive(name: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`bench:hypervisor: --${name} ${v}: a positive integer`);
+    process.exit(2);
+  }
+  return n;
+}
+const PAGES = positive('pages', args.pages);
+const RUNS = positive('runs', args.runs);
 const LIMIT_MS = 100;
 const LIMIT_MIB = 64;
-const RUNS = 5;
 const OWNER_GFN = 0x8000000;
 const BORROWER_GFN = 0x9000000;
 const MiB = 2 ** 20;
@@ -94,7 +111,12 @@ async function main(): Promise<number> {
   const borrower = await hv.createDomain({ name: 'borrower', maxPages: 1024 });
   const clock = timeHypercalls(hv);
 
+  // The region with 4 KiB extents only, then as the layer does it: 2 MiB extents (aligned).
   let t = performance.now();
+  await hv.populatePhysmap(owner, gfnRange(OWNER_GFN, PAGES), undefined, { largeExtents: false });
+  const populate4kMs = performance.now() - t;
+  await hv.decreaseReservation(owner, gfnRange(OWNER_GFN, PAGES));
+  t = performance.now();
   await hv.populatePhysmap(owner, gfnRange(OWNER_GFN, PAGES));
   const populateMs = performance.now() - t;
   await hv.setTarget(borrower, owner);
@@ -112,9 +134,9 @@ async function main(): Promise<number> {
   // peek: the whole region mapped into this process.
   t = performance.now();
   const view = await hv.mapForeign(owner, gfnRange(OWNER_GFN, PAGES));
-  const peekMs = performance.now() - t;
   const peekBytes = view.buffer.length;
   view.unmap();
+  const peekMs = performance.now() - t;
   await hv.close();
 
   // A sim persisted in a folder, as the sandbox uses it: every call loads and saves the host.
@@ -154,6 +176,7 @@ async function main(): Promise<number> {
     worst,
     median: { ms: median.ms, tsMs: median.tsMs, simMs: median.simMs },
     populateMs: round(populateMs),
+    populate4kMs: round(populate4kMs),
     removeMs: round(removeMs),
     peekMs: round(peekMs),
     peekBytes,
@@ -161,14 +184,14 @@ async function main(): Promise<number> {
     persistedStateBytes: stateBytes,
     met,
   };
-  const outDir = path.join(__dirname, '..', '..', 'bench', 'results');
+  const outDir = path.resolve(args.results);
   fs.mkdirSync(outDir, { recursive: true });
   fs.writeFileSync(path.join(outDir, 'hypervisor.json'), JSON.stringify(result, null, 2) + '\n');
   const md = [
-    '# Hypervisor layer: mapping a 1 GiB region on the sim backend',
+    `# Hypervisor layer: mapping a ${(PAGES * 4096 / 2 ** 30).toFixed(2)} GiB region on the sim backend`,
     '',
     `${result.date}, ${result.cpus} CPUs, load ${result.load.join(' ')}, Node ${result.node}`,
-    `${PAGES} pages (1 GiB) from owner to borrower, add_to_physmap_batch in ${result.batches} batches of <= 65,535 pages; ` +
+    `${PAGES} pages (${(PAGES * 4096 / 2 ** 30).toFixed(2)} GiB) from owner to borrower, add_to_physmap_batch in ${result.batches} batches of <= 65,535 pages; ` +
       'each run builds the gfn lists, encodes the batches and has the simulated Xen apply them. Run 1 is cold (no JIT yet).',
     '',
     '| run | wall ms | CPU ms | TypeScript ms | simulated Xen ms | peak RSS growth MiB | heap+ArrayBuffer growth MiB |',
@@ -179,9 +202,10 @@ async function main(): Promise<number> {
     '',
     '| other operation on the same region | ms |',
     '|---|---|',
-    `| populate_physmap of the owner's 262,144 pages | ${result.populateMs} |`,
-    `| remove_from_physmap of the mapping (64 multicalls of 4,096) | ${result.removeMs} |`,
-    `| mapForeign of the whole region into this process (peek) | ${result.peekMs} |`,
+    `| populate_physmap of the owner's ${PAGES} pages, 2 MiB extents | ${result.populateMs} |`,
+    `| the same with 4 KiB extents only | ${result.populate4kMs} |`,
+    `| remove_from_physmap of the mapping (${Math.ceil(PAGES / REMOVE_MULTICALL_BATCH)} multicalls of <= ${REMOVE_MULTICALL_BATCH}) | ${result.removeMs} |`,
+    `| mapForeign of the whole region into this process (peek, a view with no native code, unmapped) | ${result.peekMs} |`,
     `| the mapping on a sim persisted in a folder (load + save of ${(stateBytes / MiB).toFixed(1)} MiB host.bin included) | ${result.persistedMapMs} |`,
     '',
   ].join('\n');

@@ -164,33 +164,6 @@ Napi::Value Restrict(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// mapFilePages(fd, pages: Uint32Array) -> ArrayBuffer over those 4096-byte pages of the file
-Napi::Value MapFilePages(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 2 || !IsFd(info[0]) || !info[1].IsTypedArray() ||
-      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array ||
-      info[1].As<Napi::TypedArray>().ElementLength() == 0)
-    return ThrowType(env, "mapFilePages(fd, pages: non-empty Uint32Array)");
-  auto pages = info[1].As<Napi::TypedArrayOf<uint32_t>>();
-  void* addr = nullptr;
-  int rc = xs_map_file_pages(info[0].As<Napi::Number>().Int32Value(), pages.Data(), pages.ElementLength(), &addr);
-  if (rc < 0) return ThrowErrno(env, -rc, "mmap");
-  return Wrap(env, addr, pages.ElementLength() * 4096u);
-}
-
-// punchHole(fd, offset, length): the range of the file reads as zeros again.
-Napi::Value PunchHole(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 3 || !IsFd(info[0]) || !info[1].IsNumber() || !info[2].IsNumber() ||
-      info[1].As<Napi::Number>().DoubleValue() < 0 || info[2].As<Napi::Number>().DoubleValue() < 1)
-    return ThrowType(env, "punchHole(fd, offset, length): non-negative offset, positive length");
-  int rc = xs_punch_hole(info[0].As<Napi::Number>().Int32Value(),
-                         static_cast<uint64_t>(info[1].As<Napi::Number>().DoubleValue()),
-                         static_cast<uint64_t>(info[2].As<Napi::Number>().DoubleValue()));
-  if (rc < 0) return ThrowErrno(env, -rc, "fallocate");
-  return env.Undefined();
-}
-
 // unmap(buffer): munmap now and detach the ArrayBuffer. Unknown or released buffers: TypeError.
 Napi::Value Unmap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -221,8 +194,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("allocBuffer", Napi::Function::New(env, AllocBuffer, "allocBuffer"));
   exports.Set("mmapBatchV2", Napi::Function::New(env, MmapBatchV2, "mmapBatchV2"));
   exports.Set("restrict", Napi::Function::New(env, Restrict, "restrict"));
-  exports.Set("mapFilePages", Napi::Function::New(env, MapFilePages, "mapFilePages"));
-  exports.Set("punchHole", Napi::Function::New(env, PunchHole, "punchHole"));
   exports.Set("unmap", Napi::Function::New(env, Unmap, "unmap"));
   return exports;
 }

@@ -9,7 +9,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/falloc.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -121,38 +120,4 @@ int xs_privcmd_mmapbatch_v2(int fd, uint16_t domid, const uint64_t *gfns, int *e
 int xs_privcmd_restrict(int fd, uint16_t domid)
 {
     return ioctl(fd, XS_IOCTL_PRIVCMD_RESTRICT, &domid) < 0 ? -errno : 0;
-}
-
-int xs_map_file_pages(int fd, const uint32_t *pages, size_t n, void **out)
-{
-    const size_t ps = XS_XEN_PAGE_SIZE;
-    size_t i = 0, j;
-    char *base;
-
-    if (n == 0 || xs_page_size() != ps)
-        return -EINVAL;
-    /* Reserve the whole range first so that the runs land next to each other. */
-    base = mmap(NULL, n * ps, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (base == MAP_FAILED)
-        return -errno;
-    while (i < n) {
-        for (j = i + 1; j < n && pages[j] == pages[j - 1] + 1; j++)
-            ;
-        if (mmap(base + i * ps, (j - i) * ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-                 fd, (off_t)pages[i] * (off_t)ps) == MAP_FAILED) {
-            int e = errno;
-            munmap(base, n * ps);
-            return -e;
-        }
-        i = j;
-    }
-    *out = base;
-    return 0;
-}
-
-int xs_punch_hole(int fd, uint64_t offset, uint64_t length)
-{
-    if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length) < 0)
-        return -errno;
-    return 0;
 }

@@ -52,21 +52,6 @@ int xs_privcmd_mmapbatch_v2(int fd, uint16_t domid, const uint64_t *gfns, int *e
 /* IOCTL_PRIVCMD_RESTRICT: from now on this fd may only act on domid. 0 or -errno. */
 int xs_privcmd_restrict(int fd, uint16_t domid);
 
-/*
- * Maps n pages of the file open on fd, page i of the result being page pages[i] of the file,
- * shared, read-write, into one contiguous range: a PROT_NONE reservation replaced run by run of
- * consecutive file pages (MAP_FIXED). The simulated hypervisor keeps its frames in such a file,
- * so that every view of a frame aliases the same bytes. Needs a 4096-byte host page size.
- * 0 or -errno (nothing left mapped).
- */
-int xs_map_file_pages(int fd, const uint32_t *pages, size_t n, void **out);
-
-/*
- * fallocate(PUNCH_HOLE | KEEP_SIZE): the range reads as zeros again and gives its storage back.
- * The simulated host frees frames this way. 0 or -errno (-EOPNOTSUPP on file systems without it).
- */
-int xs_punch_hole(int fd, uint64_t offset, uint64_t length);
-
 #ifdef __cplusplus
 }
 #endif

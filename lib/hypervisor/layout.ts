@@ -146,6 +146,43 @@ export const XEN_DOMCTL_MAX_MEM = {
   },
 } as const satisfies StructLayout;
 
+/** event_channel.h: EVTCHNOP_alloc_unbound argument (port is written back by Xen). */
+export const EVTCHN_ALLOC_UNBOUND = {
+  c: 'struct evtchn_alloc_unbound',
+  size: 8,
+  fields: {
+    dom: f(0, 'u16', 'dom'),
+    remote_dom: f(2, 'u16', 'remote_dom'),
+    port: f(4, 'u32', 'port'),
+  },
+} as const satisfies StructLayout;
+
+/**
+ * event_channel.h: EVTCHNOP_status argument. `u` is a union: the table reads its interdomain
+ * member (dom, port); EVTCHN_STATUS_UNBOUND checks that u.unbound.dom sits where it is read too.
+ */
+export const EVTCHN_STATUS = {
+  c: 'struct evtchn_status',
+  size: 24,
+  fields: {
+    dom: f(0, 'u16', 'dom'),
+    port: f(4, 'u32', 'port'),
+    status: f(8, 'u32', 'status'),
+    vcpu: f(12, 'u32', 'vcpu'),
+    remote_dom: f(16, 'u16', 'u.interdomain.dom'),
+    remote_port: f(20, 'u32', 'u.interdomain.port'),
+  },
+} as const satisfies StructLayout;
+
+/** The union's other member that is read: u.unbound.dom, at the offset of remote_dom above. */
+export const EVTCHN_STATUS_UNBOUND = {
+  c: 'struct evtchn_status',
+  size: 18,
+  fields: {
+    unbound_dom: f(16, 'u16', 'u.unbound.dom'),
+  },
+} as const satisfies StructLayout;
+
 /**
  * Every table, with whether its `size` is the full sizeof() (getdomaininfo's is a prefix: the
  * compiler then checks size <= sizeof()).
@@ -159,6 +196,9 @@ export const LAYOUTS: ReadonlyArray<{ layout: StructLayout; wholeSize: boolean }
   { layout: XEN_DOMCTL_GETDOMAININFO, wholeSize: false },
   { layout: XEN_DOMCTL_SET_TARGET, wholeSize: true },
   { layout: XEN_DOMCTL_MAX_MEM, wholeSize: true },
+  { layout: EVTCHN_ALLOC_UNBOUND, wholeSize: true },
+  { layout: EVTCHN_STATUS, wholeSize: true },
+  { layout: EVTCHN_STATUS_UNBOUND, wholeSize: false },
 ];
 
 // ---- little-endian field access ---------------------------------------------------------------
@@ -485,6 +525,55 @@ export function writeGetDomainInfo(v: DataView, domctlOff: number, i: GetDomainI
   v.setBigUint64(o + F.cpu_time.offset, i.cpuTime, true);
   v.setUint32(o + F.nr_online_vcpus.offset, i.nrOnlineVcpus, true);
   v.setUint32(o + F.max_vcpu_id.offset, i.maxVcpuId, true);
+}
+
+export interface EvtchnAllocUnbound {
+  dom: number;
+  remoteDom: number;
+  port: number;
+}
+
+export function writeEvtchnAllocUnbound(v: DataView, off: number, a: EvtchnAllocUnbound): void {
+  const F = EVTCHN_ALLOC_UNBOUND.fields;
+  zero(v, off, EVTCHN_ALLOC_UNBOUND.size);
+  v.setUint16(off + F.dom.offset, a.dom, true);
+  v.setUint16(off + F.remote_dom.offset, a.remoteDom, true);
+  v.setUint32(off + F.port.offset, a.port, true);
+}
+
+const decodeEvtchnAllocUnbound = decoder(EVTCHN_ALLOC_UNBOUND);
+
+export function readEvtchnAllocUnbound(v: DataView, off: number): EvtchnAllocUnbound {
+  return decodeEvtchnAllocUnbound(v, off);
+}
+
+export interface EvtchnStatusStruct {
+  dom: number;
+  port: number;
+  status: number;
+  vcpu: number;
+  /** u.interdomain.dom, which is also u.unbound.dom. */
+  remoteDom: number;
+  /** u.interdomain.port. */
+  remotePort: number;
+}
+
+export function writeEvtchnStatus(v: DataView, off: number, s: EvtchnStatusStruct): void {
+  const F = EVTCHN_STATUS.fields;
+  zero(v, off, EVTCHN_STATUS.size);
+  v.setUint16(off + F.dom.offset, s.dom, true);
+  v.setUint32(off + F.port.offset, s.port, true);
+  v.setUint32(off + F.status.offset, s.status, true);
+  v.setUint32(off + F.vcpu.offset, s.vcpu, true);
+  v.setUint16(off + F.remote_dom.offset, s.remoteDom, true);
+  v.setUint32(off + F.remote_port.offset, s.remotePort, true);
+}
+
+const decodeEvtchnStatus = decoder(EVTCHN_STATUS);
+decoder(EVTCHN_STATUS_UNBOUND);
+
+export function readEvtchnStatus(v: DataView, off: number): EvtchnStatusStruct {
+  return decodeEvtchnStatus(v, off);
 }
 
 /** A NUL-terminated char array (xen_extraversion_t, xen_capabilities_info_t) as a string. */

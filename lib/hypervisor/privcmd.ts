@@ -17,10 +17,12 @@ export interface PrivcmdOptions {
   hypercallPath?: string;
 }
 
-/** The message of the error raised when /dev/xen/privcmd is missing (docs/hypervisor.md). */
+/**
+ * The message of the error raised when /dev/xen/privcmd is missing (docs/hypervisor.md): the
+ * facts only; what to do (load the driver, or use the sandbox) is the caller's advice.
+ */
 export function missingPrivcmdMessage(p: string): string {
-  return `${p} does not exist: this machine is not a Xen dom0, or Linux's privcmd driver is not loaded ` +
-    '(modprobe xen-privcmd, mount -t xenfs xenfs /proc/xen). Without Xen, use the simulated host (--sandbox).';
+  return `${p} does not exist: this machine is not a Xen dom0, or Linux's privcmd driver (xen-privcmd, with xenfs on /proc/xen) is not loaded`;
 }
 
 export class PrivcmdTransport implements XenTransport {
@@ -44,7 +46,7 @@ export class PrivcmdTransport implements XenTransport {
       if (x.errno === errnoOf('ENOENT')) {
         throw new HypercallError({ call: 'open', errno: x.errno, path: privcmd, message: missingPrivcmdMessage(privcmd) });
       }
-      throw toHypercallError(e, 'open', { message: `cannot open ${privcmd}: ${(e as Error).message} (xen-sshm must run as root in dom0)` });
+      throw toHypercallError(e, 'open', { message: `cannot open ${privcmd}: ${(e as Error).message}` });
     }
     let hfd = -1;
     if (fs.existsSync(hypercall)) {

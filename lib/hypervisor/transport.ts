@@ -15,9 +15,11 @@ export interface HypercallBuffer {
   readonly view: DataView;
 }
 
-/** Frames mapped into this process by MMAPBATCH_V2. */
+/** Frames mapped into this process by MMAPBATCH_V2: page i at byteOffset + i * 4096 of buffer. */
 export interface MappedFrames {
   readonly buffer: ArrayBuffer;
+  /** Default 0 (privcmd); the sim's views may be a slice of a larger block. */
+  readonly byteOffset?: number;
   unmap(): void;
 }
 

@@ -72,6 +72,47 @@ export interface ForeignMapping {
   unmap(): void;
 }
 
+/**
+ * Whether a domain can borrow, on this Xen (borrowerSupport): the rule of the running release
+ * (releases.ts), with the facts it was decided on.
+ */
+export type BorrowerSupport =
+  | {
+    supported: true;
+    borrower: number;
+    arch: XenArch;
+    /** The release the rule was read for, e.g. "4.19.1". */
+    xenVersion: string;
+    /**
+     * Xen's default policy (xsm_map_gmfn_foreign, XSM_TARGET) lets a domU map another domain's
+     * frames only once that domain is its target (set_target); dom0 needs none.
+     */
+    needsTarget: boolean;
+    /** Where the rule comes from: file and lines, or commit. */
+    rule: string;
+  }
+  | {
+    supported: false;
+    borrower: number;
+    arch: XenArch;
+    xenVersion: string;
+    /**
+     * `borrower-release`: an x86 HVM/PVH domU, on a release before the one that allows it
+     * (allowedFrom). `borrower-pv`: an x86 PV domain (not translated: no physmap to map into).
+     * `no-domain`: the domain does not exist.
+     */
+    reason: 'borrower-release' | 'borrower-pv' | 'no-domain';
+    allowedFrom?: string;
+    rule: string;
+  };
+
+/** EVTCHNOP_status of one port (public/event_channel.h, struct evtchn_status). */
+export type EvtchnStatus =
+  | { state: 'closed' }
+  | { state: 'unbound'; remoteDom: number }
+  | { state: 'interdomain'; remoteDom: number; remotePort: number }
+  | { state: 'pirq' | 'virq' | 'ipi'; vcpu: number };
+
 export interface Hypervisor {
   readonly backend: 'privcmd' | 'sim';
 
@@ -129,6 +170,28 @@ export interface Hypervisor {
 
   /** IOCTL_PRIVCMD_MMAPBATCH_V2: map a domain's frames into this process (dom0). */
   mapForeign(domid: number, gfns: GfnList): Promise<ForeignMapping>;
+
+  // The three below are optional in this interface only until the wrappers that forward every
+  // method (lib/cli/options.ts lazyHypervisor, lib/manager/steps.ts instrumentHypervisor) forward
+  // them too; both backends (XenHypervisor, SimHypervisor) implement them.
+
+  /**
+   * Whether `borrower` can receive another domain's frames on this Xen, by the running
+   * release's rule (xen_version, then getdomaininfo of the borrower): Arm always (a domU needs
+   * a target), x86 HVM/PVH domUs from Xen 4.19 (commit 845a60b63b), x86 PV domains never.
+   * Makes no change; answers `no-domain` for a missing domain.
+   */
+  borrowerSupport?(borrower: number): Promise<BorrowerSupport>;
+
+  /**
+   * EVTCHNOP_alloc_unbound: a fresh port in `dom`, unbound, that only `remoteDom` may bind
+   * (EVTCHNOP_bind_interdomain as itself). Returns the port. ESRCH: no such domain; ENOSPC: no
+   * free port left in `dom`; EINVAL: `dom` is dying.
+   */
+  evtchnAllocUnbound?(dom: number, remoteDom: number): Promise<number>;
+
+  /** EVTCHNOP_status of port `port` of `dom`. ESRCH: no such domain; EINVAL: not a valid port. */
+  evtchnStatus?(dom: number, port: number): Promise<EvtchnStatus>;
 
   /** Releases devices and buffers. */
   close(): Promise<void>;

@@ -45,6 +45,9 @@ export function staticAsserts(
   eq('__HYPERVISOR_multicall', abi.Hypercall.multicall);
   eq('__HYPERVISOR_xen_version', abi.Hypercall.xen_version);
   eq('__HYPERVISOR_domctl', abi.Hypercall.domctl);
+  eq('__HYPERVISOR_event_channel_op', abi.Hypercall.event_channel_op);
+  for (const [k, v] of Object.entries(abi.EvtchnOp)) eq(`EVTCHNOP_${k}`, v);
+  for (const [k, v] of Object.entries(abi.EvtchnStat)) eq(`EVTCHNSTAT_${k}`, v);
   for (const [k, v] of Object.entries(abi.XenMem)) eq(`XENMEM_${k}`, v);
   for (const [k, v] of Object.entries(abi.XenMapSpace)) eq(`XENMAPSPACE_${k}`, v);
   for (const [k, v] of Object.entries(abi.XenVer)) eq(`XENVER_${k}`, v);
@@ -90,6 +93,7 @@ export const PRELUDE = [
   '#include <xen/memory.h>',
   '#include <xen/domctl.h>',
   '#include <xen/version.h>',
+  '#include <xen/event_channel.h>',
   '#include <xen/sys/privcmd.h>',
   '#include "privcmd_abi.h"',
 ];

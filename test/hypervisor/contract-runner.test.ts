@@ -18,7 +18,7 @@ test('run-contract.js drives every check on the sim and exits 0', async (t) => {
 });
 
 test('a failing check makes the runner fail: privcmd here has no device', async (t) => {
-  const e = await t.throwsAsync(run(process.execPath, [RUNNER, '--backend', 'privcmd', '--owner', '1', '--borrower', '2', '--owner-gfn', '1', '--borrower-gfn', '2', '--guest-cmd', 'true']));
+  const e = await t.throwsAsync(run(process.execPath, [RUNNER, '--backend', 'privcmd', '--owner', '1', '--borrower', '2', '--owner-gfn', '1', '--borrower-gfn', '2', '--interdomain-port', '1', '--guest-cmd', 'true']));
   const err = e as Error & { code?: number; stderr?: string };
   t.is(err.code, 2);
   t.regex(err.stderr ?? '', /\/dev\/xen\/privcmd does not exist/);

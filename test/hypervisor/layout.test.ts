@@ -31,6 +31,12 @@ import {
   XEN_MEMORY_RESERVATION,
   XEN_REMOVE_FROM_PHYSMAP,
   MULTICALL_ENTRY,
+  EVTCHN_ALLOC_UNBOUND,
+  EVTCHN_STATUS,
+  readEvtchnAllocUnbound,
+  readEvtchnStatus,
+  writeEvtchnAllocUnbound,
+  writeEvtchnStatus,
   type StructLayout,
 } from '../../lib/hypervisor/layout';
 import { compile, PRELUDE, staticAsserts, xenHeaderRelease } from './c-check';
@@ -131,6 +137,18 @@ int main(void) {
   g.u.getdomaininfo.shared_info_frame = 0x40000; g.u.getdomaininfo.cpu_time = 123456789012ULL;
   g.u.getdomaininfo.nr_online_vcpus = 2; g.u.getdomaininfo.max_vcpu_id = 1;
   dump("getdomaininfo", &g, sizeof g);
+
+  struct evtchn_alloc_unbound au; memset(&au, 0, sizeof au);
+  au.dom = 5; au.remote_dom = 7; au.port = 0x12345;
+  dump("alloc_unbound", &au, sizeof au);
+
+  struct evtchn_status st; memset(&st, 0, sizeof st);
+  st.dom = 5; st.port = 33; st.status = EVTCHNSTAT_interdomain; st.vcpu = 1;
+  st.u.interdomain.dom = 7; st.u.interdomain.port = 0x10002;
+  dump("status_interdomain", &st, sizeof st);
+  memset(&st, 0, sizeof st);
+  st.dom = 5; st.port = 34; st.status = EVTCHNSTAT_unbound; st.u.unbound.dom = 9;
+  dump("status_unbound", &st, sizeof st);
   return 0;
 }
 `;
@@ -218,4 +236,17 @@ test('x86_64: the encoders write the same bytes as C, the decoders read C\'s byt
   writeDomctlHeader(v, 0, { cmd: abi.DomctlCmd.getdomaininfo, interfaceVersion: ver, domain: 7 });
   writeGetDomainInfo(v, 0, info);
   t.deepEqual(bytes(v), c.get('getdomaininfo'));
+
+  // Event channels: alloc_unbound, and status with either member of its union.
+  v = view(EVTCHN_ALLOC_UNBOUND.size);
+  writeEvtchnAllocUnbound(v, 0, { dom: 5, remoteDom: 7, port: 0x12345 });
+  t.deepEqual(bytes(v), c.get('alloc_unbound'));
+  t.deepEqual(readEvtchnAllocUnbound(v, 0), { dom: 5, remoteDom: 7, port: 0x12345 });
+  v = view(EVTCHN_STATUS.size);
+  const inter = { dom: 5, port: 33, status: abi.EvtchnStat.interdomain, vcpu: 1, remoteDom: 7, remotePort: 0x10002 };
+  writeEvtchnStatus(v, 0, inter);
+  t.deepEqual(bytes(v), c.get('status_interdomain'));
+  t.deepEqual(readEvtchnStatus(dv(c.get('status_interdomain')!), 0), inter);
+  const unbound = readEvtchnStatus(dv(c.get('status_unbound')!), 0);
+  t.deepEqual([unbound.status, unbound.remoteDom, unbound.remotePort], [abi.EvtchnStat.unbound, 9, 0], 'u.unbound.dom is read where u.interdomain.dom is');
 });

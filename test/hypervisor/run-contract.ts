@@ -1,60 +1,76 @@
 /**
  * The backend contract without ava, for dom0 on real Xen (and the sim):
- *   node dist/test/hypervisor/run-contract.js --backend sim [--arch arm|x86] [--dir DIR]
+ *   node dist/test/hypervisor/run-contract.js --backend sim [--arch arm|x86] [--release 4.19] [--dir DIR]
  *   node dist/test/hypervisor/run-contract.js --backend privcmd --owner N --borrower M
  *        --owner-gfn 0x... --borrower-gfn 0x... [--large-pages N] [--missing N]
- *        --guest-cmd 'CMD'
+ *        --interdomain-port P [--interdomain-remote D] --guest-cmd 'CMD'
  * With privcmd, the guest's own view goes through --guest-cmd, run by `sh -c` with DOMID, GFN
  * (hex), MODE (read|write), LENGTH and, for write, DATA (hex) in its environment; a read prints
- * the bytes as hex. Prints TAP-like lines; exits 1 if any check failed.
+ * the bytes as hex. --interdomain-port names a port of the owner bound interdomain to domain
+ * --interdomain-remote (default 0: e.g. its xenstore port, /local/domain/N/store/port).
+ * Prints TAP-like lines; exits 1 if any check failed, 2 if the fixture could not be made.
  */
 import { execFileSync } from 'node:child_process';
-import { openPrivcmd, type XenArch } from '../../lib/hypervisor';
+import { parseArgs } from 'node:util';
+import { openPrivcmd, SIM_RELEASES, type SimRelease } from '../../lib/hypervisor';
 import { defineBackendContract, type ContractFixture } from './contract';
 import { makeSimFixture, SIM_LARGE_PAGES } from './sim-fixture';
 
-function args(argv: string[]): Map<string, string> {
-  const m = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    if (!argv[i].startsWith('--')) throw new Error(`unexpected argument ${argv[i]}`);
-    m.set(argv[i].slice(2), argv[i + 1] ?? '');
-    i++;
-  }
-  return m;
-}
+const OPTIONS = {
+  backend: { type: 'string', default: 'sim' },
+  arch: { type: 'string', default: 'arm' },
+  release: { type: 'string' },
+  dir: { type: 'string' },
+  owner: { type: 'string' },
+  borrower: { type: 'string' },
+  'owner-gfn': { type: 'string' },
+  'borrower-gfn': { type: 'string' },
+  'large-pages': { type: 'string' },
+  missing: { type: 'string' },
+  'interdomain-port': { type: 'string' },
+  'interdomain-remote': { type: 'string' },
+  'guest-cmd': { type: 'string' },
+} as const;
 
-function num(m: Map<string, string>, key: string, dflt?: number): number {
-  const v = m.get(key);
-  if (v === undefined) {
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
+
+function num(v: Values, key: keyof typeof OPTIONS, dflt?: number): number {
+  const s = v[key] as string | undefined;
+  if (s === undefined) {
     if (dflt === undefined) throw new Error(`--${key} is required`);
     return dflt;
   }
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`--${key} ${v}: not a number`);
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${key} ${s}: not a number`);
   return n;
 }
 
-function privcmdFixture(m: Map<string, string>): () => Promise<ContractFixture> {
-  const cmd = m.get('guest-cmd');
+function privcmdFixture(v: Values): () => Promise<ContractFixture> {
+  const cmd = v['guest-cmd'];
   if (!cmd) throw new Error('--guest-cmd is required with --backend privcmd');
+  const port = num(v, 'interdomain-port');
+  const remoteDom = num(v, 'interdomain-remote', 0);
   const guest = (env: Record<string, string>): string =>
     execFileSync('sh', ['-c', cmd], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
   return async () => {
     const hv = openPrivcmd();
     return {
       hv,
-      owner: num(m, 'owner'),
-      borrower: num(m, 'borrower'),
-      missingDomid: num(m, 'missing', 0x7000),
-      ownerGfnBase: num(m, 'owner-gfn'),
-      borrowerGfnBase: num(m, 'borrower-gfn'),
-      largePages: num(m, 'large-pages', SIM_LARGE_PAGES),
+      owner: num(v, 'owner'),
+      borrower: num(v, 'borrower'),
+      missingDomid: num(v, 'missing', 0x7000),
+      ownerGfnBase: num(v, 'owner-gfn'),
+      borrowerGfnBase: num(v, 'borrower-gfn'),
+      largePages: num(v, 'large-pages', SIM_LARGE_PAGES),
       async guestRead(domid, gfn, length) {
         const hex = guest({ DOMID: String(domid), GFN: gfn.toString(16), MODE: 'read', LENGTH: String(length) });
         return Buffer.from(hex.replace(/\s+/g, ''), 'hex');
       },
       async guestWrite(domid, gfn, data) {
         guest({ DOMID: String(domid), GFN: gfn.toString(16), MODE: 'write', LENGTH: String(data.length), DATA: data.toString('hex') });
+      },
+      async interdomainPort() {
+        return { port, remoteDom };
       },
       async dispose() {
         await hv.close();
@@ -64,17 +80,18 @@ function privcmdFixture(m: Map<string, string>): () => Promise<ContractFixture> 
 }
 
 async function main(): Promise<number> {
-  const m = args(process.argv.slice(2));
-  const backend = m.get('backend') ?? 'sim';
+  const { values: v } = parseArgs({ options: OPTIONS, strict: true, allowPositionals: false });
   let contract;
-  if (backend === 'sim') {
-    const arch = (m.get('arch') ?? 'arm') as XenArch;
+  if (v.backend === 'sim') {
+    const arch = v.arch;
     if (arch !== 'arm' && arch !== 'x86') throw new Error(`--arch ${arch}: arm or x86`);
-    contract = defineBackendContract(`sim ${arch}`, () => makeSimFixture(arch, m.get('dir')));
-  } else if (backend === 'privcmd') {
-    contract = defineBackendContract('privcmd', privcmdFixture(m));
+    const release = v.release;
+    if (release !== undefined && !(SIM_RELEASES as readonly string[]).includes(release)) throw new Error(`--release ${release}: one of ${SIM_RELEASES.join(', ')}`);
+    contract = defineBackendContract(`sim ${arch}${release ? ` ${release}` : ''}`, () => makeSimFixture(arch, v.dir, release as SimRelease | undefined));
+  } else if (v.backend === 'privcmd') {
+    contract = defineBackendContract('privcmd', privcmdFixture(v));
   } else {
-    throw new Error(`--backend ${backend}: sim or privcmd`);
+    throw new Error(`--backend ${v.backend}: sim or privcmd`);
   }
   console.log(`1..${contract.checks.length}`);
   const results = await contract.run();

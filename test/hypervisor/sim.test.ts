@@ -33,8 +33,8 @@ const LIB = path.join(REPO, 'dist', 'lib', 'hypervisor');
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'xen-sshm-sim-'));
 
 /** A bare sim transport, for raw hypercalls. */
-function rawSim(arch: XenArch, domctlInterfaceVersion = 0x15, dom0Type: 'pv' | 'pvh' = 'pv'): { t: SimTransport; store: SimStore } {
-  const store = new SimStore(undefined, { arch, explicitArch: true, xen: { major: 4, minor: 17, extraversion: '.0' }, domctlInterfaceVersion, dom0Type });
+function rawSim(arch: XenArch, domctlInterfaceVersion = 0x15, dom0Type: 'pv' | 'pvh' = 'pv', minor = 17): { t: SimTransport; store: SimStore } {
+  const store = new SimStore(undefined, { arch, explicitArch: true, xen: { major: 4, minor, extraversion: '.0' }, domctlInterfaceVersion, dom0Type });
   return { t: new SimTransport(store), store };
 }
 
@@ -108,8 +108,8 @@ test('Arm: per-page ESRCH for dom0 as owner, INVALID_GFN fails the call, a neste
 });
 
 test('getdomaininfo: Xen 4.17 answers for the next domain up, xen.ts says null; 4.18 says ESRCH', async (t) => {
-  for (const [version, expectNext] of [[0x15, true], [0x16, false]] as const) {
-    const { t: x, store } = rawSim('arm', version);
+  for (const [version, expectNext, minor] of [[0x15, true, 17], [0x16, false, 18]] as const) {
+    const { t: x, store } = rawSim('arm', version, 'pv', minor);
     await x.exclusive(() => {
       x.current().createDomain({ domid: 7, maxPages: 10 });
       const b = x.allocBuffer(144);
@@ -237,7 +237,7 @@ test('a domain that is another\'s target lingers until that domain is destroyed'
   await hv.close();
 });
 
-test('freeing a page still mapped elsewhere defers the free; a frame given out again is zero', async (t) => {
+test('freeing a page still mapped elsewhere defers the free; a frame given out again keeps its bytes unless scrubbed', async (t) => {
   const hv = new SimHypervisor();
   const owner = await hv.createDomain({ maxPages: 64 });
   const borrower = await hv.createDomain({ maxPages: 64 });
@@ -254,8 +254,14 @@ test('freeing a page still mapped elsewhere defers the free; a frame given out a
   t.is((await hv.domainInfo(owner))!.totPages, 0);
   await hv.populatePhysmap(owner, [0x200]);
   const again = await hv.mapForeign(owner, [0x200]);
-  t.is(again.buffer.toString('latin1', 0, 6), '\0'.repeat(6), 'the reused frame reads zero');
+  // Xen scrubs only a dying domain's pages: the owner freed it alive, the bytes are still there.
+  t.is(again.buffer.toString('latin1', 0, 6), 'secret', 'the reused frame keeps the bytes');
   again.unmap();
+  await hv.decreaseReservation(owner, [0x200], undefined, { scrub: true });
+  await hv.populatePhysmap(owner, [0x300]);
+  const scrubbed = await hv.mapForeign(owner, [0x300]);
+  t.is(scrubbed.buffer.toString('latin1', 0, 6), '\0'.repeat(6), 'scrubbed before it was freed: zero');
+  scrubbed.unmap();
   await hv.close();
 });
 
@@ -274,7 +280,7 @@ test('Arm: populating over a foreign mapping puts its page; the old page leaves 
   await hv.close();
 });
 
-test('a folder-backed host: another process sees the state, and frames alias across processes', async (t) => {
+test('a folder-backed host: another process sees the state, and frames alias across processes at unmap and map', async (t) => {
   const dir = tmp();
   const hv = new SimHypervisor({ dir, arch: 'arm' });
   const owner = await hv.createDomain({ name: 'vm1', maxPages: 1024 });
@@ -284,24 +290,35 @@ test('a folder-backed host: another process sees the state, and frames alias acr
   await hv.addToPhysmapForeign({ borrower, owner, ownerGfns: gfnRange(0x40000, 16), borrowerGfns: gfnRange(0x50000, 16) });
   const view = await hv.mapForeign(owner, gfnRange(0x40000, 16));
   view.buffer.write('from the parent', 5 * 4096);
+  view.buffer.write('not unmapped yet', 6 * 4096);
+  // Bytes reach the frames file when their view is unmapped: this one, a slice of the first,
+  // carries page 5 there now; page 6 stays in this process while `view` lives.
+  const page5 = await hv.mapForeign(owner, [0x40005]);
+  t.is(page5.buffer.toString('latin1', 0, 15), 'from the parent', 'a view of the same frame aliases the live one');
+  page5.unmap();
 
-  // A second process: reads what the borrower sees and writes back, while this one keeps its view.
+  // A second process: reads what the borrower sees and writes back.
   const child = `
     const { SimHypervisor } = require(${JSON.stringify(LIB)});
     (async () => {
       const hv = new SimHypervisor({ dir: ${JSON.stringify(dir)} });
       const doms = await hv.domains();
-      const g = await hv.guestMap(${borrower}, [0x50005]);
+      const g = await hv.guestMap(${borrower}, [0x50005, 0x50006]);
       const seen = g.buffer.toString('latin1', 0, 15);
+      const unseen = g.buffer.toString('latin1', 4096, 4096 + 16);
       g.buffer.write('from the child', 100);
       g.unmap();
-      console.log(JSON.stringify({ seen, names: doms.map((d) => d.name), tot: (await hv.domainInfo(${owner})).totPages }));
+      console.log(JSON.stringify({ seen, unseen, names: doms.map((d) => d.name), tot: (await hv.domainInfo(${owner})).totPages }));
       await hv.close();
     })().catch((e) => { console.error(e); process.exit(1); });`;
   const out = JSON.parse((await run(process.execPath, ['-e', child])).stdout);
-  t.deepEqual(out, { seen: 'from the parent', names: ['Domain-0', 'vm1', 'vm2'], tot: 16 });
-  t.is(view.buffer.toString('latin1', 5 * 4096 + 100, 5 * 4096 + 114), 'from the child', 'the live view changed under us');
+  t.deepEqual(out, { seen: 'from the parent', unseen: '\0'.repeat(16), names: ['Domain-0', 'vm1', 'vm2'], tot: 16 });
+  t.is(view.buffer.toString('latin1', 5 * 4096 + 100, 5 * 4096 + 114), '\0'.repeat(14), 'a live view does not change under us: no mmap');
   view.unmap();
+  const fresh = await hv.mapForeign(owner, [0x40005, 0x40006]);
+  t.is(fresh.buffer.toString('latin1', 100, 114), 'from the child', 'a view made after the child unmapped sees its bytes');
+  t.is(fresh.buffer.toString('latin1', 4096, 4096 + 16), 'not unmapped yet', 'and the parent\'s own, written back at unmap');
+  fresh.unmap();
   await hv.close();
 
   // Concurrent processes each populate their own pages: the lock keeps every change.

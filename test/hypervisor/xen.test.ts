@@ -5,7 +5,7 @@
  * decodes what was actually issued.
  */
 import test from 'ava';
-import { gfnRange, HypercallError, XenHypervisor, type XenTransport } from '../../lib/hypervisor';
+import { gfnRange, HypercallError, HYPERCALL_BUFFER_BYTES, REMOVE_MULTICALL_BATCH, XenHypervisor, type XenTransport } from '../../lib/hypervisor';
 import { DomctlCmd, Hypercall, MAX_ADD_TO_PHYSMAP_BATCH, XenMem } from '../../lib/hypervisor/abi';
 import { readAddToPhysmapBatch, readDomctlHeader, readMaxMem, readMemoryReservation } from '../../lib/hypervisor/layout';
 import { SimStore } from '../../lib/hypervisor/sim/store';
@@ -17,6 +17,8 @@ interface Issued {
   sub?: number;
   /** Pages in the call: add_to_physmap_batch size, reservation nr_extents, multicall entries. */
   pages?: number;
+  /** Reservations: the extent order. */
+  order?: number;
   /** domctl: the domain, and max_memkb for max_mem. */
   domain?: number;
   kib?: bigint;
@@ -34,7 +36,11 @@ class Recorder implements XenTransport {
       rec.sub = Number(args[0]);
       const v = this.views.get(BigInt(args[1]));
       if (v && rec.sub === XenMem.add_to_physmap_batch) rec.pages = readAddToPhysmapBatch(v, 0).size;
-      if (v && (rec.sub === XenMem.populate_physmap || rec.sub === XenMem.decrease_reservation)) rec.pages = readMemoryReservation(v, 0).nrExtents;
+      if (v && (rec.sub === XenMem.populate_physmap || rec.sub === XenMem.decrease_reservation)) {
+        const r = readMemoryReservation(v, 0);
+        rec.pages = r.nrExtents;
+        rec.order = r.extentOrder;
+      }
     }
     if (op === Hypercall.multicall) rec.pages = Number(args[1]);
     if (op === Hypercall.domctl) {
@@ -96,7 +102,9 @@ const batches = (issued: Issued[]): number[] => issued.filter((i) => i.sub === X
 test('a region of 2 x 65,535 + 3 pages goes in three batches, none over the uint16 size', async (t) => {
   const { hv, rec, owner, borrower } = await setup();
   await hv.populatePhysmap(owner, gfnRange(0x100000, N));
-  t.deepEqual(rec.take().filter((i) => i.sub === XenMem.populate_physmap).map((i) => i.pages), [65536, 65536, 1]);
+  // 2 MiB-aligned: 256 extents of order 9 in one call, then the one page left as order 0.
+  t.deepEqual(rec.take().filter((i) => i.sub === XenMem.populate_physmap).map((i) => [i.order, i.pages]), [[9, 256], [0, 1]]);
+  t.deepEqual(hv.lastPopulate, { largeExtents: 256, smallExtents: 1, largeRefused: 0, hypercalls: 2 });
   const progress: Array<[number, number]> = [];
   await hv.addToPhysmapForeign({ borrower, owner, ownerGfns: gfnRange(0x100000, N), borrowerGfns: gfnRange(0x200000, N), onProgress: (d, n) => progress.push([d, n]) });
   t.deepEqual(batches(rec.take()), [65535, 65535, 3]);
@@ -108,14 +116,17 @@ test('a region of 2 x 65,535 + 3 pages goes in three batches, none over the uint
   await hv.close();
 });
 
-test('removal goes through multicalls of 4,096 remove_from_physmap', async (t) => {
+test('removal goes through multicalls of as many remove_from_physmap as fill a hypercall buffer', async (t) => {
   const { hv, rec, owner, borrower } = await setup();
-  await hv.populatePhysmap(owner, gfnRange(0x100000, 10000));
-  await hv.addToPhysmapForeign({ borrower, owner, ownerGfns: gfnRange(0x100000, 10000), borrowerGfns: gfnRange(0x200000, 10000) });
+  // One entry (64 bytes) and its argument (16) per page: 13,107 in 1 MiB.
+  t.is(REMOVE_MULTICALL_BATCH, Math.floor(HYPERCALL_BUFFER_BYTES / 80));
+  t.is(REMOVE_MULTICALL_BATCH, 13107);
+  await hv.populatePhysmap(owner, gfnRange(0x100000, 30000));
+  await hv.addToPhysmapForeign({ borrower, owner, ownerGfns: gfnRange(0x100000, 30000), borrowerGfns: gfnRange(0x200000, 30000) });
   rec.take();
-  await hv.removeFromPhysmap(borrower, gfnRange(0x200000, 10000));
+  await hv.removeFromPhysmap(borrower, gfnRange(0x200000, 30000));
   const issued = rec.take();
-  t.deepEqual(issued.map((i) => [i.op, i.pages]), [[Hypercall.multicall, 4096], [Hypercall.multicall, 4096], [Hypercall.multicall, 1808]]);
+  t.deepEqual(issued.map((i) => [i.op, i.pages]), [[Hypercall.multicall, 13107], [Hypercall.multicall, 13107], [Hypercall.multicall, 3786]]);
   t.is((await rec.host()).domains.get(borrower)!.physmap.count(), 0);
   await hv.close();
 });
@@ -164,10 +175,13 @@ test('populate stopping short is undone and explained; decrease stops at the fir
   t.is(e.code, 'ENOMEM');
   t.is(e.done, 70000);
   t.is(e.gfn, 0x100000 + 70000);
-  t.regex(e.message, /needs 70001 pages .* room for 70000 .*raise its max memory by at least 1 pages/);
+  t.regex(e.message, /needs 70001 pages .* room for 70000 .*: 1 pages .* short/);
+  t.deepEqual([e.reason, e.pagesRequested, e.totPages, e.maxPages], ['max-pages', 70001, 0, 70000], 'the facts as fields');
   t.is(h.domains.get(owner)!.totPages, 0, 'freed again');
   const issued = rec.take();
-  t.deepEqual(issued.filter((i) => i.sub === XenMem.decrease_reservation).map((i) => i.pages), [65536, 70000 - 65536]);
+  // 136 extents of 2 MiB, then 4 KiB pages up to the max (368 of 369), undone by 16,384.
+  t.deepEqual(issued.filter((i) => i.sub === XenMem.populate_physmap).map((i) => [i.order, i.pages]), [[9, 136], [0, 369]]);
+  t.deepEqual(issued.filter((i) => i.sub === XenMem.decrease_reservation).map((i) => i.pages), [16384, 16384, 16384, 16384, 70000 - 4 * 16384]);
 
   await hv.populatePhysmap(owner, [1, 2, 3]);
   const d = await t.throwsAsync(hv.decreaseReservation(owner, [1, 9, 2]), { instanceOf: HypercallError });
@@ -225,13 +239,13 @@ test('setMaxMem: bad values are EINVAL before any hypercall; ESRCH and EPERM exp
   const e = await t.throwsAsync(hv.setMaxMem(4242, 4096), { instanceOf: HypercallError });
   t.is(e.code, 'ESRCH');
   t.is(e.domid, 4242);
-  t.regex(e.message, /max_mem\(d4242, 4096 KiB\) refused \(ESRCH\): d4242 does not exist/);
+  t.is(e.message, 'max_mem(d4242, 4096 KiB): ESRCH: d4242 does not exist');
 
   // A domain that is not the control domain (or a FLASK denial): Xen's XSM says EPERM.
   rec.answer = (i) => (i.sub === DomctlCmd.max_mem ? -1 : undefined);
   const p = await t.throwsAsync(hv.setMaxMem(owner, 4096), { instanceOf: HypercallError });
   t.is(p.code, 'EPERM');
-  t.regex(p.message, /only the control domain/);
+  t.regex(p.message, /to the control domain only/);
   await hv.close();
 });
 
@@ -245,11 +259,20 @@ test('a max below what the domain holds: accepted, nothing taken away, populate 
   const e = await t.throwsAsync(hv.populatePhysmap(owner, [0x200000]), { instanceOf: HypercallError });
   t.is(e.code, 'ENOMEM');
   t.is(e.done, 0);
-  t.regex(e.message, /max_pages 4: the max is below what it holds\); raise its max memory by at least 7 pages .* to 11 pages \(44 KiB\)/);
+  t.regex(e.message, /max_pages 4: the max is below what it holds\): 7 pages \(0\.03 MiB\) short/);
+  t.deepEqual([e.reason, e.pagesRequested, e.totPages, e.maxPages], ['max-pages', 1, 10, 4]);
   // Freeing still works, and the domain ratchets down under the max.
   await hv.decreaseReservation(owner, gfnRange(0x100000, 7));
   t.is(h.domains.get(owner)!.totPages, 3);
   await hv.populatePhysmap(owner, [0x200000]);
   t.is(h.domains.get(owner)!.totPages, 4, 'room again once under the max');
+  await hv.close();
+});
+
+test('largeExtents: false populates an aligned region with 4 KiB extents only (the figures\' baseline)', async (t) => {
+  const { hv, rec, owner } = await setup();
+  await hv.populatePhysmap(owner, gfnRange(0x100000, 20000), undefined, { largeExtents: false });
+  t.deepEqual(rec.take().filter((i) => i.sub === XenMem.populate_physmap).map((i) => [i.order, i.pages]), [[0, 16384], [0, 20000 - 16384]]);
+  t.deepEqual(hv.lastPopulate, { largeExtents: 0, smallExtents: 20000, largeRefused: 0, hypercalls: 2 });
   await hv.close();
 });

@@ -1,32 +1,40 @@
 /**
  * The `sim` transport: takes the same raw hypercalls the privcmd transport passes to Linux,
  * decodes their structures from (simulated) guest memory with lib/hypervisor/layout.ts, and
- * answers from the SimHost as Xen 4.17 would. Dispatch follows Xen's entry points; the rules
- * themselves live in host.ts.
+ * answers from the SimHost as the release it models would. Dispatch follows Xen's entry points;
+ * the rules themselves live in the host's rooms (memory.ts, domctl.ts, evtchn.ts).
  */
 import * as os from 'node:os';
+import { PAGE_SIZE } from '../../vocabulary';
 import {
   DomctlCmd,
   DomInfFlag,
+  EvtchnOp,
+  EvtchnStat,
   Hypercall,
   MEMOP_EXTENT_SHIFT,
   XEN_CAPABILITIES_INFO_LEN,
   XEN_EXTRAVERSION_LEN,
-  XEN_PAGE_SIZE,
   XenMapSpace,
   XenMem,
   XenVer,
 } from '../abi';
 import { HypercallError } from '../errors';
 import {
+  EVTCHN_ALLOC_UNBOUND,
+  EVTCHN_STATUS,
   MULTICALL_ENTRY,
   readAddToPhysmapBatch,
+  readEvtchnAllocUnbound,
+  readEvtchnStatus,
   readDomctlHeader,
   readMaxMem,
   readMemoryReservation,
   getU64,
   readRemoveFromPhysmap,
   readSetTarget,
+  writeEvtchnAllocUnbound,
+  writeEvtchnStatus,
   writeGetDomainInfo,
   writeMulticallResult,
   XEN_ADD_TO_PHYSMAP_BATCH,
@@ -36,6 +44,8 @@ import {
 } from '../layout';
 import type { HypercallBuffer, MappedFrames, XenTransport } from '../transport';
 import type { GfnList } from '../types';
+import * as evtchn from './evtchn';
+import { EXTENT_ORDER } from './frame-table';
 import type { SimHost } from './host';
 import type { SimStore } from './store';
 
@@ -50,6 +60,12 @@ const BUFFER_BASE = 0x7f5100000000;
 const MEMOP_CMD_MASK = (1 << MEMOP_EXTENT_SHIFT) - 1;
 /** The reservation limit of do_memory_op: UINT_MAX >> MEMOP_EXTENT_SHIFT. */
 const MAX_NR_EXTENTS = Math.floor(0xffffffff / 2 ** MEMOP_EXTENT_SHIFT);
+/**
+ * The largest extent dom0 may ask for: max_order() of the control domain, ctldom_max_order =
+ * CONFIG_PAGEALLOC_MAX_ORDER, 18 on Arm and x86 (common/memory.c:51-95; arch/arm/include/asm/
+ * config.h:37, arch/x86/include/asm/config.h:26).
+ */
+const CTLDOM_MAX_ORDER = 18;
 
 export class SimTransport implements XenTransport {
   readonly backend = 'sim' as const;
@@ -80,10 +96,10 @@ export class SimTransport implements XenTransport {
   }
 
   allocBuffer(bytes: number): HypercallBuffer {
-    const size = Math.ceil(bytes / XEN_PAGE_SIZE) * XEN_PAGE_SIZE;
+    const size = Math.ceil(bytes / PAGE_SIZE) * PAGE_SIZE;
     const mem = new Uint8Array(size);
     const address = this.next;
-    this.next += size + XEN_PAGE_SIZE; // a guard page between buffers
+    this.next += size + PAGE_SIZE; // a guard page between buffers
     this.buffers.set(address, mem);
     return { address: BigInt(address), size, bytes: mem, view: new DataView(mem.buffer) };
   }
@@ -126,6 +142,8 @@ export class SimTransport implements XenTransport {
         return inMulticall ? -E.EINVAL : this.multicall(h, a[0], a[1]);
       case Hypercall.domctl:
         return this.domctl(h, a[0]);
+      case Hypercall.event_channel_op:
+        return this.eventChannelOp(h, a[0], a[1]);
       default:
         return -E.ENOSYS;
     }
@@ -189,20 +207,25 @@ export class SimTransport implements XenTransport {
     if (r.nrExtents > MAX_NR_EXTENTS || r.nrExtents === 0) return 0;
     const d = h.byAnyId(r.domid);
     if (!d) return 0;
-    // Order-0 extents only (a simplification: Xen allows up to max_order()).
-    if (r.extentOrder !== 0) return 0;
+    // An extent larger than max_order() of the caller: nothing done (common/memory.c:121-122,
+    // 170-172). Populating takes extents of order 0 or 9 only in the sim (a simplification).
+    if (r.extentOrder > CTLDOM_MAX_ORDER) return 0;
+    if (op === XenMem.populate_physmap && r.extentOrder !== 0 && r.extentOrder !== EXTENT_ORDER) return 0;
     // guest_handle_subrange_okay() of the extent list, else nothing done (common/memory.c:166-168).
     const list = this.resolve(Number(r.extentStart), 8 * r.nrExtents);
     if (!list) return 0;
     const w = new Uint32Array(list.buffer, list.byteOffset, 2 * r.nrExtents);
     let done = 0;
-    for (; done < r.nrExtents; done++) {
+    const pages = 2 ** r.extentOrder;
+    extents: for (; done < r.nrExtents; done++) {
       const gfn = w[2 * done] + w[2 * done + 1] * TWO32;
       if (op === XenMem.populate_physmap) {
-        if (!h.populate(d, gfn)) break;
-      } else if (h.removeOwnPage(d, gfn) !== 0) {
-        break;
+        if (!h.populate(d, gfn, r.extentOrder)) break;
+        continue;
       }
+      // decrease_reservation: guest_remove_page() for each page of the extent; the first refusal
+      // ends the call, the extent not counted (common/memory.c:452-520).
+      for (let j = 0; j < pages; j++) if (h.removeOwnPage(d, gfn + j) !== 0) break extents;
     }
     return done;
   }
@@ -292,6 +315,44 @@ export class SimTransport implements XenTransport {
     }
   }
 
+  // ---- event_channel_op (common/event_channel.c:1225) -------------------------------------------
+
+  /** dom0's event channel calls: alloc_unbound and status (the guests' own are in evtchn.ts). */
+  private eventChannelOp(h: SimHost, cmd: number, arg: number): number {
+    switch (cmd) {
+      case EvtchnOp.alloc_unbound: {
+        // copy_from_guest, then the result copied back only on success (:1236-1243).
+        const mem = this.resolve(arg, EVTCHN_ALLOC_UNBOUND.size);
+        if (!mem) return -E.EFAULT;
+        const v = new DataView(mem.buffer, mem.byteOffset, mem.length);
+        const x = readEvtchnAllocUnbound(v, 0);
+        const port = evtchn.allocUnbound(h, 0, x.dom, x.remoteDom);
+        if (port < 0) return port;
+        writeEvtchnAllocUnbound(v, 0, { ...x, port });
+        return 0;
+      }
+      case EvtchnOp.status: {
+        const mem = this.resolve(arg, EVTCHN_STATUS.size);
+        if (!mem) return -E.EFAULT;
+        const v = new DataView(mem.buffer, mem.byteOffset, mem.length);
+        const x = readEvtchnStatus(v, 0);
+        const s = evtchn.status(h, 0, x.dom, x.port);
+        if (typeof s === 'number') return s;
+        writeEvtchnStatus(v, 0, {
+          dom: x.dom, port: x.port, vcpu: 0,
+          status: EvtchnStat[s.state],
+          remoteDom: s.state === 'unbound' || s.state === 'interdomain' ? s.remoteDom : 0,
+          remotePort: s.state === 'interdomain' ? s.remotePort : 0,
+        });
+        return 0;
+      }
+      default:
+        // bind_interdomain, send and close act on the caller's own ports: dom0's have no use in
+        // the sim (simulated guests call evtchn.ts directly).
+        return -E.ENOSYS;
+    }
+  }
+
   // ---- IOCTL_PRIVCMD_MMAPBATCH_V2 ------------------------------------------------------------------
 
   mmapBatch(domid: number, gfns: GfnList, errs: Int32Array): MappedFrames {
@@ -303,9 +364,8 @@ export class SimTransport implements XenTransport {
     for (let i = 0; i < errs.length; i++) {
       if (errs[i] !== 0) return { buffer: new ArrayBuffer(0), unmap: () => undefined };
     }
-    h.flushFrames();
-    const buffer = h.frames.map(mfns);
-    return { buffer, unmap: () => h.frames.unmap(buffer) };
+    const v = this.store.views.view(h.frames, mfns);
+    return { buffer: v.buffer.buffer as ArrayBuffer, byteOffset: v.byteOffset, unmap: () => v.unmap() };
   }
 
   close(): void {

@@ -17,9 +17,13 @@ owner=$(domid_of hv-owner); borrower=$(domid_of hv-borrower)
 # 400 MiB of max memory: 128 of RAM, 258 for the large region, the rest for the small ones.
 # Neither xl route works on Arm (see xc-setmaxmem.c), so libxenctrl does it.
 xc-setmaxmem "$owner" $((400 * 1024)) || fail "cannot raise hv-owner's max memory to 400 MiB"
+# The owner's xenstore event channel: bound interdomain by xenstored in dom0 (the contract's
+# EVTCHNOP_status of an interdomain port).
+store_port=$(xenstore-read /local/domain/$owner/store/port) || fail "no store/port for hv-owner"
 start=$(now)
 node "$XEN_PKG/dist/test/hypervisor/run-contract.js" --backend privcmd \
   --owner "$owner" --borrower "$borrower" --owner-gfn 0x60000 --borrower-gfn 0x60000 \
+  --interdomain-port "$store_port" --interdomain-remote 0 \
   --guest-cmd 'sh /xen/guest-mem.sh' > /tmp/contract.out 2>&1
 rc=$?
 cat /tmp/contract.out
@@ -30,4 +34,4 @@ sed -n 's/.*\(populated\|mapped\) \([0-9]*\) pages in \([0-9]*\) ms.*/XENTIME hv
 xl destroy hv-borrower; xl destroy hv-owner
 summary=$(grep '^# .* passed, .* failed' /tmp/contract.out | tail -n 1)
 [ $rc -eq 0 ] || fail "privcmd contract failed (exit $rc): ${summary:-$(tail -n 1 /tmp/contract.out)}; $(grep -m1 '^not ok' /tmp/contract.out)"
-echo "privcmd backend contract on Xen 4.17 arm64 (owner $owner, borrower $borrower): ${summary#\# }"
+echo "privcmd backend contract on Xen $(xl info | sed -n 's/^xen_version *: //p') arm64 (owner $owner, borrower $borrower): ${summary#\# }"
