@@ -23,6 +23,9 @@ const METHODS: Record<HypervisorMethod, true> = {
   setTarget: true,
   setMaxMem: true,
   mapForeign: true,
+  borrowerSupport: true,
+  evtchnAllocUnbound: true,
+  evtchnStatus: true,
 };
 
 export const HYPERVISOR_METHODS = Object.keys(METHODS) as readonly HypervisorMethod[];
@@ -60,6 +63,12 @@ export function callLabel(method: HypervisorMethod, args: readonly unknown[]): s
       return `setTarget d${a[0]}->d${a[1]}`;
     case 'setMaxMem':
       return `setMaxMem d${a[0]} ${a[1]} KiB`;
+    case 'borrowerSupport':
+      return `borrowerSupport d${a[0]}`;
+    case 'evtchnAllocUnbound':
+      return `evtchnAllocUnbound d${a[0]} for d${a[1]}`;
+    case 'evtchnStatus':
+      return `evtchnStatus d${a[0]} port ${a[1]}`;
     default:
       return method;
   }
