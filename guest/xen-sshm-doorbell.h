@@ -35,6 +35,7 @@
  *   symbol before including this file, after filling the page through the MSR named by CPUID
  *   leaf 0x40000002 as Xen's public/arch-x86/cpuid.h describes; each call then goes through
  *   the page's entry `32 * number`.
+ * - Or the guest's own: define XEN_SSHM_HYPERCALL2(op, a1, a2) before including this file.
  * Results are Xen's: 0 or a negative errno (xen/include/public/errno.h; the values Linux uses
  * on both architectures, e.g. -22 EINVAL, -1 EPERM, -3 ESRCH).
  *
@@ -107,7 +108,17 @@ struct xen_sshm_evtchn_status {            /* struct evtchn_status */
 
 /* ---- hypercalls ----------------------------------------------------------------------------- */
 
-#if defined(__aarch64__)
+#if defined(XEN_SSHM_HYPERCALL2)
+/*
+ * The guest brings its own hypercall (an RTOS that already has HYPERVISOR_event_channel_op,
+ * or a test): XEN_SSHM_HYPERCALL2(op, a1, a2) returns a long.
+ */
+static inline long xen_sshm_hypercall2(unsigned long op, unsigned long a1, unsigned long a2)
+{
+	return XEN_SSHM_HYPERCALL2(op, a1, a2);
+}
+
+#elif defined(__aarch64__)
 
 static inline long xen_sshm_hypercall2(unsigned long op, unsigned long a1, unsigned long a2)
 {
@@ -185,12 +196,11 @@ static inline int xen_sshm_evtchn_op(unsigned int cmd, void *arg)
 static inline int xen_sshm_bind_interdomain(xen_sshm_domid_t remote_dom, xen_sshm_port_t remote_port,
 					    xen_sshm_port_t *local_port)
 {
-	struct xen_sshm_evtchn_bind_interdomain op;
+	struct xen_sshm_evtchn_bind_interdomain op = { 0, 0, 0 };
 	int rc;
 
 	op.remote_dom = remote_dom;
 	op.remote_port = remote_port;
-	op.local_port = 0;
 	rc = xen_sshm_evtchn_op(XEN_SSHM_EVTCHNOP_bind_interdomain, &op);
 	if (rc == 0 && local_port)
 		*local_port = op.local_port;

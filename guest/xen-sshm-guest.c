@@ -237,7 +237,6 @@ struct xsd_sockmsg {
 };
 enum { XS_DIRECTORY = 1, XS_READ = 2, XS_WATCH_EVENT = 15, XS_ERROR = 16 };
 #define XS_PAYLOAD_MAX 4096 /* XENSTORE_PAYLOAD_MAX */
-#define XS_REPLY_TIMEOUT_MS 30000
 
 struct xs {
 	int fd;
@@ -247,6 +246,7 @@ struct xs {
 	 */
 	int device;
 	const char *where; /* the device or socket, for messages */
+	int timeout_s;     /* for each reply */
 	uint32_t req_id;
 	char home[48];     /* "/local/domain/<domid>/", or "" while the domid is unknown */
 	long domid;        /* -1: unknown */
@@ -258,9 +258,10 @@ struct xs_reply {
 	char body[XS_PAYLOAD_MAX + 1]; /* NUL added after len bytes */
 };
 
-static void xs_open(struct xs *xs, const char *socket_path)
+static void xs_open(struct xs *xs, const char *socket_path, int timeout_s)
 {
 	memset(xs, 0, sizeof(*xs));
+	xs->timeout_s = timeout_s;
 	xs->domid = -1;
 	xs->req_id = 0x7873u; /* any start; ids only need to differ between requests */
 	if (!socket_path) {
@@ -289,7 +290,7 @@ static void xs_open(struct xs *xs, const char *socket_path)
 static void xs_read_exact(struct xs *xs, void *buf, size_t n, const char *what)
 {
 	size_t got = 0;
-	uint64_t deadline = now_ns() + (uint64_t)XS_REPLY_TIMEOUT_MS * 1000000u;
+	uint64_t deadline = now_ns() + (uint64_t)xs->timeout_s * 1000000000u;
 
 	while (got < n) {
 		struct pollfd p = { .fd = xs->fd, .events = POLLIN };
@@ -301,8 +302,7 @@ static void xs_read_exact(struct xs *xs, void *buf, size_t n, const char *what)
 		if (pr < 0)
 			die(1, "xenstore %s over %s: poll: %s", what, xs->where, errname(errno));
 		if (pr == 0)
-			die(1, "xenstore %s over %s: no reply within %d s (ETIMEDOUT)", what, xs->where,
-			    XS_REPLY_TIMEOUT_MS / 1000);
+			die(1, "xenstore %s over %s: no reply within %d s (ETIMEDOUT)", what, xs->where, xs->timeout_s);
 		ssize_t r = read(xs->fd, (char *)buf + got, n - got);
 		if (r < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
@@ -733,9 +733,15 @@ static void explain_refusal(unsigned owner, unsigned port, long self, char *out,
 		snprintf(who, sizeof(who), "this domain (d%ld)", self);
 	else
 		snprintf(who, sizeof(who), "this domain");
-	if (privcmd_open() != 0 || hc_status(owner, port, &st) != 0) {
-		snprintf(out, cap, "port %u of d%u is not waiting for %s: made for another borrower, already bound, or closed",
-			 port, owner, who);
+	int rc = privcmd_open();
+	const char *asked = PRIVCMD_DEVICE;
+	if (rc == 0) {
+		rc = hc_status(owner, port, &st);
+		asked = "EVTCHNOP_status";
+	}
+	if (rc != 0) {
+		snprintf(out, cap, "port %u of d%u is not waiting for %s: made for another borrower, already bound, or closed (%s: %s)",
+			 port, owner, who, asked, errname(rc));
 		return;
 	}
 	if (st.status == XEN_SSHM_EVTCHNSTAT_unbound)
@@ -839,8 +845,8 @@ static void bind_owner(unsigned port, unsigned borrower)
 	char s[80];
 	int have_status = 0;
 
-	take_port_lock(port);
 	open_evtchn();
+	take_port_lock(port);
 	int pc = privcmd_open();
 	if (pc == 0) {
 		int rc = hc_status(XEN_SSHM_DOMID_SELF, port, &st);
@@ -1013,6 +1019,7 @@ static const char USAGE[] =
 	"  --peer DOMID       owner: the borrower whose doorbell to use (needed when several)\n"
 	"  --owner DOMID --port PORT\n"
 	"                     borrower: bind this port of that domain instead of the mirror's\n"
+	"  --timeout SEC      how long to wait for xenstored, the doorbell, the other side (30)\n"
 	"  --xenstore SOCKET  xenstore over a Unix socket instead of " XENBUS_DEVICE "\n"
 	"  --quiet            no progress lines on stderr\n"
 	"exit status: 0 done, 1 failed, 2 usage\n";
@@ -1023,7 +1030,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	o->peer = o->owner = o->port = -1;
 	o->count = -1;
 	o->page = 0;
-	o->timeout_s = 10;
+	o->timeout_s = 30;
 	int positional = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -1344,7 +1351,7 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 
-	xs_open(&xs, o.xenstore);
+	xs_open(&xs, o.xenstore, (int)o.timeout_s);
 	xs_learn_domid(&xs);
 	read_mirror(&xs, o.id, &m);
 	close(xs.fd);
