@@ -417,6 +417,13 @@ struct mirror {
 
 static char g_mirror_dir[128 + XEN_SSHM_MAX_ID_LENGTH];
 
+/* xenstored refused a request on the mirror: the message, with what usually causes it. */
+static void __attribute__((noreturn)) mirror_refused(const char *op, const char *path, const char *err)
+{
+	die(1, "xenstore %s %s: %s%s", op, path, err,
+	    !strcmp(err, "EACCES") ? " (dom0 gives each domain read access to its own mirror only: perms n0 r<domid>)" : "");
+}
+
 /* Reads one key of the mirror: 0 with the value, or 1 when it does not exist (ENOENT). */
 static int mirror_key(struct xs *xs, const char *key, struct xs_reply *r, int required)
 {
@@ -430,8 +437,7 @@ static int mirror_key(struct xs *xs, const char *key, struct xs_reply *r, int re
 		return 1;
 	if (!strcmp(r->body, "ENOENT"))
 		die(1, "mirror key %s does not exist (ENOENT): the mirror is incomplete", full);
-	die(1, "xenstore read %s: %s%s", full, r->body,
-	    !strcmp(r->body, "EACCES") ? " (the mirror is readable by its own domain only)" : "");
+	mirror_refused("read", full, r->body);
 }
 
 static void mirror_bad(struct xs *xs, const char *key, const struct xs_reply *r, const char *expected)
@@ -478,7 +484,7 @@ static void read_mirror(struct xs *xs, const char *id, struct mirror *m)
 		if (!strcmp(r.body, "ENOENT"))
 			die(1, "no region %s in this domain's mirror: %s does not exist (ENOENT): not applied to this domain, or released",
 			    id, full);
-		die(1, "xenstore directory %s: %s", full, r.body);
+		mirror_refused("directory", full, r.body);
 	}
 
 	mirror_key(xs, "role", &r, 1);
@@ -530,28 +536,28 @@ static void read_mirror(struct xs *xs, const char *id, struct mirror *m)
 	if (xs_request(xs, XS_DIRECTORY, bells, &r) != 0) {
 		if (!strcmp(r.body, "ENOENT"))
 			return;
-		die(1, "xenstore directory %s: %s", bells, r.body);
+		mirror_refused("directory", bells, r.body);
 	}
-	static struct xs_reply list;
-	list = r;
-	for (uint32_t at = 0; at < list.len;) {
-		const char *name = list.body + at;
-		size_t n = strnlen(name, list.len - at);
-		if (at + n >= list.len)
+	/* The whole listing first (every entry a domid, each NUL-terminated), then the ports. */
+	for (uint32_t at = 0; at < r.len;) {
+		const char *name = r.body + at;
+		size_t n = strnlen(name, r.len - at);
+		if (at + n >= r.len)
 			die(1, "xenstore directory %s: an entry without its NUL (protocol error)", bells);
 		at += (uint32_t)n + 1;
 		if (m->nbells == MAX_DOORBELLS)
 			die(1, "mirror %s lists more than %d doorbells (E2BIG)", bells, MAX_DOORBELLS);
-		char key[64];
 		if (parse_dec(name, n, XEN_SSHM_DOMID_FIRST_RESERVED - 1, &v) != 0)
 			die(1, "mirror %s has an entry \"%.*s\" that is not a domid (EINVAL)", bells, (int)(n > 20 ? 20 : n), name);
-		m->bells[m->nbells].borrower = (unsigned)v;
-		snprintf(key, sizeof(key), "doorbells/%u", (unsigned)v);
+		m->bells[m->nbells++].borrower = (unsigned)v;
+	}
+	for (unsigned i = 0; i < m->nbells; i++) {
+		char key[64];
+		snprintf(key, sizeof(key), "doorbells/%u", m->bells[i].borrower);
 		mirror_key(xs, key, &r, 1);
 		if (parse_dec(r.body, r.len, UINT32_MAX, &v) != 0 || v == 0)
 			mirror_bad(xs, key, &r, "a port number (decimal, not 0)");
-		m->bells[m->nbells].port = (unsigned)v;
-		m->nbells++;
+		m->bells[i].port = (unsigned)v;
 	}
 }
 
@@ -1019,6 +1025,7 @@ static const char USAGE[] =
 	"  --peer DOMID       owner: the borrower whose doorbell to use (needed when several)\n"
 	"  --owner DOMID --port PORT\n"
 	"                     borrower: bind this port of that domain instead of the mirror's\n"
+	"                     (wait and notify then read no mirror at all)\n"
 	"  --timeout SEC      how long to wait for xenstored, the doorbell, the other side (30)\n"
 	"  --xenstore SOCKET  xenstore over a Unix socket instead of " XENBUS_DEVICE "\n"
 	"  --quiet            no progress lines on stderr\n"
@@ -1353,14 +1360,20 @@ int main(int argc, char **argv)
 
 	xs_open(&xs, o.xenstore, (int)o.timeout_s);
 	xs_learn_domid(&xs);
-	read_mirror(&xs, o.id, &m);
+	/* wait and notify with --owner/--port need no region: the doorbell is named outright. */
+	int raw = o.owner >= 0 && strcmp(o.command, "ping-pong");
+	if (!raw)
+		read_mirror(&xs, o.id, &m);
 	close(xs.fd);
 
 	if (!strcmp(o.command, "info")) {
 		print_info(&xs, &m);
 		return 0;
 	}
-	bind_doorbell(&o, &xs, &m);
+	if (raw)
+		bind_borrower((unsigned)o.owner, (unsigned)o.port, xs.domid);
+	else
+		bind_doorbell(&o, &xs, &m);
 	int rc;
 	if (!strcmp(o.command, "wait"))
 		rc = cmd_wait(&o);

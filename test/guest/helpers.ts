@@ -36,6 +36,7 @@ export function hostProgram(): string {
     const r = buildGuest(['x86_64']);
     if (r.status !== 0) throw new Error(`scripts/build-guest.sh x86_64 failed (exit ${r.status}):\n${r.stderr}`);
     hostBinary = path.join(r.dir, 'x86_64', 'xen-sshm-guest');
+    process.on('exit', () => fs.rmSync(r.dir, { recursive: true, force: true }));
   }
   return hostBinary;
 }
@@ -93,8 +94,8 @@ export interface SeenRequest {
   payload: Buffer;
 }
 
-/** What the peer sends back for one request: raw bytes (any), or nothing (hang). */
-export type Answer = Buffer | null;
+/** What the peer sends back for one request: raw bytes (any), bytes then hang up, or nothing. */
+export type Answer = Buffer | { bytes: Buffer; hangUp: true } | null;
 
 export function frame(type: number, reqId: number, payload: Buffer | string, txId = 0, len?: number): Buffer {
   const body = typeof payload === 'string' ? Buffer.from(payload, 'latin1') : payload;
@@ -145,10 +146,11 @@ export class ScriptedPeer {
         const index = this.requests.push(req) - 1;
         const out = this.answer(req, index);
         if (out === null) continue;
+        const bytes = Buffer.isBuffer(out) ? out : out.bytes;
         setTimeout(() => {
           pending = false;
-          for (let i = 0; i < out.length; i += this.chunk) s.write(out.subarray(i, i + this.chunk));
-          if (out.length === 0) s.end();
+          for (let i = 0; i < bytes.length; i += this.chunk) s.write(bytes.subarray(i, i + this.chunk));
+          if (!Buffer.isBuffer(out)) s.end();
         }, this.delayMs);
       }
     });
