@@ -16,7 +16,7 @@
  * connection). Exit status: 0 done, 1 failed (one line on stderr naming the errno), 2 usage.
  *
  * How the owner takes the port dom0 made for it: IOCTL_EVTCHN_BIND_STATIC where the kernel has
- * it (Linux 6.6 and later, e.g. Debian 13's 6.12); older kernels (Debian 12's 6.1) answer
+ * it (Linux 6.5 and later, e.g. Debian 13's 6.12); older kernels (Debian 12's 6.1) answer
  * ENOSYS, and the program re-creates the port at the same number through /dev/xen/privcmd
  * (see recreate_port() and guest/README.md).
  *
@@ -52,7 +52,7 @@ typedef uint16_t domid_t;
 #include <xen/evtchn.h>
 
 #ifndef IOCTL_EVTCHN_BIND_STATIC
-/* Linux 6.6's uapi (drivers/xen/evtchn.c): adopt a port allocated for this domain elsewhere. */
+/* Linux 6.5's uapi (drivers/xen/evtchn.c): adopt a port allocated for this domain elsewhere. */
 struct ioctl_evtchn_bind {
 	unsigned int port;
 };
@@ -879,9 +879,9 @@ static void bind_owner(unsigned port, unsigned borrower)
 	uname(&u);
 	if (e != ENOSYS && e != ENOTTY)
 		die(1, "cannot adopt port %u with IOCTL_EVTCHN_BIND_STATIC: %s", port, errname(e));
-	/* Linux before 6.6 (e.g. Debian 12's 6.1): re-create the port at its number. */
+	/* Linux before 6.5 (e.g. Debian 12's 6.1): re-create the port at its number. */
 	if (!have_status)
-		die(1, "cannot adopt port %u: Linux %s lacks IOCTL_EVTCHN_BIND_STATIC (%s; Linux 6.6 and later have it), and the fallback needs %s: %s (load the xen-privcmd module)",
+		die(1, "cannot adopt port %u: Linux %s lacks IOCTL_EVTCHN_BIND_STATIC (%s; Linux 6.5 and later have it), and the fallback needs %s: %s (load the xen-privcmd module)",
 		    port, u.release, errname(e), PRIVCMD_DEVICE, errname(pc));
 	recreate_port(port, borrower, &st);
 	g_db.how = BOUND_RECREATED;
@@ -957,6 +957,7 @@ static void ring(void)
 static int wait_event(uint64_t deadline_ns)
 {
 	for (;;) {
+		check_signal("waiting for the doorbell");
 		struct pollfd p = { .fd = g_db.fd, .events = POLLIN };
 		int pr = poll(&p, 1, ms_left(deadline_ns));
 		if (pr < 0 && errno == EINTR) {
@@ -1196,8 +1197,10 @@ static int cmd_wait(const struct opts *o)
 
 static int cmd_notify(const struct opts *o)
 {
-	for (long i = 0; i < o->count; i++)
+	for (long i = 0; i < o->count; i++) {
+		check_signal("ringing");
 		ring();
+	}
 	printf("notify: rang port %u (to d%u) %ld time%s\n", g_db.local_port, g_db.peer, o->count, o->count == 1 ? "" : "s");
 	return 0;
 }

@@ -67,7 +67,7 @@ for (const [arch, compiler] of [['x86_64', 'gcc'], ['arm64', 'aarch64-linux-gnu-
       'SAME(offsetof(struct xsg_privcmd_hypercall, op), offsetof(privcmd_hypercall_t, op));',
       'SAME(offsetof(struct xsg_privcmd_hypercall, arg), offsetof(privcmd_hypercall_t, arg));',
       'SAME(XSG_IOCTL_PRIVCMD_HYPERCALL, IOCTL_PRIVCMD_HYPERCALL);',
-      // Linux 6.6's include/uapi/xen/evtchn.h: _IOC(_IOC_NONE, 'E', 7, sizeof(struct ioctl_evtchn_bind)).
+      // Linux 6.5's include/uapi/xen/evtchn.h: _IOC(_IOC_NONE, 'E', 7, sizeof(struct ioctl_evtchn_bind)).
       'SAME(IOCTL_EVTCHN_BIND_STATIC, 0x00044507);',
       'SAME(IOCTL_EVTCHN_BIND_INTERDOMAIN, 0x00084501);',
       'SAME(IOCTL_EVTCHN_BIND_UNBOUND_PORT, 0x00044502);',
