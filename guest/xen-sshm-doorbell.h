@@ -186,10 +186,25 @@ static inline long xen_sshm_hypercall2(unsigned long op, unsigned long a1, unsig
 #error "xen-sshm-doorbell.h: hypercalls for arm64 (__aarch64__) and x86_64 (__x86_64__) only"
 #endif
 
-/* HYPERVISOR_event_channel_op(cmd, arg): 0 or a negative Xen errno. */
-static inline int xen_sshm_evtchn_op(unsigned int cmd, void *arg)
+/*
+ * Xen reads and writes a hypercall's argument through its own cacheable mapping of the
+ * guest's memory. A guest running with its data cache off (MMU off: device memory) defines
+ * XEN_SSHM_ARG_SYNC(ptr, bytes) to clean and invalidate those bytes (arm64: DC CIVAC, then
+ * DSB) before and after each call; with caches on there is nothing to do.
+ */
+#ifndef XEN_SSHM_ARG_SYNC
+#define XEN_SSHM_ARG_SYNC(ptr, bytes) ((void)(ptr), (void)(bytes))
+#endif
+
+/* HYPERVISOR_event_channel_op(cmd, arg) with an argument of `bytes`: 0 or a negative Xen errno. */
+static inline int xen_sshm_evtchn_op(unsigned int cmd, void *arg, unsigned long bytes)
 {
-	return (int)xen_sshm_hypercall2(XEN_SSHM_HYPERVISOR_event_channel_op, cmd, (unsigned long)arg);
+	int rc;
+
+	XEN_SSHM_ARG_SYNC(arg, bytes);
+	rc = (int)xen_sshm_hypercall2(XEN_SSHM_HYPERVISOR_event_channel_op, cmd, (unsigned long)arg);
+	XEN_SSHM_ARG_SYNC(arg, bytes);
+	return rc;
 }
 
 /* Binds the owner's port `remote_port` of domain `remote_dom`; the local port in *local_port. */
@@ -201,7 +216,7 @@ static inline int xen_sshm_bind_interdomain(xen_sshm_domid_t remote_dom, xen_ssh
 
 	op.remote_dom = remote_dom;
 	op.remote_port = remote_port;
-	rc = xen_sshm_evtchn_op(XEN_SSHM_EVTCHNOP_bind_interdomain, &op);
+	rc = xen_sshm_evtchn_op(XEN_SSHM_EVTCHNOP_bind_interdomain, &op, sizeof(op));
 	if (rc == 0 && local_port)
 		*local_port = op.local_port;
 	return rc;
@@ -213,7 +228,7 @@ static inline int xen_sshm_send(xen_sshm_port_t port)
 	struct xen_sshm_evtchn_send op;
 
 	op.port = port;
-	return xen_sshm_evtchn_op(XEN_SSHM_EVTCHNOP_send, &op);
+	return xen_sshm_evtchn_op(XEN_SSHM_EVTCHNOP_send, &op, sizeof(op));
 }
 
 /* Unmasks a local port; Xen delivers at once an event that is pending on it. */
@@ -222,7 +237,7 @@ static inline int xen_sshm_unmask(xen_sshm_port_t port)
 	struct xen_sshm_evtchn_unmask op;
 
 	op.port = port;
-	return xen_sshm_evtchn_op(XEN_SSHM_EVTCHNOP_unmask, &op);
+	return xen_sshm_evtchn_op(XEN_SSHM_EVTCHNOP_unmask, &op, sizeof(op));
 }
 
 /* ---- a region and its doorbell ---------------------------------------------------------------- */

@@ -129,15 +129,16 @@ function buildGuestTools(cacheDir: string, pkgs: FetchedPackages): { xenbusReq: 
  * The guest program (guest/xen-sshm-guest.c) for the domUs, built by the guest side's own
  * script. A failed build does not stop the run: the doorbell checks then fail with the reason.
  */
-function buildGuestProgram(cacheDir: string): { path?: string; status: string } {
+function buildGuestProgram(cacheDir: string): { path?: string; baremetal?: string; status: string } {
   const script = path.join(REPO, 'scripts/build-guest.sh');
-  const r = run('image', 'bash', [script, 'arm64', '--out', path.join(cacheDir, 'images/guest')], { cwd: REPO, allowFail: true });
+  const r = run('image', 'bash', [script, 'arm64', 'arm64-baremetal', '--out', path.join(cacheDir, 'images/guest')], { cwd: REPO, allowFail: true });
   const out = path.join(cacheDir, 'images/guest/arm64/xen-sshm-guest');
-  if (r.status !== 0 || !fs.existsSync(out)) {
+  const baremetal = path.join(cacheDir, 'images/guest/arm64/xen-sshm-baremetal.Image');
+  if (r.status !== 0 || !fs.existsSync(out) || !fs.existsSync(baremetal)) {
     const tail = (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' / ');
     return { status: `not built: scripts/build-guest.sh exited ${r.status}: ${tail}` };
   }
-  return { path: out, status: 'built' };
+  return { path: out, baremetal, status: 'built' };
 }
 
 function domuFiles(xenbusReq: string, guestProgram?: string): Map<string, { data: string | Buffer; mode: number }> {
@@ -151,11 +152,12 @@ function domuFiles(xenbusReq: string, guestProgram?: string): Map<string, { data
   return files;
 }
 
-function guestFiles(checks: CheckSpec[], shimStatus: string, setMaxMem: string, adhoc?: string, evtchn?: string, guestStatus?: string): Map<string, { data: string | Buffer; mode: number }> {
+function guestFiles(checks: CheckSpec[], shimStatus: string, setMaxMem: string, adhoc?: string, evtchn?: string, guest?: { baremetal?: string; status: string }): Map<string, { data: string | Buffer; mode: number }> {
   const files = new Map<string, { data: string | Buffer; mode: number }>();
   files.set('bin/xc-setmaxmem', { data: fs.readFileSync(setMaxMem), mode: 0o755 });
   if (evtchn) files.set('bin/xc-evtchn', { data: fs.readFileSync(evtchn), mode: 0o755 });
-  if (guestStatus) files.set('guest-status', { data: guestStatus + '\n', mode: 0o644 });
+  if (guest) files.set('guest-status', { data: guest.status + '\n', mode: 0o644 });
+  if (guest?.baremetal) files.set('xen-sshm-baremetal.Image', { data: fs.readFileSync(guest.baremetal), mode: 0o644 });
   const read = (p: string): Buffer => fs.readFileSync(path.join(GUEST_SRC, p));
   files.set('init', { data: read('init-dom0.sh'), mode: 0o755 });
   files.set('lib.sh', { data: read('lib.sh'), mode: 0o644 });
@@ -261,7 +263,7 @@ export async function main(argv: string[]): Promise<number> {
     return buildImages(pkgs, {
       repoRoot: REPO,
       shimPath: shim.path,
-      xenFiles: guestFiles(checks, shim.status, tools.setMaxMem, opts.adhoc, tools.evtchn, guest.status),
+      xenFiles: guestFiles(checks, shim.status, tools.setMaxMem, opts.adhoc, tools.evtchn, guest),
       domuFiles: domuFiles(tools.xenbusReq, guest.path),
     }, path.join(opts.cacheDir, 'images'), log);
   });
