@@ -853,11 +853,19 @@ static void bind_owner(unsigned port, unsigned borrower)
 
 	open_evtchn();
 	take_port_lock(port);
+	/*
+	 * privcmd: absent (module not loaded), or present but refusing hypercalls: since XSA-482
+	 * (Linux stable, 2026) a domU's privcmd allows none unless loaded with unrestricted=1.
+	 */
 	int pc = privcmd_open();
 	if (pc == 0) {
 		int rc = hc_status(XEN_SSHM_DOMID_SELF, port, &st);
-		if (rc < 0)
+		if (rc == -EPERM || rc == -EACCES)
+			pc = rc;
+		else if (rc < 0)
 			die(1, "cannot look at port %u of this domain (EVTCHNOP_status): %s", port, errname(rc));
+	}
+	if (pc == 0) {
 		int ok = (st.status == XEN_SSHM_EVTCHNSTAT_unbound && st.u.unbound.dom == borrower) ||
 			 (st.status == XEN_SSHM_EVTCHNSTAT_interdomain && st.u.interdomain.dom == borrower);
 		if (!ok)
@@ -881,8 +889,11 @@ static void bind_owner(unsigned port, unsigned borrower)
 		die(1, "cannot adopt port %u with IOCTL_EVTCHN_BIND_STATIC: %s", port, errname(e));
 	/* Linux before 6.5 (e.g. Debian 12's 6.1): re-create the port at its number. */
 	if (!have_status)
-		die(1, "cannot adopt port %u: Linux %s lacks IOCTL_EVTCHN_BIND_STATIC (%s; Linux 6.5 and later have it), and the fallback needs %s: %s (load the xen-privcmd module)",
-		    port, u.release, errname(e), PRIVCMD_DEVICE, errname(pc));
+		die(1, "cannot adopt port %u: Linux %s lacks IOCTL_EVTCHN_BIND_STATIC (%s; Linux 6.5 and later have it), and the fallback needs hypercalls through %s: %s%s",
+		    port, u.release, errname(e), PRIVCMD_DEVICE, errname(pc),
+		    pc == -EPERM || pc == -EACCES
+			    ? " (since XSA-482 a domU's privcmd makes them only when loaded with unrestricted=1, e.g. boot option xen_privcmd.unrestricted=1, and the kernel is not locked down)"
+			    : " (load the xen-privcmd module)");
 	recreate_port(port, borrower, &st);
 	g_db.how = BOUND_RECREATED;
 	g_db.local_port = port;
