@@ -5,8 +5,10 @@
 # keys with xenstore-write:
 #   /local/domain/<bell1>/shared_mem/DB1/doorbells/<borrower> = <port>
 #   /local/domain/<borrower>/shared_mem/DB1/owner = <bell1>, .../doorbell = <port>
-# Then, inside the domUs (Debian 12's kernel, xen-evtchn and xen-privcmd loaded):
-#  1. `info` reads each mirror over /dev/xen/xenbus;
+# Then, inside the domUs (Debian 12's kernel 6.1, xen-evtchn loaded; xen-privcmd as below):
+#  1. `info` reads each mirror over /dev/xen/xenbus; the owner with privcmd loaded as by
+#     default cannot adopt its port on 6.1 (no BIND_STATIC; XSA-482 restricts privcmd) and says
+#     so; privcmd is then reloaded with unrestricted=1;
 #  2. bell3, its mirror naming the port made for bell2, is refused by Xen (EINVAL) and says so;
 #  3. with its own port, bell3 rings and bell1 (`wait --drain`) gets exactly one notification;
 #  4. bell1 and bell2 play 1,000 ping-pongs (sequence numbers through DB1's page 0): zero lost,
