@@ -68,6 +68,9 @@ function lazyHypervisor(open: () => Hypervisor): Hypervisor & { opened(): Hyperv
     setTarget: (d, t) => get().setTarget(d, t),
     setMaxMem: (d, k) => get().setMaxMem(d, k),
     mapForeign: (d, g) => get().mapForeign(d, g),
+    borrowerSupport: (b) => get().borrowerSupport(b),
+    evtchnAllocUnbound: (d, r) => get().evtchnAllocUnbound(d, r),
+    evtchnStatus: (d, p) => get().evtchnStatus(d, p),
     close: async () => {
       if (hv) await hv.close();
     },

@@ -37,6 +37,7 @@ export const RULES = {
   'entry.role': { code: 'EINVAL', title: 'unknown role' },
   'entry.prot': { code: 'EINVAL', title: 'unknown prot' },
   'entry.cache-policy': { code: 'EINVAL', title: 'unknown cache_policy' },
+  'entry.doorbell': { code: 'EINVAL', title: 'doorbell is not yes or no' },
   'id.syntax': { code: 'EINVAL', title: 'ID uses characters other than letters, digits and _' },
   'id.length': { code: 'EINVAL', title: 'ID longer than 128 characters' },
   'id.dom0less-length': { code: 'EINVAL', title: 'ID longer than 15 characters (dom0less export)' },
@@ -56,6 +57,7 @@ export const RULES = {
   window: { code: 'EINVAL', title: "borrower window (offset + size) outside the owner's region" },
   'prot.above-owner': { code: 'EINVAL', title: "borrower prot above the owner's" },
   'set-target': { code: 'EINVAL', title: 'a domain would borrow from two owners (set_target)' },
+  'doorbell.owner': { code: 'EINVAL', title: "a borrower asks for a doorbell the owner's region does not have" },
 } as const;
 
 export type RuleId = keyof typeof RULES;

@@ -38,6 +38,8 @@ export interface PeerRegion {
   cachePolicy: CachePolicy;
   /** null: recorded by a tool that does not say. */
   spelling: ShmSpelling | null;
+  /** The region carries a doorbell (docs/doorbells.md); absent or false: none. */
+  doorbell?: boolean;
   mappings: readonly PeerMapping[];
 }
 
@@ -70,6 +72,8 @@ export interface PlanMapping {
   role: 'owner' | 'borrower' | 'auto';
   /** Set when this side comes from the records (file is then the xenstore path, line 0). */
   recorded?: true;
+  /** The owner: the region carries a doorbell. A borrower: it gets a port (a doorbell region it did not decline). */
+  doorbell: boolean;
 }
 
 export interface PlanRegion {
@@ -102,6 +106,8 @@ export interface EntryDecision<R extends PeerRegion = PeerRegion> {
   existing: PeerMapping | null;
   /** For a borrower: 'needed' when no set_target to its owner is recorded yet. */
   setTarget?: 'needed' | 'recorded';
+  /** The owner: its region carries a doorbell. A borrower: it gets a port in the owner. */
+  doorbell: boolean;
 }
 
 export interface PlanResult<R extends PeerRegion = PeerRegion> {
@@ -132,13 +138,34 @@ interface Claimant {
 
 const recordKey = (domid: number): string => `d${domid}`;
 
-function toMapping(e: ShmEntry): PlanMapping {
-  return { domain: label(e), file: e.file, location: e.location, begin: e.begin, end: e.end, size: e.size, offset: e.offset, prot: e.prot, role: e.role };
+function toMapping(e: ShmEntry, doorbell: boolean): PlanMapping {
+  return { domain: label(e), file: e.file, location: e.location, begin: e.begin, end: e.end, size: e.size, offset: e.offset, prot: e.prot, role: e.role, doorbell };
+}
+
+/**
+ * The doorbell rules (docs/doorbells.md): the owner decides; a borrower that omits the key
+ * follows it, `doorbell=no` declines, `doorbell=yes` needs the owner's region to have one.
+ * Returns whether the borrower gets a port, or the error when it asks for a missing doorbell.
+ */
+function borrowerDoorbell(b: ShmEntry, regionHasDoorbell: boolean, id: string, ownerLabel: string, ownerEntry?: ShmEntry): boolean | ConfigError {
+  if (b.doorbell === true && !regionHasDoorbell) {
+    return entryError(
+      b,
+      'doorbell.owner',
+      b.keys.doorbell ? 'doorbell' : 'id',
+      `${label(b)} asks for a doorbell on ${id}, but its owner ${ownerLabel}${ownerEntry ? '' : ', as recorded,'} gives the region none`,
+      b.keys.doorbell
+        ? `the owner decides: add doorbell=yes to the owner's entry of ${id}, or remove doorbell=yes here (a borrower follows its owner)`
+        : `the owner decides: apply the owner with --doorbell (static_shared_mem) or doorbell=yes (static_shm), or apply this domain without --doorbell`,
+      ownerEntry,
+    );
+  }
+  return regionHasDoorbell && b.doorbell !== false;
 }
 
 function recordedOwner(r: PeerRegion): PlanMapping & { cachePolicy: CachePolicy | null } {
   const where = { file: r.id, line: 0, column: 0 };
-  return { domain: `d${r.owner}`, file: where.file, location: where, begin: r.begin, end: r.begin + r.size, size: r.size, offset: 0n, prot: r.prot, role: 'owner', recorded: true, cachePolicy: r.cachePolicy };
+  return { domain: `d${r.owner}`, file: where.file, location: where, begin: r.begin, end: r.begin + r.size, size: r.size, offset: 0n, prot: r.prot, role: 'owner', recorded: true, cachePolicy: r.cachePolicy, doorbell: !!r.doorbell };
 }
 
 /** One config read and validated on its own: the first stage of the planner. */
@@ -201,6 +228,7 @@ export function readDomains(configs: readonly PlanInput[], opts: ValidateOptions
       names.set(dn.name, cfg);
     }
     const parsed = parseSharedMemEntries(cfg);
+    if (opts.doorbell) for (const e of parsed.entries) e.doorbell ??= true;
     out.errors.push(...parsed.errors);
     const dv = validateDomainEntries(parsed.entries, opts);
     out.errors.push(...dv.errors);
@@ -293,6 +321,7 @@ export function planDomains<R extends PeerRegion = PeerRegion>(read: ReadResult,
     }
     let owner: Claimant;
     let borrowers: Claimant[];
+    const bells = new Map<Claimant, boolean>();
     if (spelling === 'static_shared_mem') {
       [owner, ...borrowers] = list;
       const mismatched = borrowers.filter((b) => b.entry.size !== owner.entry.size);
@@ -318,10 +347,17 @@ export function planDomains<R extends PeerRegion = PeerRegion>(read: ReadResult,
       }
       borrowers = list.filter((c) => c.entry.role === 'borrower' && !windowOrProt(c.entry, owner.entry.size, owner.entry.prot, label(owner.entry), owner.entry, (e) => errors.push(e)));
     }
-    decisions.set(owner, { entry: owner.entry, domid: owner.domid, role: 'owner', region: null, existing: null });
-    for (const b of borrowers) decisions.set(b, { entry: b.entry, domid: b.domid, role: 'borrower', region: null, existing: null });
+    const ownerBell = owner.entry.doorbell === true;
+    borrowers = borrowers.filter((b) => {
+      const bell = borrowerDoorbell(b.entry, ownerBell, id, label(owner.entry), owner.entry);
+      if (bell instanceof ConfigError) return void errors.push(bell), false;
+      bells.set(b, bell);
+      return true;
+    });
+    decisions.set(owner, { entry: owner.entry, domid: owner.domid, role: 'owner', region: null, existing: null, doorbell: ownerBell });
+    for (const b of borrowers) decisions.set(b, { entry: b.entry, domid: b.domid, role: 'borrower', region: null, existing: null, doorbell: bells.get(b)! });
     planned.push({
-      region: { id, spelling, owner: { ...toMapping(owner.entry), cachePolicy: owner.entry.cachePolicy }, borrowers: borrowers.map((b) => toMapping(b.entry)) },
+      region: { id, spelling, owner: { ...toMapping(owner.entry, ownerBell), cachePolicy: owner.entry.cachePolicy }, borrowers: borrowers.map((b) => toMapping(b.entry, bells.get(b)!)) },
       ownerKey: owner.key,
       record: null,
       borrowers,
@@ -449,6 +485,7 @@ function againstRecord<R extends PeerRegion>(
   const ownerKey = recordKey(record.owner);
   const ownerLabel = `d${record.owner}`;
   const borrowers: Claimant[] = [];
+  const bells = new Map<Claimant, boolean>();
   let spelling: ShmSpelling = record.spelling ?? list[0].entry.spelling;
   for (const c of list) {
     const e = c.entry;
@@ -474,7 +511,8 @@ function againstRecord<R extends PeerRegion>(
         report(entryError(e, 'owner.multiple', 'role', `${id} is already owned by ${ownerLabel}, as recorded`, `exactly one domain owns ${id}: make ${label(e)} role=borrower`), e);
         continue;
       }
-      decisions.set(c, { entry: e, domid: c.domid, role, region: record, existing });
+      // What the config asks; the manager refuses a change of a recorded region (its lifecycle).
+      decisions.set(c, { entry: e, domid: c.domid, role, region: record, existing, doorbell: e.doorbell === true });
       continue;
     }
     if (e.spelling === 'static_shared_mem') {
@@ -483,10 +521,16 @@ function againstRecord<R extends PeerRegion>(
         continue;
       }
     } else if (windowOrProt(e, record.size, record.prot, ownerLabel, undefined, (x) => report(x, e))) continue;
-    decisions.set(c, { entry: e, domid: c.domid, role, region: record, existing });
+    const bell = borrowerDoorbell(e, !!record.doorbell, id, ownerLabel);
+    if (bell instanceof ConfigError) {
+      report(bell, e);
+      continue;
+    }
+    bells.set(c, bell);
+    decisions.set(c, { entry: e, domid: c.domid, role, region: record, existing, doorbell: bell });
     borrowers.push(c);
   }
-  const region: PlanRegion = { id, spelling, owner: recordedOwner(record), borrowers: borrowers.map((b) => toMapping(b.entry)) };
+  const region: PlanRegion = { id, spelling, owner: recordedOwner(record), borrowers: borrowers.map((b) => toMapping(b.entry, bells.get(b)!)) };
   return { region, ownerKey, record, borrowers };
 }
 

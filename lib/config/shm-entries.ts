@@ -23,10 +23,13 @@ export { CACHE_POLICIES, PROTS } from '../vocabulary';
 export type ShmRole = MappingRole | 'auto';
 
 /** Keys of a static_shm entry. */
-export const STATIC_SHM_KEYS = ['id', 'begin', 'end', 'size', 'offset', 'role', 'prot', 'cache_policy'] as const;
+export const STATIC_SHM_KEYS = ['id', 'begin', 'end', 'size', 'offset', 'role', 'prot', 'cache_policy', 'doorbell'] as const;
 export type StaticShmKey = (typeof STATIC_SHM_KEYS)[number];
 
 export const ROLES = ROLE_ALIASES;
+
+/** Values of `doorbell=` (docs/doorbells.md): an event channel with the region, or none. */
+export const DOORBELL_VALUES = ['yes', 'no'] as const;
 
 /** One shared memory region as one domain declares it. Numbers are bigint, END exclusive. */
 export interface ShmEntry {
@@ -42,6 +45,11 @@ export interface ShmEntry {
   /** null: not given, the host's default applies (ARM_normal on Arm). */
   cachePolicy: CachePolicy | null;
   spelling: ShmSpelling;
+  /**
+   * `doorbell=yes|no` as written (static_shm), or set for every entry by `apply --doorbell`;
+   * null when not said: an owner's region then has none, a borrower follows its owner.
+   */
+  doorbell: boolean | null;
   /** The `name =` of the config, or null when it has none. */
   domain: string | null;
   file: string;
@@ -254,6 +262,16 @@ function parseStaticShm(item: XlString, file: string, domain: string | null, ind
     }
   }
 
+  let doorbell: boolean | null = null;
+  const bellP = part('doorbell');
+  if (bellP) {
+    if ((DOORBELL_VALUES as readonly string[]).includes(bellP.value)) doorbell = bellP.value === 'yes';
+    else {
+      const guess = didYouMean(bellP.value, DOORBELL_VALUES);
+      err('entry.doorbell', bellP.valueAt, `doorbell ${JSON.stringify(bellP.value)} is not yes or no`, (guess ? `did you mean ${guess}? ` : '') + 'doorbell is yes (an event channel with the region) or no');
+    }
+  }
+
   if (errors.length > 0 || !id || begin === undefined || (end === undefined && size === undefined)) return errors;
   const theSize = size ?? (end as bigint) - begin;
   return {
@@ -266,6 +284,7 @@ function parseStaticShm(item: XlString, file: string, domain: string | null, ind
     prot,
     cachePolicy,
     spelling: 'static_shm',
+    doorbell,
     domain,
     file,
     location: item.location,
@@ -326,6 +345,7 @@ function parseStaticSharedMem(item: XlString, file: string, domain: string | nul
     prot: 'rw',
     cachePolicy: null,
     spelling: 'static_shared_mem',
+    doorbell: null,
     domain,
     file,
     location: item.location,

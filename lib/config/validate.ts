@@ -11,6 +11,11 @@ import { MAX_DOM0LESS_ID_LENGTH, MAX_ID_LENGTH, SHM_ID_RE } from '../vocabulary'
 export interface ValidateOptions {
   /** The entries are to be exported as dom0less device-tree nodes (xen,shm-id <= 15 chars). */
   dom0less?: boolean;
+  /**
+   * `apply --doorbell`: doorbell=yes for every entry that does not say doorbell= itself (the
+   * proposal's static_shared_mem spelling has no keys to say it with).
+   */
+  doorbell?: boolean;
 }
 
 export { MAX_DOM0LESS_ID_LENGTH, MAX_ID_LENGTH } from '../vocabulary';

@@ -26,9 +26,9 @@ export { HypercallError, errnoName, describePages, type HypercallErrorInit, type
 export { XenHypervisor, gfnRange, RESERVATION_BATCH, REMOVE_MULTICALL_BATCH, HYPERCALL_BUFFER_BYTES, EXTENT_ORDER_2M, type PopulateStats } from './xen';
 export { PrivcmdTransport, PRIVCMD_PATH, HYPERCALL_PATH, missingPrivcmdMessage, type PrivcmdOptions } from './privcmd';
 export { SimHypervisor, xenHostPresent, type SimOptions, type GuestView, type SimDomainSpec, type SimDomainView, type PhysmapEntry } from './sim';
-export { rulesFor, parseRelease, SIM_RELEASES, X86_TRANSLATED_FOREIGN_MAPS, GETDOMAININFO_EXACT, SET_TARGET_HVM_FIRST, type XenRelease, type XenRules, type ReleaseRule, type SimRelease } from './releases';
 export type { XenTransport, HypercallBuffer, MappedFrames } from './transport';
 export { intercept, callLabel, HYPERVISOR_METHODS, type HypervisorHooks, type HypervisorMethod, type InterceptedCall } from './intercept';
+export { rulesFor, parseRelease, SIM_RELEASES, X86_TRANSLATED_FOREIGN_MAPS, GETDOMAININFO_EXACT, SET_TARGET_HVM_FIRST, type XenRelease, type XenRules, type ReleaseRule, type SimRelease } from './releases';
 
 export type OpenOptions = ({ backend: 'privcmd' } & PrivcmdOptions) | ({ backend: 'sim' } & SimOptions);
 

@@ -9,7 +9,7 @@
 import type { Hypervisor } from './types';
 
 /** Every method of the Hypervisor interface that talks to Xen (close excluded). */
-export type HypervisorMethod = Exclude<{ [K in keyof Hypervisor]-?: NonNullable<Hypervisor[K]> extends (...args: never[]) => unknown ? K : never }[keyof Hypervisor], 'close'>;
+export type HypervisorMethod = Exclude<{ [K in keyof Hypervisor]: Hypervisor[K] extends (...args: never[]) => unknown ? K : never }[keyof Hypervisor], 'close'>;
 
 /** Listed so that the compiler fails here when the interface gains a method (label it below). */
 const METHODS: Record<HypervisorMethod, true> = {
@@ -66,7 +66,7 @@ export function callLabel(method: HypervisorMethod, args: readonly unknown[]): s
     case 'borrowerSupport':
       return `borrowerSupport d${a[0]}`;
     case 'evtchnAllocUnbound':
-      return `evtchnAllocUnbound d${a[0]} remote d${a[1]}`;
+      return `evtchnAllocUnbound d${a[0]} for d${a[1]}`;
     case 'evtchnStatus':
       return `evtchnStatus d${a[0]} port ${a[1]}`;
     default:

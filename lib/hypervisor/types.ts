@@ -171,27 +171,23 @@ export interface Hypervisor {
   /** IOCTL_PRIVCMD_MMAPBATCH_V2: map a domain's frames into this process (dom0). */
   mapForeign(domid: number, gfns: GfnList): Promise<ForeignMapping>;
 
-  // The three below are optional in this interface only until the wrappers that forward every
-  // method (lib/cli/options.ts lazyHypervisor, lib/manager/steps.ts instrumentHypervisor) forward
-  // them too; both backends (XenHypervisor, SimHypervisor) implement them.
-
   /**
    * Whether `borrower` can receive another domain's frames on this Xen, by the running
    * release's rule (xen_version, then getdomaininfo of the borrower): Arm always (a domU needs
    * a target), x86 HVM/PVH domUs from Xen 4.19 (commit 845a60b63b), x86 PV domains never.
    * Makes no change; answers `no-domain` for a missing domain.
    */
-  borrowerSupport?(borrower: number): Promise<BorrowerSupport>;
+  borrowerSupport(borrower: number): Promise<BorrowerSupport>;
 
   /**
    * EVTCHNOP_alloc_unbound: a fresh port in `dom`, unbound, that only `remoteDom` may bind
    * (EVTCHNOP_bind_interdomain as itself). Returns the port. ESRCH: no such domain; ENOSPC: no
    * free port left in `dom`; EINVAL: `dom` is dying.
    */
-  evtchnAllocUnbound?(dom: number, remoteDom: number): Promise<number>;
+  evtchnAllocUnbound(dom: number, remoteDom: number): Promise<number>;
 
   /** EVTCHNOP_status of port `port` of `dom`. ESRCH: no such domain; EINVAL: not a valid port. */
-  evtchnStatus?(dom: number, port: number): Promise<EvtchnStatus>;
+  evtchnStatus(dom: number, port: number): Promise<EvtchnStatus>;
 
   /** Releases devices and buffers. */
   close(): Promise<void>;

@@ -35,7 +35,7 @@ import {
 } from '../store';
 import { isDomid, PAGE_SHIFT_N, type MappingRole } from '../vocabulary';
 import { lockedBy, waitFor, type ManagerContext, type Wait } from './context';
-import { decide, readConfig, type Decision } from './decide';
+import { decideApply, readConfig, type Decision } from './decide';
 import type { ReadResult } from '../config/plan';
 import { domainName, findDomainByName } from './domains';
 import { freeOwnerFrames, makeRoom, mapBorrower, populate, setTarget, unmapBorrower } from './frames';
@@ -175,7 +175,7 @@ async function resolveDomain(ctx: ManagerContext, req: ApplyRequest, cfgName: st
 async function prepare(ctx: ManagerContext, req: ApplyRequest, read: ReadResult, domid: number, name: string | null): Promise<Decision[]> {
   const regions = await readAllRegions(ctx.xs, ctx.paths);
   const target = await readTarget(ctx.xs, ctx.paths, domid);
-  const decisions = decide(ctx.paths, { read, domid, name, allowSetTarget: req.allowSetTarget, arch: await ctx.xenArch() }, { regions, targets: targetsOf(domid, target) });
+  const decisions = await decideApply(ctx, req, { read, domid, name, allowSetTarget: req.allowSetTarget }, { regions, targets: targetsOf(domid, target) });
   for (const d of decisions) lifecycleCheck(ctx, d, domid, name);
   // Frames populated for an owner count against its max memory: say so before any change.
   const fresh = decisions.filter((d) => d.role === 'owner' && !d.region);
@@ -256,8 +256,8 @@ async function claimApply(ctx: ManagerContext, tx: XenstoreOps, req: ApplyReques
   const id = entry.id;
   const region = await readRegion(tx, ctx.paths, id);
   const target = await readTarget(tx, ctx.paths, domid);
-  const decided = { read, domid, name, allowSetTarget: req.allowSetTarget, arch: await ctx.xenArch(), only: id };
-  const [d] = decide(ctx.paths, decided, { regions: region ? [region] : [], targets: targetsOf(domid, target) });
+  const decided = { read, domid, name, allowSetTarget: req.allowSetTarget, only: id };
+  const [d] = await decideApply(ctx, req, decided, { regions: region ? [region] : [], targets: targetsOf(domid, target) });
   lifecycleCheck(ctx, d, domid, name);
   const mapping: MappingRecord = { domid, begin: entry.begin, end: entry.end, offset: entry.offset, prot: entry.prot, state: 'mapping', lock };
   if (d.role === 'owner') {

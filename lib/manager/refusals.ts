@@ -8,7 +8,7 @@ import { XenstoreError } from '../../xenstore-wire';
 import type { ConfigError, RuleId } from '../config/errors';
 import { hex, humanSize } from '../config/numbers';
 import { HypercallError } from '../hypervisor/errors';
-import type { DomainInfo } from '../hypervisor/types';
+import type { BorrowerSupport, DomainInfo } from '../hypervisor/types';
 import type { MappingRecord, RegionRecord, StorePaths } from '../store';
 import { DOMID_FIRST_RESERVED, PAGE_SIZE_N, PAGES_PER_MIB } from '../vocabulary';
 import { ManagerError, type ManagerReason } from './errors';
@@ -110,11 +110,25 @@ export const domainRefusal = {
 
 // ---- host facts: architecture, consent, memory -------------------------------------------------
 
-export function x86Borrower(id: string, domid: number, owner: number): ManagerError {
+/**
+ * The hypervisor layer's rule refuses this borrower on this Xen (Hypervisor.borrowerSupport):
+ * an x86 HVM/PVH domU before the release that allows it, an x86 PV domain, a missing domain.
+ */
+export function borrowerRefused(id: string, domid: number, owner: number, s: BorrowerSupport & { supported: false }): ManagerError {
+  const peer = `the peer of an owner can be dom0: read and write ${id} from dom0 with \`xen-sshm peek ${id}\` or the library's openRegion()`;
+  if (s.reason === 'no-domain') return domainRefusal.absent(domid, null);
+  if (s.reason === 'borrower-pv') {
+    return new ManagerError({
+      code: 'EPERM', reason: 'x86-borrower', id, domid,
+      message: `d${domid} is an x86 PV domain: Xen maps another domain's frames only into a translated (HVM or PVH) guest, so it cannot borrow ${id} from d${owner} (Xen ${s.xenVersion}; ${s.rule})`,
+      hint: `create the borrower as type = "pvh" or "hvm"; otherwise ${peer}`,
+    });
+  }
   return new ManagerError({
     code: 'EPERM', reason: 'x86-borrower', id, domid,
-    message: `on x86, Xen maps another domain's frames only into the hardware domain: d${domid} cannot borrow ${id} from d${owner} (p2m_add_foreign refuses it with EPERM)`,
-    hint: `on x86 the peer of an owner is dom0: read and write ${id} from dom0 with \`xen-sshm peek ${id}\` or the library's openRegion()`,
+    message: `on x86, Xen ${s.xenVersion} maps another domain's frames only into the hardware domain: d${domid} cannot borrow ${id} from d${owner}` +
+      (s.allowedFrom ? `; Xen ${s.allowedFrom} and later let an HVM/PVH domU borrow` : '') + ` (${s.rule})`,
+    hint: s.allowedFrom ? `run Xen ${s.allowedFrom} or later (Debian 13 ships 4.20), or: ${peer}` : peer,
   });
 }
 

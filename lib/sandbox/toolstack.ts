@@ -27,6 +27,8 @@ export interface DomainSpec {
   maxmemMiB?: number;
   /** Default: the lowest domid above every existing one. */
   domid?: number;
+  /** xl `type` on an x86 host: 'pv' guests cannot borrow (not translated). Default 'pvh'. */
+  type?: 'pv' | 'pvh' | 'hvm';
 }
 
 export interface CreatedDomain {
@@ -69,7 +71,7 @@ export async function createDomain(xs: XenstoreClient, hv: SimHypervisor, spec: 
     const sim = await hv.domains();
     domid = Math.max(0, ...sim.map((d) => d.domid), ...known.map((d) => d.domid)) + 1;
   }
-  await hv.createDomain({ domid, name: spec.name, maxPages: maxMiB * PAGES_PER_MIB, extraPages: memoryMiB * PAGES_PER_MIB });
+  await hv.createDomain({ domid, name: spec.name, maxPages: maxMiB * PAGES_PER_MIB, extraPages: memoryMiB * PAGES_PER_MIB, ...(spec.type ? { type: spec.type } : {}) });
   const base = `/local/domain/${domid}`;
   await xs.transaction(async (tx) => {
     await tx.mkdir(base);

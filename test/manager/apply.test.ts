@@ -56,7 +56,7 @@ test('an owner without room is refused with the memory needed, before any change
   t.deepEqual(await consistencyProblems(env), []);
 });
 
-test('on x86 a domU borrower is refused before any change, and dom0 is the peer through a region handle', async (t) => {
+test('on x86 Xen 4.17 a domU borrower is refused before any change (the hypervisor layer\'s rule names 4.19), and dom0 is the peer through a region handle', async (t) => {
   const env = await startEnv('memory', { arch: 'x86' });
   t.teardown(() => env.close());
   const a = await env.vm('a');
@@ -68,6 +68,8 @@ test('on x86 a domU borrower is refused before any change, and dom0 is the peer 
   const err = await unchanged(t, env, () => m.apply({ config: BORROW('b'), domid: b, allowSetTarget: true }));
   t.is(err.code, 'EPERM');
   t.is(err.reason, 'x86-borrower');
+  t.regex(err.message, /on x86, Xen 4\.17\.\d+ maps another domain's frames only into the hardware domain: d\d+ cannot borrow A from d\d+; Xen 4\.19 and later let an HVM\/PVH domU borrow \(.*845a60b63b/);
+  t.regex(err.hint!, /run Xen 4\.19 or later/);
   t.regex(err.hint!, /peek A/);
   // dom0 reads and writes the owner's bytes.
   const h = await openRegion(m, 'A', { offset: 4096n, length: 16n });
@@ -76,6 +78,25 @@ test('on x86 a domU borrower is refused before any change, and dom0 is the peer 
   const g = await env.hv.guestMap(a, gfnsOf(0x60001000n, 4096n));
   t.is(g.buffer.toString('utf8', 0, 9), 'from dom0');
   g.unmap();
+});
+
+test('on x86 Xen 4.19 and later an HVM/PVH domU borrows (the manager asks the hypervisor layer); a PV domU is refused', async (t) => {
+  for (const release of ['4.19', '4.20'] as const) {
+    const env = await startEnv('memory', { arch: 'x86', release });
+    t.teardown(() => env.close());
+    const a = await env.vm('a');
+    const b = await env.vm('b');
+    const m = env.manager();
+    await m.apply({ config: OWN('a'), domid: a });
+    const r = await m.apply({ config: BORROW('b'), domid: b, allowSetTarget: true });
+    t.like(r.entries[0], { id: 'A', role: 'borrower', action: 'mapped', setTarget: 'done' }, release);
+    t.deepEqual(await consistencyProblems(env), [], release);
+    const pv = await env.vm('pv', { type: 'pv' });
+    const err = await unchanged(t, env, () => m.apply({ config: BORROW('pv'), domid: pv, allowSetTarget: true }));
+    t.is(err.reason, 'x86-borrower');
+    t.regex(err.message, /is an x86 PV domain/);
+    t.regex(err.hint!, /type = "pvh" or "hvm"/);
+  }
 });
 
 test('set_target: refused without consent, recorded once given, and a second owner is refused', async (t) => {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { connect, type XenstoreClient } from '../../xenstore-wire';
 import { startServer, type FaultOptions, type XenstoreServer } from '../../xenstore-wire/server';
 import { parseXlConfig, type XlConfig } from '../../lib/config';
-import { SimHypervisor, type XenArch } from '../../lib/hypervisor';
+import { SimHypervisor, type SimRelease, type XenArch } from '../../lib/hypervisor';
 import { intercept } from '../../lib/hypervisor/intercept';
 import { SharedMemoryManager, type ManagerOptions } from '../../lib/manager';
 import { createDomain, type DomainSpec } from '../../lib/sandbox/toolstack';
@@ -28,6 +28,8 @@ export interface EnvOptions {
   /** oxenstored: commits fail with EAGAIN at random. */
   testEagain?: boolean;
   arch?: XenArch;
+  /** The Xen release the simulated host models (default 4.17). */
+  release?: SimRelease;
   /** Keep the simulated host in a folder (shared with child processes). Default: in-process. */
   simDir?: boolean;
   /** Domids the real daemons' fake hypervisor reports (default 1..40). */
@@ -64,7 +66,7 @@ export async function startEnv(kind: StoreKind, opts: EnvOptions = {}): Promise<
   let daemon: RunningDaemon | undefined;
   let socketPath: string;
   const simDir = opts.simDir ? mkdtempSync(join(tmpdir(), 'xen-sshm-sim-')) : undefined;
-  const hv = new SimHypervisor({ arch: opts.arch ?? 'arm', ...(simDir ? { dir: simDir } : {}) });
+  const hv = new SimHypervisor({ arch: opts.arch ?? 'arm', ...(opts.release ? { release: opts.release } : {}), ...(simDir ? { dir: simDir } : {}) });
   // The in-memory server's hypervisor: the domains vm() made.
   const live = new Set<number>();
   if (kind === 'memory') {

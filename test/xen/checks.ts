@@ -89,6 +89,11 @@ export const CHECKS: CheckSpec[] = [
     what: 'a 64 MiB region through xen-sshm apply (owner: populate, borrower: map), bytes at both ends, released; timed per page' },
   { name: 'lifecycle', script: 'checks/lifecycle.sh', expect: 'PASS', limit: 300, needs: ['dist', 'shim'],
     what: 'xen-sshm daemon: xl destroy vm2 removes its records; the owner destroyed first leaves ID2 orphaned (vm3 still reads it); xen-sshm release cleans up' },
+  // --- the guest side of a doorbell (guest/xen-sshm-guest.c): its own three domUs, bell1-3 ---
+  { name: 'doorbell-guest', script: 'checks/doorbell-guest.sh', expect: 'PASS', limit: 420, needs: ['dist', 'shim'],
+    what: 'xen-sshm-guest in domUs: mirrors read over xenbus; a port made for another borrower refused (EINVAL); wait/notify; 1,000 ping-pongs owner<->borrower (0 lost, 0 out of order, median/p99); after release' },
+  { name: 'doorbell-baremetal', script: 'checks/doorbell-baremetal.sh', expect: 'PASS', limit: 240, needs: ['dist', 'shim'],
+    what: 'guest/xen-sshm-doorbell.h in a bare-metal arm64 guest borrowing DB1: a port made for another borrower refused (-22), its own bound and rung; the Linux owner gets one notification' },
 ];
 
 /** A check that always fails, for `--inject-failure`: the whole run must then fail. */

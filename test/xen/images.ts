@@ -25,6 +25,8 @@ export const DOMU_PACKAGES = ['busybox-static', 'xenstore-utils'];
 
 /** Xen driver modules in load order (FACTS.md section 6). */
 export const XEN_MODULES = ['xen-privcmd', 'xenfs', 'xen-evtchn', 'xen-gntdev', 'xen-gntalloc'];
+/** Of those, what a domU's doorbell needs: /dev/xen/evtchn, and /dev/xen/privcmd (guest/README.md). */
+export const DOMU_XEN_MODULES = ['xen-evtchn', 'xen-privcmd'];
 
 /** Never needed in a guest: documentation, translations, python (pygrub), headers. */
 const PRUNE = (r: TierReleaseSpec): string[] => [
@@ -225,6 +227,13 @@ function buildDomu(pkgs: FetchedPackages, r: TierReleaseSpec, payload: ProjectPa
   mergeUsr(stage);
   for (const d of ['proc', 'sys', 'dev', 'tmp', 'run']) fs.mkdirSync(path.join(stage, d), { recursive: true });
   for (const [name, f] of payload.domuFiles) writeFile(path.join(stage, name), f.data, f.mode);
+  // The doorbell's modules, at /lib/modules/xen/ as in dom0 (the checks insmod them).
+  const kroot = rootOf(pkgs, kernelPackage(pkgs.manifest).name);
+  for (const m of DOMU_XEN_MODULES) {
+    const found = findFile(path.join(kroot, 'lib/modules', kernelVersion(kroot), 'kernel/drivers/xen'), `${m}.ko`);
+    if (!found) throw new XenTierError('image', 'ENOENT', `module ${m}.ko not in ${kroot}`, kroot);
+    writeFile(path.join(stage, 'lib/modules/xen', `${m}.ko`), fs.readFileSync(found), 0o644);
+  }
   const out = path.join(workDir, 'domu.cpio.gz');
   makeCpioGz(stage, out);
   fs.rmSync(stage, { recursive: true, force: true });

@@ -134,7 +134,7 @@ function crossBuildShim(log: (s: string) => void): { path?: string; status: stri
  * Small C tools of the tier, cross-built for arm64 only when their source changed:
  * xenbus-req (static, for the domU) and xc-setmaxmem (dom0, against the fetched libxenctrl).
  */
-function buildGuestTools(cacheDir: string, r: TierReleaseSpec, pkgs: FetchedPackages): { xenbusReq: string; setMaxMem: string } {
+function buildGuestTools(cacheDir: string, r: TierReleaseSpec, pkgs: FetchedPackages): { xenbusReq: string; setMaxMem: string; evtchn: string } {
   const cc = process.env.CROSS_CC ?? 'aarch64-linux-gnu-gcc';
   const outDir = path.join(cacheDir, 'images');
   fs.mkdirSync(outDir, { recursive: true });
@@ -151,13 +151,32 @@ function buildGuestTools(cacheDir: string, r: TierReleaseSpec, pkgs: FetchedPack
     xenbusReq: build('xenbus-req', ['-static']),
     // Its own dependencies resolve in dom0, where all of xen-utils' libraries are.
     setMaxMem: build('xc-setmaxmem', [path.join(misc, 'usr/lib/aarch64-linux-gnu', r.libxenctrl), '-Wl,--allow-shlib-undefined']),
+    // dom0's side of a doorbell (EVTCHNOP_alloc_unbound, status) until the manager makes them.
+    evtchn: build('xc-evtchn', [path.join(misc, 'usr/lib/aarch64-linux-gnu', r.libxenctrl), '-Wl,--allow-shlib-undefined']),
   };
 }
 
-function domuFiles(xenbusReq: string): Map<string, { data: string | Buffer; mode: number }> {
+/**
+ * The guest program (guest/xen-sshm-guest.c) for the domUs, built by the guest side's own
+ * script. A failed build does not stop the run: the doorbell checks then fail with the reason.
+ */
+function buildGuestProgram(cacheDir: string): { path?: string; baremetal?: string; status: string } {
+  const script = path.join(REPO, 'scripts/build-guest.sh');
+  const r = run('image', 'bash', [script, 'arm64', 'arm64-baremetal', '--out', path.join(cacheDir, 'images/guest')], { cwd: REPO, allowFail: true });
+  const out = path.join(cacheDir, 'images/guest/arm64/xen-sshm-guest');
+  const baremetal = path.join(cacheDir, 'images/guest/arm64/xen-sshm-baremetal.Image');
+  if (r.status !== 0 || !fs.existsSync(out) || !fs.existsSync(baremetal)) {
+    const tail = (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' / ');
+    return { status: `not built: scripts/build-guest.sh exited ${r.status}: ${tail}` };
+  }
+  return { path: out, baremetal, status: 'built' };
+}
+
+function domuFiles(xenbusReq: string, guestProgram?: string): Map<string, { data: string | Buffer; mode: number }> {
   const files = new Map<string, { data: string | Buffer; mode: number }>();
   files.set('init', { data: fs.readFileSync(path.join(GUEST_SRC, 'init-domu.sh')), mode: 0o755 });
   files.set('usr/local/bin/xenbus-req', { data: fs.readFileSync(xenbusReq), mode: 0o755 });
+  if (guestProgram) files.set('usr/local/bin/xen-sshm-guest', { data: fs.readFileSync(guestProgram), mode: 0o755 });
   for (const f of fs.readdirSync(path.join(GUEST_SRC, 'domu'))) {
     files.set(`usr/local/bin/${f}`, { data: fs.readFileSync(path.join(GUEST_SRC, 'domu', f)), mode: 0o755 });
   }
@@ -172,10 +191,13 @@ export function releaseEnv(r: TierReleaseSpec): string {
   return [`XEN_RELEASE=${r.release}`, `XEN_NODE_MAJOR=${r.nodeMajor}`, `XEN_LIBEXEC=${r.xenLibexec}`, `XEN_DEBIAN="${r.debian}"`].join('\n') + '\n';
 }
 
-function guestFiles(r: TierReleaseSpec, checks: CheckSpec[], shimStatus: string, setMaxMem: string, adhoc?: string): Map<string, { data: string | Buffer; mode: number }> {
+function guestFiles(r: TierReleaseSpec, checks: CheckSpec[], shimStatus: string, setMaxMem: string, adhoc?: string, evtchn?: string, guest?: { baremetal?: string; status: string }): Map<string, { data: string | Buffer; mode: number }> {
   const files = new Map<string, { data: string | Buffer; mode: number }>();
   files.set('release.env', { data: releaseEnv(r), mode: 0o644 });
   files.set('bin/xc-setmaxmem', { data: fs.readFileSync(setMaxMem), mode: 0o755 });
+  if (evtchn) files.set('bin/xc-evtchn', { data: fs.readFileSync(evtchn), mode: 0o755 });
+  if (guest) files.set('guest-status', { data: guest.status + '\n', mode: 0o644 });
+  if (guest?.baremetal) files.set('xen-sshm-baremetal.Image', { data: fs.readFileSync(guest.baremetal), mode: 0o644 });
   const read = (p: string): Buffer => fs.readFileSync(path.join(GUEST_SRC, p));
   files.set('init', { data: read('init-dom0.sh'), mode: 0o755 });
   files.set('lib.sh', { data: read('lib.sh'), mode: 0o644 });
@@ -301,11 +323,13 @@ async function runRelease(r: TierReleaseSpec, opts: RunOptions): Promise<Release
   fs.mkdirSync(runDir, { recursive: true });
   const files = step('images', () => {
     const tools = buildGuestTools(cacheDir, r, pkgs);
+    const guest = buildGuestProgram(cacheDir);
+    if (!guest.path) log(`guest program: ${guest.status}`);
     return buildImages(pkgs, r, {
       repoRoot: REPO,
       shimPath: shim.path,
-      xenFiles: guestFiles(r, checks, shim.status, tools.setMaxMem, opts.adhoc),
-      domuFiles: domuFiles(tools.xenbusReq),
+      xenFiles: guestFiles(r, checks, shim.status, tools.setMaxMem, opts.adhoc, tools.evtchn, guest),
+      domuFiles: domuFiles(tools.xenbusReq, guest.path),
     }, path.join(cacheDir, 'images'), log);
   });
 

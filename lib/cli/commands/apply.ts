@@ -32,8 +32,9 @@ fit, apply says how much is missing; --raise-maxmem raises the max itself (Debia
 cannot on Arm).
 A domU borrower needs XEN_DOMCTL_set_target(borrower -> owner) on stock Xen: give
 --allow-set-target to consent (once per domain, never undone, and the borrower gets
-device-model rights over all of the owner's memory). On x86 a domU cannot borrow; dom0 reads
-and writes any region with \`xen-sshm peek\`.
+device-model rights over all of the owner's memory). On x86 an HVM/PVH domU can borrow from
+Xen 4.19 on (before, and for PV domains, it is refused); dom0 reads and writes any region with
+\`xen-sshm peek\`.
 
 Applying the same config again changes nothing. If anything fails, what this run created is
 undone and the command exits with 1.

@@ -24,8 +24,9 @@ Shared memory is declared in the domains' own xl config files, in either spellin
 
 static_shm keys: id, begin, end (exclusive) or size, offset (borrowers), role=owner|borrower
 (master|slave accepted; borrower is the default), prot=r|rw, cache_policy=ARM_normal|x86_normal
-(owners). static_shared_mem: "BEGIN-END = ID" or "BEGIN+SIZE = ID"; the first config given
-that lists an ID owns it, the others borrow all of it. Numbers are decimal or 0x hex, sizes and
+(owners), doorbell=yes|no (an event channel per borrower: the owner decides, a borrower follows
+or declines). static_shared_mem: "BEGIN-END = ID" or "BEGIN+SIZE = ID"; the first config given
+that lists an ID owns it, the others borrow all of it (--doorbell: doorbell=yes for them). Numbers are decimal or 0x hex, sizes and
 offsets may end in K, M or G; everything is 4 KiB aligned. IDs: letters, digits, _ (<= 128).
 
 Check the configs of all the domains that share memory together: one owner per ID, sizes and
@@ -44,10 +45,11 @@ function printPlan(plan: Plan): string {
   });
   for (const r of plan.regions) {
     const o = r.owner;
-    const ownerText = `${o.domain}\n${o.role === 'auto' ? 'first to apply' : 'owner'}, ${o.prot}${o.cachePolicy ? `, ${o.cachePolicy}` : ''}`;
+    const ownerText = `${o.domain}\n${o.role === 'auto' ? 'first to apply' : 'owner'}, ${o.prot}${o.cachePolicy ? `, ${o.cachePolicy}` : ''}${o.doorbell ? '\ndoorbell: a port per borrower' : ''}`;
+    const bell = (b: { doorbell: boolean }): string => (o.doorbell ? (b.doorbell ? ', doorbell' : ', no doorbell') : '');
     const range = `${hex(o.begin)}-${hex(o.end)}\n${humanSize(o.size)}`;
     const borrowers = r.borrowers.length
-      ? r.borrowers.map((b) => `${b.domain} ${hex(b.begin)}-${hex(b.end)} offset ${hex(b.offset)} (${humanSize(b.size)}, ${b.prot})`).join('\n')
+      ? r.borrowers.map((b) => `${b.domain} ${hex(b.begin)}-${hex(b.end)} offset ${hex(b.offset)} (${humanSize(b.size)}, ${b.prot}${bell(b)})`).join('\n')
       : '(none)';
     table.push([r.id, ownerText, range, borrowers]);
   }
@@ -85,9 +87,10 @@ export function registerCheck(program: Command): void {
     .argument('<cfg...>', 'xl config files of the domains that share memory')
     .option('--json', 'print { ok, plan, errors } as JSON')
     .option('--dom0less', 'also check the limits of a dom0less device-tree export (IDs <= 15 characters)')
+    .option('--doorbell', 'doorbell=yes for every entry that does not say (as apply --doorbell; static_shared_mem)')
     .addHelpText('after', SYNTAX_HELP)
-    .action(async (files: string[], opts: { json?: boolean; dom0less?: boolean }) => {
-      const result = await checkConfigFiles(files, { dom0less: !!opts.dom0less });
+    .action(async (files: string[], opts: { json?: boolean; dom0less?: boolean; doorbell?: boolean }) => {
+      const result = await checkConfigFiles(files, { dom0less: !!opts.dom0less, doorbell: !!opts.doorbell });
       const out = renderCheck(result, !!opts.json);
       if (out.stderr) process.stderr.write(out.stderr);
       if (out.stdout) process.stdout.write(out.stdout);

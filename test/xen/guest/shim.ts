@@ -1,14 +1,14 @@
 /**
  * Runs in dom0 on real Xen (node 18 or 20): the cross-built arm64 shim loads (one Node-API build
  * serves both), and a xen_version hypercall through /dev/xen/privcmd reports the release booted
- * (XEN_RELEASE from /xen/release.env: 4.17 or 4.20) on Arm.
+ * (XEN_RELEASE from /xen/release.env: 4.17 or 4.20), one the hypervisor layer has rules for, on Arm.
  *   node dist/test/xen/guest/shim.js
  * When the runner could not cross-build the shim, /xen/shim-status says why: this check then
  * fails with that reason (it never skips).
  */
 import * as fs from 'node:fs';
 import { loadShim, shimCandidates } from '../../../lib/hypervisor/shim';
-import { openPrivcmd } from '../../../lib/hypervisor';
+import { openPrivcmd, SIM_RELEASES } from '../../../lib/hypervisor';
 
 async function main(): Promise<void> {
   const status = fs.existsSync('/xen/shim-status') ? fs.readFileSync('/xen/shim-status', 'utf8').trim() : 'unknown';
@@ -23,6 +23,7 @@ async function main(): Promise<void> {
     const callMs = Number(process.hrtime.bigint() - t1) / 1e6;
     const expected = process.env.XEN_RELEASE ?? '(XEN_RELEASE unset)';
     if (`${v.major}.${v.minor}` !== expected) throw new Error(`xen_version says ${v.version}, expected ${expected}`);
+    if (!(SIM_RELEASES as readonly string[]).includes(`${v.major}.${v.minor}`)) throw new Error(`xen_version says ${v.version}, expected one of ${SIM_RELEASES.join(', ')}`);
     if (v.arch !== 'arm') throw new Error(`xen_version capabilities "${v.capabilities}" are not Arm`);
     console.log(`XENTIME shim-load ${(loadMs / 1000).toFixed(3)}`);
     console.log(`shim ${shimCandidates().find((p) => fs.existsSync(p))} loaded in ${loadMs.toFixed(0)} ms; ` +
