@@ -31,10 +31,16 @@ function parseArgs(argv: string[]): Options {
   const o: Options = { warmup: 3000, rounds: 8000, block: 200, format: 'human' };
   for (let i = 0; i < argv.length; i++) {
     const [k, v] = [argv[i], argv[i + 1]];
-    if (k === '--rounds') o.rounds = Number(v), i++;
-    else if (k === '--warmup') o.warmup = Number(v), i++;
-    else if (k === '--block') o.block = Number(v), i++;
-    else if (k === '--json-format') o.format = 'json';
+    if (k === '--rounds') {
+      o.rounds = Number(v);
+      i++;
+    } else if (k === '--warmup') {
+      o.warmup = Number(v);
+      i++;
+    } else if (k === '--block') {
+      o.block = Number(v);
+      i++;
+    } else if (k === '--json-format') o.format = 'json';
   }
   return o;
 }

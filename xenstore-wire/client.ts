@@ -45,7 +45,30 @@ export interface ConnectOptions {
   maxReplyPayload?: number;
   /** Defaults for `transaction()`. */
   transactionDefaults?: TransactionOptions;
+  /** Called before each request is sent (fault and crash injection, tracing): see RequestInterceptor. */
+  interceptor?: RequestInterceptor;
 }
+
+/** A request about to be sent, as an interceptor sees it. */
+export interface InterceptedRequest {
+  type: MessageType;
+  /** 'READ', 'TRANSACTION_END'... */
+  op: string;
+  /** The node, for requests about one. */
+  path?: string;
+  txId: number;
+  payload: Buffer;
+}
+
+/**
+ * Called before each request is sent. It may throw (the request is then not sent and fails
+ * with that error; a refused TRANSACTION_END is sent as an abort instead, so the daemon does not
+ * keep the transaction) or return a promise (the request waits for it; requests stay in order).
+ * It may return a function, called with the outcome once the answer came back and before the
+ * caller sees it.
+ */
+export type RequestInterceptor = (req: InterceptedRequest) => void | RequestAfter | Promise<void | RequestAfter>;
+export type RequestAfter = (outcome: { reply?: Buffer; error?: unknown }) => void;
 
 export interface TransactionOptions {
   /** Attempts before giving up with EAGAIN. Default 32. */
@@ -80,11 +103,69 @@ const READ_RULES = { op: 'READ' } as const;
 const DIRECTORY_PART_MAX_RESTARTS = 64;
 
 interface Pending {
+  reqId: number;
   type: MessageType;
   path?: string;
   txId: number;
   resolve(payload: Buffer): void;
   reject(err: Error): void;
+}
+
+/**
+ * Requests in flight, by req_id: a power-of-two table indexed by the id's low bits. A Map
+ * keyed by ever-increasing ids reallocates its backing store every few insert/delete pairs,
+ * which measured as a sixth of the client's allocation per sequential request (and so of its
+ * scavenges); this table allocates only when it grows. Ids are chosen so that their slot is
+ * free (see XenstoreClient.allocReqId), so two requests never share a slot.
+ */
+class PendingTable {
+  private slots: (Pending | undefined)[] = new Array<Pending | undefined>(16).fill(undefined);
+  private mask = 15;
+  size = 0;
+
+  slotFree(reqId: number): boolean {
+    return this.slots[reqId & this.mask] === undefined;
+  }
+
+  get(reqId: number): Pending | undefined {
+    const p = this.slots[reqId & this.mask];
+    return p !== undefined && p.reqId === reqId ? p : undefined;
+  }
+
+  /** `p.reqId` must have a free slot (slotFree). */
+  add(p: Pending): void {
+    this.slots[p.reqId & this.mask] = p;
+    this.size++;
+  }
+
+  delete(reqId: number): void {
+    const i = reqId & this.mask;
+    const p = this.slots[i];
+    if (p !== undefined && p.reqId === reqId) {
+      this.slots[i] = undefined;
+      this.size--;
+    }
+  }
+
+  /** Doubles the table while it is at least half full, so that free slots stay easy to find. */
+  reserve(): void {
+    while (this.size * 2 >= this.slots.length) {
+      const old = this.slots;
+      this.slots = new Array<Pending | undefined>(old.length * 2).fill(undefined);
+      this.mask = this.slots.length - 1;
+      // Ids with distinct low bits under the old mask stay distinct under the wider one.
+      for (const p of old) if (p !== undefined) this.slots[p.reqId & this.mask] = p;
+    }
+  }
+
+  values(): Pending[] {
+    return this.slots.filter((p): p is Pending => p !== undefined);
+  }
+
+  clear(): void {
+    this.slots.fill(undefined);
+    this.size = 0;
+  }
 }
 
 /** The operations a client and a transaction share (read, write, directory ...). */
@@ -268,7 +349,7 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
   readonly txId = 0;
   protected readonly conn = this;
   private readonly decoder: FrameDecoder;
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new PendingTable();
   private readonly watches = new Map<string, Watch>();
   private nextReqId = 1;
   private nextToken = 1;
@@ -278,6 +359,10 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
   private resolveClosed!: (err: XenstoreWireError | null) => void;
   private drainWaiters: (() => void)[] = [];
   private readonly txDefaults: TransactionOptions;
+  private readonly interceptor?: RequestInterceptor;
+  /** The last request held by an interceptor's promise: later ones go after it. */
+  private held: Promise<unknown> = Promise.resolve();
+  private holding = 0;
   /** This connection's feature bitmap (GET_FEATURE), asked once; 0 when the daemon lacks it. */
   private featureBits: Promise<number> | null = null;
   /** Watches waiting for the feature check before their WATCH is sent. */
@@ -291,9 +376,10 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
   /** Wraps an already connected transport; `connect()` is the usual way in. */
   constructor(
     readonly transport: Transport,
-    opts: { maxReplyPayload?: number; transactionDefaults?: TransactionOptions } = {},
+    opts: { maxReplyPayload?: number; transactionDefaults?: TransactionOptions; interceptor?: RequestInterceptor } = {},
   ) {
     super();
+    this.interceptor = opts.interceptor;
     this.decoder = new FrameDecoder({ maxPayload: opts.maxReplyPayload ?? REPLY_PAYLOAD_BOUND });
     this.txDefaults = opts.transactionDefaults ?? {};
     this.closed = new Promise((r) => (this.resolveClosed = r));
@@ -317,8 +403,43 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
 
   // ------------------------------------------------------------------------- requests
 
-  /** @internal sends one request and resolves with the reply payload. */
+  /** @internal sends one request (through the interceptor, if any) and resolves with the reply payload. */
   _request(type: MessageType, payload: Buffer, txId: number, path?: string): Promise<Buffer> {
+    if (!this.interceptor) return this.send(type, payload, txId, path);
+    const refused = (e: unknown): Promise<Buffer> =>
+      type === MessageType.TRANSACTION_END && txId !== 0
+        ? this.send(type, request.transactionEnd(false), txId, path).then(() => Promise.reject(e), () => Promise.reject(e))
+        : Promise.reject(e);
+    const withAfter = (after: void | RequestAfter): Promise<Buffer> => {
+      const p = this.send(type, payload, txId, path);
+      if (typeof after !== 'function') return p;
+      return p.then(
+        (reply) => (after({ reply }), reply),
+        (error) => {
+          after({ error });
+          throw error;
+        },
+      );
+    };
+    let verdict: ReturnType<RequestInterceptor>;
+    try {
+      verdict = this.interceptor({ type, op: messageTypeName(type), path, txId, payload });
+    } catch (e) {
+      return refused(e);
+    }
+    if (!(verdict instanceof Promise) && this.holding === 0) return withAfter(verdict);
+    this.holding++;
+    const gate = this.held.then(() => verdict);
+    // Sent (or refused) in the first callback of `gate`; the next request's turn comes after.
+    const turn = gate.then(withAfter, refused);
+    this.held = gate.then(
+      () => this.holding--,
+      () => this.holding--,
+    );
+    return turn;
+  }
+
+  private send(type: MessageType, payload: Buffer, txId: number, path?: string): Promise<Buffer> {
     if (this.failure) return Promise.reject(this.failure instanceof ConnectionError ? this.failure.forRequest(type, path) : this.failure);
     if (this.closeRequested) {
       return Promise.reject(
@@ -339,7 +460,7 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
     }
     const reqId = this.allocReqId();
     return new Promise<Buffer>((resolve, reject) => {
-      this.pending.set(reqId, { type, path, txId, resolve, reject });
+      this.pending.add({ reqId, type, path, txId, resolve, reject });
       this.transport.send(frameOf(type, reqId, txId, payload), reqId);
       if (payload.length === 0) this.nudge();
     });
@@ -370,16 +491,18 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
   private nudge(): void {
     const reqId = this.allocReqId();
     const drop = () => undefined;
-    this.pending.set(reqId, { type: MessageType.GET_DOMAIN_PATH, txId: 0, resolve: drop, reject: drop });
+    this.pending.add({ reqId, type: MessageType.GET_DOMAIN_PATH, txId: 0, resolve: drop, reject: drop });
     this.transport.send(frameOf(MessageType.GET_DOMAIN_PATH, reqId, 0, request.getDomainPath(0)), reqId);
   }
 
   private allocReqId(): number {
-    // uint32, wrapping; skips ids still in flight.
+    // uint32, wrapping; skips ids still in flight, and ids whose slot in the table is taken
+    // (a request answered late keeps its slot; later ids step past it).
+    this.pending.reserve();
     for (;;) {
       const id = this.nextReqId;
       this.nextReqId = (this.nextReqId + 1) >>> 0;
-      if (!this.pending.has(id)) return id;
+      if (this.pending.slotFree(id)) return id;
     }
   }
 
@@ -479,7 +602,7 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
   private fail(err: XenstoreWireError, byClose = false): void {
     if (this.failure) return;
     this.failure = err;
-    const pending = [...this.pending.values()];
+    const pending = this.pending.values();
     this.pending.clear();
     for (const p of pending) p.reject(err instanceof ConnectionError ? err.forRequest(p.type, p.path) : err);
     for (const w of this.drainWaiters.splice(0)) w();
@@ -807,5 +930,5 @@ export async function connect(options: ConnectOptions | string = {}): Promise<Xe
     if (opts.transport) kind = opts.transport;
   }
   const transport = kind === 'socket' ? await SocketTransport.connect(path, { connectTimeoutMs: opts.connectTimeoutMs }) : await XenbusTransport.open(path);
-  return new XenstoreClient(transport, { maxReplyPayload: opts.maxReplyPayload, transactionDefaults: opts.transactionDefaults });
+  return new XenstoreClient(transport, { maxReplyPayload: opts.maxReplyPayload, transactionDefaults: opts.transactionDefaults, interceptor: opts.interceptor });
 }

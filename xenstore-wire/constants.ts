@@ -124,4 +124,3 @@ export const XenstoreFeature = {
 } as const;
 
 export type XenstoreFeatureName = keyof typeof XenstoreFeature;
-

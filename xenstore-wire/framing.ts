@@ -24,6 +24,7 @@ export interface FrameDecoderOptions {
 
 export class FrameDecoder {
   readonly maxPayload: number;
+  /** Bytes of the frame in progress (its header, then its payload), held across chunks. */
   private chunks: Buffer[] = [];
   private buffered = 0;
   private header: FrameHeader | null = null;
@@ -53,54 +54,71 @@ export class FrameDecoder {
   push(chunk: Buffer): Frame[] {
     if (this.failure) throw this.failure;
     const out: Frame[] = [];
-    let rest = chunk;
-    if (this.buffered === 0 && this.header === null) {
-      // Nothing held from earlier chunks (the usual case: a read holding whole replies): take
-      // the frames straight from the chunk. What is left over, if anything, goes the long way.
-      const at = this.wholeFrames(chunk, out);
-      if (at === chunk.length) return out;
-      rest = chunk.subarray(at);
-    }
-    if (rest.length > 0) {
-      this.chunks.push(rest);
-      this.buffered += rest.length;
-    }
-    for (;;) {
-      if (this.header === null) {
-        if (this.buffered < XS_HEADER_SIZE) break;
-        const h = decodeHeader(this.take(XS_HEADER_SIZE));
-        if (h.len > this.maxPayload) this.oversized(h.type, h.reqId, h.len);
-        this.header = h;
-      }
-      if (this.buffered < this.header.len) break;
-      const h = this.header;
-      this.header = null;
-      out.push({ type: h.type, reqId: h.reqId, txId: h.txId, payload: this.take(h.len) });
-    }
+    // First finish the frame held from earlier chunks, if any; then take the whole frames
+    // straight from the chunk, and hold what is left of it.
+    const at = this.header !== null || this.buffered > 0 ? this.finishHeld(chunk, out) : 0;
+    if (at === chunk.length) return out;
+    const end = this.wholeFrames(chunk, at, out);
+    if (end < chunk.length) this.hold(chunk.subarray(end));
     return out;
   }
 
   /**
-   * Appends the whole frames at the start of `chunk` to `out`; returns where the first
+   * Appends the whole frames of `chunk` from `at` on to `out`; returns where the first
    * incomplete one starts (or chunk.length). Headers are read through a DataView, a built-in,
    * rather than Buffer.readUInt32LE(), which runs as interpreted JavaScript in a fresh process.
    * Throws like push() for an oversized frame.
    */
-  private wholeFrames(chunk: Buffer, out: Frame[]): number {
-    if (chunk.length < XS_HEADER_SIZE) return 0;
+  private wholeFrames(chunk: Buffer, at: number, out: Frame[]): number {
+    if (chunk.length - at < XS_HEADER_SIZE) return at;
     const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.length);
-    let at = 0;
     while (chunk.length - at >= XS_HEADER_SIZE) {
       const len = view.getUint32(at + 12, HOST_LITTLE_ENDIAN);
-      const type = view.getUint32(at, HOST_LITTLE_ENDIAN);
-      const reqId = view.getUint32(at + 4, HOST_LITTLE_ENDIAN);
-      if (len > this.maxPayload) this.oversized(type, reqId, len);
+      if (len > this.maxPayload) this.oversized(view.getUint32(at, HOST_LITTLE_ENDIAN), view.getUint32(at + 4, HOST_LITTLE_ENDIAN), len);
       const end = at + XS_HEADER_SIZE + len;
       if (end > chunk.length) break;
-      out.push({ type, reqId, txId: view.getUint32(at + 8, HOST_LITTLE_ENDIAN), payload: chunk.subarray(at + XS_HEADER_SIZE, end) });
+      out.push({
+        type: view.getUint32(at, HOST_LITTLE_ENDIAN),
+        reqId: view.getUint32(at + 4, HOST_LITTLE_ENDIAN),
+        txId: view.getUint32(at + 8, HOST_LITTLE_ENDIAN),
+        payload: chunk.subarray(at + XS_HEADER_SIZE, end),
+      });
       at = end;
     }
     return at;
+  }
+
+  /**
+   * Takes from `chunk` what the held frame still lacks: the rest of its header, then of its
+   * payload. Returns how much of the chunk it took (all of it while the frame is incomplete).
+   */
+  private finishHeld(chunk: Buffer, out: Frame[]): number {
+    let at = 0;
+    if (this.header === null) {
+      // What is held may already include the whole header and part of the payload.
+      if (this.buffered < XS_HEADER_SIZE) {
+        at = Math.min(XS_HEADER_SIZE - this.buffered, chunk.length);
+        this.hold(chunk.subarray(0, at));
+        if (this.buffered < XS_HEADER_SIZE) return at;
+      }
+      const h = decodeHeader(this.take(XS_HEADER_SIZE));
+      if (h.len > this.maxPayload) this.oversized(h.type, h.reqId, h.len);
+      this.header = h;
+    }
+    const want = Math.min(this.header.len - this.buffered, chunk.length - at);
+    this.hold(chunk.subarray(at, at + want));
+    at += want;
+    if (this.buffered < this.header.len) return at;
+    const h = this.header;
+    this.header = null;
+    out.push({ type: h.type, reqId: h.reqId, txId: h.txId, payload: this.take(h.len) });
+    return at;
+  }
+
+  private hold(bytes: Buffer): void {
+    if (bytes.length === 0) return;
+    this.chunks.push(bytes);
+    this.buffered += bytes.length;
   }
 
   private oversized(type: number, reqId: number, len: number): never {
@@ -115,7 +133,7 @@ export class FrameDecoder {
     throw this.failure;
   }
 
-  /** Removes and returns the first n buffered bytes (a view when they lie in one chunk). */
+  /** Removes and returns the first n held bytes (a view when they lie in one chunk). */
   private take(n: number): Buffer {
     this.buffered -= n;
     if (n === 0) return Buffer.alloc(0);

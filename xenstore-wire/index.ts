@@ -9,7 +9,7 @@
 
 // The client.
 export { connect, XenstoreClient } from './client';
-export type { ConnectOptions, TransactionOptions, WatchOptions, XenstoreOps, Transaction } from './client';
+export type { ConnectOptions, TransactionOptions, WatchOptions, XenstoreOps, Transaction, InterceptedRequest, RequestInterceptor, RequestAfter } from './client';
 export type { Watch, WatchEvent, WatchListener } from './watch';
 
 // Errors.

@@ -505,4 +505,3 @@ export function parseReply(type: number, payload: Buffer): DecodedReply {
       throw new ProtocolError('unknown-message-type', `${messageTypeName(type)} is not a reply type`, { op: messageTypeName(type) });
   }
 }
-

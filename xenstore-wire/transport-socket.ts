@@ -135,7 +135,7 @@ export class SocketTransport implements Transport {
     this.flushScheduled = false;
     if (this.ended || this.queue.length === 0) return;
     let out = this.queue.length === 1 ? this.queue[0] : Buffer.concat(this.queue);
-    this.queue = [];
+    this.queue.length = 0; // the same array again: nothing new for the collector
     if (this.fd >= 0 && this.socket.writableLength === 0) {
       let written = 0;
       try {

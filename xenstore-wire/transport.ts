@@ -8,7 +8,7 @@
  * character device) the xenbus transport. /proc/xen/xenbus is never used (it deadlocks on some
  * kernels).
  */
-import { stat } from 'node:fs/promises';
+import { stat as statCallback } from 'node:fs';
 import { ConnectionError } from './errors';
 
 export type TransportKind = 'socket' | 'xenbus';
@@ -60,9 +60,9 @@ export interface ResolvedEndpoint {
 }
 
 /** Which transport a path needs: a Unix socket -> 'socket', anything else -> 'xenbus'. */
-export async function endpointKind(path: string): Promise<TransportKind> {
-  const st = await stat(path);
-  return st.isSocket() ? 'socket' : 'xenbus';
+export function endpointKind(path: string): Promise<TransportKind> {
+  // node:fs, not node:fs/promises: loading the promise API costs a fresh process ~1.5 ms.
+  return new Promise((resolve, reject) => statCallback(path, (err, st) => (err ? reject(err) : resolve(st.isSocket() ? 'socket' : 'xenbus'))));
 }
 
 /**

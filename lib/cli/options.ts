@@ -21,6 +21,7 @@ import type { Hypervisor } from '../hypervisor/types';
 import { SharedMemoryManager, type ProgressEvent } from '../manager';
 import { ManagerError } from '../manager/errors';
 import { defaultSandboxDir, Sandbox } from '../sandbox/sandbox';
+import { DOMID_FIRST_RESERVED, isDomid } from '../vocabulary';
 
 export interface CommonOptions {
   json?: boolean;
@@ -138,8 +139,8 @@ export function parseBytes(text: string, what: string): bigint {
 }
 
 export function parseDomid(text: string): number {
-  if (!/^\d+$/.test(text) || Number(text) >= 0x7ff0) {
-    throw new ManagerError({ code: 'EINVAL', reason: 'domain', message: `${JSON.stringify(text)} is not a domain id (0..32751)` });
+  if (!/^\d+$/.test(text) || !isDomid(Number(text))) {
+    throw new ManagerError({ code: 'EINVAL', reason: 'domain', message: `${JSON.stringify(text)} is not a domain id (0..${DOMID_FIRST_RESERVED - 1})` });
   }
   return Number(text);
 }
@@ -151,7 +152,6 @@ export function parseDomid(text: string): number {
 export function attachProgress(manager: SharedMemoryManager, opts: { enabled: boolean; minPages?: number }): () => void {
   if (!opts.enabled) return () => undefined;
   // Loaded only when a terminal will show it.
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
   const { SingleBar, Presets } = require('cli-progress') as typeof import('cli-progress');
   const minPages = opts.minPages ?? 16384;
   const verbs: Record<ProgressEvent['op'], string> = { populate: 'populating', map: 'mapping', unmap: 'unmapping', free: 'freeing' };

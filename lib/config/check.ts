@@ -3,7 +3,8 @@
  * read or parsed gives its error and the others are still checked), then plan them together.
  */
 import { ConfigError, ConfigWarning } from './errors';
-import { Plan, planConfigs, ValidateOptions } from './validate';
+import { NO_RECORDS, Plan, planConfigs } from './plan';
+import type { ValidateOptions } from './validate';
 import { readXlConfig, XlConfig } from './xl-reader';
 
 export interface CheckResult {
@@ -24,7 +25,7 @@ export async function checkConfigFiles(paths: string[], opts: ValidateOptions = 
       else throw err;
     }
   }
-  const r = planConfigs(configs, opts);
+  const r = planConfigs(configs, NO_RECORDS, opts);
   const order = new Map(paths.map((p, i) => [p, i]));
   const errors = [...readErrors, ...r.errors].sort((a, b) => (order.get(a.file) ?? 0) - (order.get(b.file) ?? 0) || a.line - b.line || a.column - b.column);
   return { ok: errors.length === 0, plan: r.plan, errors, warnings: r.warnings };

@@ -1,8 +1,10 @@
 /** Numbers inside shared memory entries: decimal or 0x hex, sizes with K/M/G, 64-bit. */
 
+import { PAGE_SIZE_N } from '../vocabulary';
+
 export const U64_MAX = (1n << 64n) - 1n;
-/** Xen's page size for static shared memory (Arm and x86 alike). */
-export const PAGE_SIZE = 4096n;
+/** Xen's page size as bigint (lib/vocabulary.ts), for addresses and sizes. */
+export const PAGE_SIZE = PAGE_SIZE_N;
 
 const SUFFIX: Record<string, bigint> = { k: 1n << 10n, m: 1n << 20n, g: 1n << 30n };
 

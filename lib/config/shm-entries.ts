@@ -15,19 +15,18 @@ import { ConfigError, ConfigLocation } from './errors';
 import { didYouMean } from './did-you-mean';
 import { parseEntryNumber } from './numbers';
 import { XlConfig, XlString, XlValue } from './xl-reader';
+import { CACHE_POLICIES, PROTS, ROLE_ALIASES, SPELLINGS, type CachePolicy, type MappingRole, type ShmProt, type ShmSpelling } from '../vocabulary';
 
-export type ShmRole = 'owner' | 'borrower' | 'auto';
-export type ShmProt = 'r' | 'rw';
-export type CachePolicy = 'ARM_normal' | 'x86_normal';
-export type ShmSpelling = 'static_shm' | 'static_shared_mem';
+export type { CachePolicy, ShmProt, ShmSpelling } from '../vocabulary';
+export { CACHE_POLICIES, PROTS } from '../vocabulary';
+/** As written: 'auto' for static_shared_mem (the first domain to apply an ID owns it). */
+export type ShmRole = MappingRole | 'auto';
 
 /** Keys of a static_shm entry. */
 export const STATIC_SHM_KEYS = ['id', 'begin', 'end', 'size', 'offset', 'role', 'prot', 'cache_policy'] as const;
 export type StaticShmKey = (typeof STATIC_SHM_KEYS)[number];
 
-export const ROLES: Record<string, 'owner' | 'borrower'> = { owner: 'owner', borrower: 'borrower', master: 'owner', slave: 'borrower' };
-export const PROTS: readonly ShmProt[] = ['r', 'rw'];
-export const CACHE_POLICIES: readonly CachePolicy[] = ['ARM_normal', 'x86_normal'];
+export const ROLES = ROLE_ALIASES;
 
 /** One shared memory region as one domain declares it. Numbers are bigint, END exclusive. */
 export interface ShmEntry {
@@ -96,7 +95,7 @@ export function domainName(cfg: XlConfig): { name: string | null; error?: Config
 export function parseSharedMemEntries(cfg: XlConfig): EntriesResult {
   const out: EntriesResult = { entries: [], errors: [] };
   const domain = domainName(cfg).name;
-  for (const spelling of ['static_shm', 'static_shared_mem'] as const) {
+  for (const spelling of SPELLINGS) {
     const st = cfg.settings.get(spelling);
     if (!st) continue;
     const items = listItems(st.value, spelling, domain, out.errors);
@@ -217,7 +216,6 @@ function parseStaticShm(item: XlString, file: string, domain: string | null, ind
   const malformed = errors.some((e) => e.rule === 'entry.syntax');
   const missing = (k: StaticShmKey) => !part(k) && !meant.has(k) && !malformed;
   if (missing('id')) err('entry.missing-key', 0, 'the entry has no id=', 'every entry needs id=NAME (letters, digits, _)');
-  const beginP = part('begin');
   if (missing('begin')) err('entry.missing-key', 0, 'the entry has no begin=', 'give the guest physical address: begin=0x40000000');
   const endP = part('end');
   const sizeP = part('size');
@@ -232,7 +230,8 @@ function parseStaticShm(item: XlString, file: string, domain: string | null, ind
   let role: ShmRole = 'borrower';
   const roleP = part('role');
   if (roleP) {
-    const r = ROLES[roleP.value];
+    // Own keys only: "constructor" or "toString" are not roles.
+    const r = Object.prototype.hasOwnProperty.call(ROLES, roleP.value) ? ROLES[roleP.value] : undefined;
     if (r) role = r;
     else {
       const guess = didYouMean(roleP.value, Object.keys(ROLES));

@@ -14,6 +14,7 @@ export { XenHypervisor, gfnRange, RESERVATION_BATCH, REMOVE_MULTICALL_BATCH } fr
 export { PrivcmdTransport, PRIVCMD_PATH, HYPERCALL_PATH, missingPrivcmdMessage, type PrivcmdOptions } from './privcmd';
 export { SimHypervisor, xenHostPresent, type SimOptions, type GuestView, type SimDomainSpec, type SimDomainView, type PhysmapEntry } from './sim';
 export type { XenTransport, HypercallBuffer } from './transport';
+export { intercept, callLabel, HYPERVISOR_METHODS, type HypervisorHooks, type HypervisorMethod, type InterceptedCall } from './intercept';
 
 export type OpenOptions = ({ backend: 'privcmd' } & PrivcmdOptions) | ({ backend: 'sim' } & SimOptions);
 

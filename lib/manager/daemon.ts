@@ -10,7 +10,8 @@
  */
 import { XenstoreWireError, type XenstoreClient } from '../../xenstore-wire';
 import type { Hypervisor } from '../hypervisor/types';
-import { SharedMemoryManager, type ManagerOptions, type ReconcileAction } from './manager';
+import { SharedMemoryManager } from './manager';
+import type { ManagerOptions, ReconcileAction } from './types';
 
 export type DaemonEvent =
   | { type: 'connected'; path: string; attempt: number }

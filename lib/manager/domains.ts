@@ -5,7 +5,7 @@
 import type { XenstoreOps } from '../../xenstore-wire';
 import type { Hypervisor } from '../hypervisor/types';
 import { listOptional, readOptional } from '../store/records';
-import { ManagerError } from './errors';
+import { domainRefusal } from './refusals';
 
 /** The name in /local/domain/<domid>/name, or null when the toolstack wrote none. */
 export async function domainName(ops: XenstoreOps, domid: number): Promise<string | null> {
@@ -22,20 +22,8 @@ export async function listDomains(ops: XenstoreOps): Promise<Array<{ domid: numb
 /** The domid of the domain named `name`; ManagerError ESRCH if none, EINVAL if several. */
 export async function findDomainByName(ops: XenstoreOps, name: string): Promise<number> {
   const matches = (await listDomains(ops)).filter((d) => d.name === name);
-  if (matches.length === 0) {
-    throw new ManagerError({
-      code: 'ESRCH', reason: 'domain', domain: name, path: '/local/domain',
-      message: `no domain is named ${JSON.stringify(name)} (no /local/domain/<domid>/name holds it)`,
-      hint: 'create it first (xl create -p CFG), or give --domid',
-    });
-  }
-  if (matches.length > 1) {
-    throw new ManagerError({
-      code: 'EINVAL', reason: 'domain', domain: name, path: '/local/domain',
-      message: `${matches.length} domains are named ${JSON.stringify(name)}: ${matches.map((m) => m.domid).join(', ')}`,
-      hint: 'give --domid',
-    });
-  }
+  if (matches.length === 0) throw domainRefusal.noneNamed(name);
+  if (matches.length > 1) throw domainRefusal.severalNamed(name, matches.map((m) => m.domid));
   return matches[0].domid;
 }
 

@@ -3,8 +3,11 @@
  * `kind` 'manager', `code` (an errno name: EEXIST, EBUSY, ENOMEM, EPERM, ESRCH, ENOENT, EINVAL),
  * `reason` (a stable word for programs), the region ID, domain and xenstore path involved, a
  * hint for the administrator, and the underlying error (HypercallError, XenstoreError,
- * ConfigError) as `cause`. Config problems come as `errors`, one ConfigError each.
+ * ConfigError) as `cause`. Config problems come as `errors`, one ConfigError each, and `rule`
+ * names the first one's rule. The texts are in refusals.ts.
  */
+import type { RuleId } from '../config/errors';
+
 export type ManagerReason =
   | 'config' // the config breaks a rule (errors[] holds each ConfigError)
   | 'domain' // the domain does not exist, is dying, is dom0, or its name does not match
@@ -26,6 +29,8 @@ export type ManagerReason =
 export interface ManagerErrorInit {
   code: string;
   reason: ManagerReason;
+  /** The config rule broken, when the refusal is one (the rule `xen-sshm check` names too). */
+  rule?: RuleId;
   message: string;
   id?: string;
   domid?: number;
@@ -40,6 +45,7 @@ export class ManagerError extends Error {
   readonly kind = 'manager' as const;
   readonly code: string;
   readonly reason: ManagerReason;
+  readonly rule?: RuleId;
   readonly id?: string;
   readonly domid?: number;
   readonly domain?: string;
@@ -53,6 +59,7 @@ export class ManagerError extends Error {
     this.name = 'ManagerError';
     this.code = init.code;
     this.reason = init.reason;
+    if (init.rule !== undefined) this.rule = init.rule;
     if (init.id !== undefined) this.id = init.id;
     if (init.domid !== undefined) this.domid = init.domid;
     if (init.domain !== undefined) this.domain = init.domain;
@@ -63,7 +70,7 @@ export class ManagerError extends Error {
 
   toJSON(): Record<string, unknown> {
     const out: Record<string, unknown> = { name: this.name, kind: this.kind, code: this.code, reason: this.reason, message: this.message };
-    for (const k of ['id', 'domid', 'domain', 'path', 'hint'] as const) if (this[k] !== undefined) out[k] = this[k];
+    for (const k of ['rule', 'id', 'domid', 'domain', 'path', 'hint'] as const) if (this[k] !== undefined) out[k] = this[k];
     if (this.errors) out.errors = this.errors.map((e) => (typeof (e as { toJSON?: unknown }).toJSON === 'function' ? (e as { toJSON(): unknown }).toJSON() : String(e)));
     const c = this.cause as { toJSON?: () => unknown; message?: string; code?: string } | undefined;
     if (c !== undefined) out.cause = typeof c.toJSON === 'function' ? c.toJSON() : { message: c.message, code: c.code };

@@ -7,8 +7,9 @@
  *   r.close();
  */
 import type { ForeignMapping } from '../hypervisor/types';
-import { formatHex, gfnsOf, PAGE_BYTES, type RegionRecord } from '../store';
-import { ManagerError } from './errors';
+import { gfnsOf, type RegionRecord } from '../store';
+import { PAGE_SIZE_N as PAGE_BYTES } from '../vocabulary';
+import { dom0MapFailed, lifecycle } from './refusals';
 import type { SharedMemoryManager } from './manager';
 
 export interface RegionHandle {
@@ -33,20 +34,10 @@ export interface OpenRegionOptions {
 
 export async function openRegion(manager: SharedMemoryManager, id: string, opts: OpenRegionOptions = {}): Promise<RegionHandle> {
   const region = await manager.region(id);
-  if (region.state !== 'ready') {
-    throw new ManagerError({
-      code: 'EBUSY', reason: 'state', id, domid: region.owner, path: manager.paths.field(id, 'state'),
-      message: `${id} is ${region.state}: ${region.state === 'orphaned' ? 'its owner is gone, so its frames can no longer be mapped from the owner' : 'wait until it is ready'}`,
-    });
-  }
+  if (region.state !== 'ready') throw lifecycle.notReady(manager.paths, region);
   const offset = opts.offset ?? 0n;
   const length = opts.length ?? region.size - offset;
-  if (offset < 0n || length <= 0n || offset + length > region.size) {
-    throw new ManagerError({
-      code: 'EINVAL', reason: 'mismatch', id, path: manager.paths.field(id, 'size'),
-      message: `${id}: window ${formatHex(offset)}+${formatHex(length)} is outside the region's ${formatHex(region.size)} bytes`,
-    });
-  }
+  if (offset < 0n || length <= 0n || offset + length > region.size) throw lifecycle.outsideRegion(manager.paths, id, offset, length, region.size);
   // Whole pages around the window.
   const firstPage = offset / PAGE_BYTES;
   const lastPage = (offset + length + PAGE_BYTES - 1n) / PAGE_BYTES;
@@ -55,7 +46,7 @@ export async function openRegion(manager: SharedMemoryManager, id: string, opts:
   try {
     mapping = await manager.hv.mapForeign(region.owner, gfns);
   } catch (e) {
-    throw new ManagerError({ code: (e as { code?: string }).code ?? 'EIO', reason: 'hypercall', id, domid: region.owner, cause: e, message: `${id}: mapping the owner's frames into dom0 failed: ${(e as Error).message}` });
+    throw dom0MapFailed(id, region.owner, e);
   }
   const start = Number(offset - firstPage * PAGE_BYTES);
   let buffer = mapping.buffer.subarray(start, start + Number(length));

@@ -15,15 +15,15 @@
  * clients (XEN_SSHM_SANDBOX_IDLE_MS, default 30 minutes); the state stays in the folder.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { connect, type XenstoreClient } from '../../xenstore-wire';
+import { connect, type ConnectOptions, type XenstoreClient } from '../../xenstore-wire';
+import type { XenArch } from '../hypervisor';
 import { SimHypervisor } from '../hypervisor/sim';
-import type { XenArch } from '../hypervisor/types';
-import { lockStatus, ownLock, parseLock } from '../manager/lock';
-import { ManagerError } from '../manager/errors';
+import { clearStaleLock, createLockFile, lockStatus, parseLock, sweepTemporaries } from '../lockfile';
+import { ManagerError } from '../manager';
 
 /** Unix socket paths are limited to 107 bytes (sun_path). */
 const SUN_PATH_MAX = 107;
@@ -108,23 +108,18 @@ export class Sandbox {
       });
     }
     mkdirSync(this.dir, { recursive: true });
+    this.sweep();
     const deadline = Date.now() + START_TIMEOUT_MS;
     while (Date.now() < deadline) {
       if (await socketAnswers(this.socketPath)) return;
-      let fd: number;
-      try {
-        fd = openSync(this.startPath, 'wx', 0o600);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      // The start file is linked into place whole (lib/lockfile.ts): never seen empty.
+      if (!createLockFile(this.startPath)) {
         // Another invocation is starting it: wait, unless that one died meanwhile.
-        const holder = readOr(this.startPath);
-        if (holder && lockStatus(holder) === 'dead') rmSync(this.startPath, { force: true });
+        clearStaleLock(this.startPath);
         await sleep(30);
         continue;
       }
       try {
-        writeFileSync(fd, ownLock());
-        closeSync(fd);
         if (await socketAnswers(this.socketPath)) return;
         await this.spawnDaemon(deadline);
         return;
@@ -143,7 +138,6 @@ export class Sandbox {
     const main = join(__dirname, 'xenstored-main.js');
     const log = openSync(this.logPath, 'a', 0o600);
     const env: NodeJS.ProcessEnv = { ...process.env };
-    delete env.XEN_SSHM_CRASH_AT;
     if (this.opts.idleMs !== undefined) env.XEN_SSHM_SANDBOX_IDLE_MS = String(this.opts.idleMs);
     const child = spawn(process.execPath, [main, this.dir], { detached: true, stdio: ['ignore', log, log], env, cwd: this.dir });
     closeSync(log);
@@ -164,10 +158,28 @@ export class Sandbox {
     });
   }
 
+  /**
+   * Removes what killed processes left half-made in the folder: temporary files of dead
+   * processes, and start, pid or sim lock files that are empty or whose process is gone.
+   * Runs before every start (so every sandbox command, reconcile included, clears them).
+   * Returns the paths removed.
+   */
+  sweep(): string[] {
+    const removed = [
+      ...sweepTemporaries(this.dir, ['xenstored.start', 'xenstored.pid']),
+      ...sweepTemporaries(this.simDir, ['lock', 'host.bin']),
+    ];
+    for (const p of [this.startPath, this.pidPath, join(this.simDir, 'lock')]) {
+      const status = clearStaleLock(p);
+      if (status === 'dead' || status === 'half-made') removed.push(p);
+    }
+    return removed;
+  }
+
   /** Starts the daemon if needed and connects to it (dom0's privileged socket). */
-  async connect(): Promise<XenstoreClient> {
+  async connect(opts: Omit<ConnectOptions, 'path'> = {}): Promise<XenstoreClient> {
     await this.start();
-    return connect({ path: this.socketPath });
+    return connect({ ...opts, path: this.socketPath });
   }
 
   /** The pid of the running daemon, or null. */

@@ -10,16 +10,14 @@
  * against it, as on Xen.
  */
 import { XenstoreError, type XenstoreClient } from '../../xenstore-wire';
-import type { XlConfig } from '../config/xl-reader';
-import { domainName as configDomainName } from '../config/shm-entries';
+import { domainName as configDomainName, type XlConfig } from '../config';
 import type { SimHypervisor } from '../hypervisor/sim';
-import { listDomains } from '../manager/domains';
-import { ManagerError } from '../manager/errors';
-import { rmIfExists } from '../store/records';
+import { listDomains, ManagerError } from '../manager';
+import { rmIfExists } from '../store';
+import { PAGES_PER_MIB } from '../vocabulary';
 
 /** LIBXL_MAXMEM_CONSTANT: the slack libxl adds to a domain's max memory, in MiB. */
 export const LIBXL_MAXMEM_SLACK_MIB = 1;
-const PAGES_PER_MIB = 256;
 
 export interface DomainSpec {
   name: string;

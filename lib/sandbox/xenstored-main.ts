@@ -4,10 +4,10 @@
  * DIR/sim as its hypervisor (which domains exist). Started by Sandbox.start(); exits on
  * SIGTERM/SIGINT, or after XEN_SSHM_SANDBOX_IDLE_MS (default 30 min) without clients.
  */
-import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer } from '../../xenstore-wire/server';
-import { ownLock } from '../manager/lock';
+import { ownLock, replaceFile } from '../lockfile';
 
 /**
  * Domids of the simulated host, read from the JSON header of DIR/sim/host.bin (the format of
@@ -68,7 +68,8 @@ async function main(): Promise<void> {
   }
   server.core.flush();
   const pidPath = join(dir, 'xenstored.pid');
-  writeFileSync(pidPath, ownLock());
+  // Whole or not at all: a reader never sees an empty pid file (lib/lockfile.ts).
+  replaceFile(pidPath, ownLock());
   process.stdout.write(`${new Date().toISOString()} sandbox xenstored ${process.pid} on ${server.socketPath}\n`);
 
   let stopping = false;

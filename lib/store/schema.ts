@@ -18,18 +18,18 @@
  * Only this file knows the node names and the text formats.
  */
 import { joinPath } from '../../xenstore-wire/paths';
-import type { CachePolicy, ShmProt, ShmSpelling } from '../config/shm-entries';
+import { CACHE_POLICIES, isDomid, MAX_ID_LENGTH, PAGE_SHIFT_N, PROTS, SHM_ID_RE, SPELLINGS, type CachePolicy, type MappingRole, type ShmProt, type ShmSpelling } from '../vocabulary';
 import { StoreError } from './errors';
 
 export const DEFAULT_ROOT = '/local/shared_mem';
-export const PAGE_SHIFT = 12n;
-export const PAGE_BYTES = 4096n;
+/** Xen's page as bigint shift and size (lib/vocabulary.ts), under the names the store has used. */
+export { PAGE_SHIFT_N as PAGE_SHIFT, PAGE_SIZE_N as PAGE_BYTES } from '../vocabulary';
+export type { MappingRole } from '../vocabulary';
 
 export const REGION_STATES = ['allocating', 'ready', 'orphaned', 'releasing'] as const;
 export type RegionState = (typeof REGION_STATES)[number];
 export const MAPPING_STATES = ['mapping', 'mapped', 'unmapping'] as const;
 export type MappingState = (typeof MAPPING_STATES)[number];
-export type MappingRole = 'owner' | 'borrower';
 
 /** One domain's use of a region (the owner's own mapping included). */
 export interface MappingRecord {
@@ -129,7 +129,7 @@ export function formatDomid(domid: number): string {
 }
 
 export function parseDomid(text: string, path: string): number {
-  if (!/^(0|[1-9][0-9]{0,4})$/.test(text) || Number(text) >= 0x7ff0) {
+  if (!/^(0|[1-9][0-9]{0,4})$/.test(text) || !isDomid(Number(text))) {
     throw new StoreError('EINVAL', path, `${JSON.stringify(text)} is not a decimal domid`);
   }
   return Number(text);
@@ -156,20 +156,20 @@ export function parseEnum<T extends string>(text: string, values: readonly T[], 
   return text as T;
 }
 
-export const PROT_VALUES: readonly ShmProt[] = ['r', 'rw'];
-export const CACHE_POLICY_VALUES: readonly CachePolicy[] = ['ARM_normal', 'x86_normal'];
-export const SPELLING_VALUES: readonly ShmSpelling[] = ['static_shm', 'static_shared_mem'];
+export const PROT_VALUES: readonly ShmProt[] = PROTS;
+export const CACHE_POLICY_VALUES: readonly CachePolicy[] = CACHE_POLICIES;
+export const SPELLING_VALUES: readonly ShmSpelling[] = SPELLINGS;
 
 /** Page numbers of [begin, begin + size) : the gfn list of a range. */
 export function gfnsOf(begin: bigint, size: bigint): Float64Array {
-  const first = Number(begin >> PAGE_SHIFT);
-  const n = Number(size >> PAGE_SHIFT);
+  const first = Number(begin >> PAGE_SHIFT_N);
+  const n = Number(size >> PAGE_SHIFT_N);
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) out[i] = first + i;
   return out;
 }
 
-/** IDs name xenstore nodes: the config's rule (letters, digits, _). */
+/** IDs name xenstore nodes: the config's rule (letters, digits, _; lib/vocabulary.ts). */
 export function isValidId(id: string): boolean {
-  return /^[A-Za-z0-9_]{1,128}$/.test(id);
+  return SHM_ID_RE.test(id) && id.length <= MAX_ID_LENGTH;
 }

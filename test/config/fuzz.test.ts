@@ -6,7 +6,7 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { ConfigError, isRuleId, parseXlConfig, planConfigs, planToJSON, XlConfig } from '../../lib/config';
+import { ConfigError, isRuleId, NO_RECORDS, parseXlConfig, planConfigs, planToJSON, XlConfig } from '../../lib/config';
 import { listConfigs, mutateSemantic, mutateText, Rng, runSeed } from './helpers';
 
 interface Seed {
@@ -71,7 +71,7 @@ test('10,000 mutated fixtures: typed errors only, never an exception escaping', 
     try {
       // The broken/ directory has many peers: take a few so cross-domain rules stay readable.
       const peers = s.peers.length > 4 ? [r.pick(s.peers), r.pick(s.peers)] : s.peers;
-      const res = planConfigs(r.chance(0.5) ? [cfg, ...peers] : [...peers, cfg], { dom0less: r.chance(0.2) });
+      const res = planConfigs(r.chance(0.5) ? [cfg, ...peers] : [...peers, cfg], NO_RECORDS, { dom0less: r.chance(0.2) });
       planned++;
       for (const e of res.errors) {
         const p = checkError(e, files);

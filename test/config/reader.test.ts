@@ -92,7 +92,7 @@ test("xl's lexical corners: CR, final comment, uppercase, Python, stray last byt
   t.like(cfg.warnings[0], { kind: 'config-warning', file: 'w.cfg', line: 1, column: 7 });
 });
 
-test("escapes follow libxlutil, including its \\x and \\0 behaviour", (t) => {
+test('escapes follow libxlutil, including its \\x and \\0 behaviour', (t) => {
   const v = (text: string) => (parseXlConfig(`k = ${text}`).get('k') as XlString).value;
   t.is(v(String.raw`"\"\'\\\a\b\f\n\r\t\v"`), '"\'\\\x07\b\f\n\r\t\v');
   t.is(v(String.raw`'it\'s'`), "it's");

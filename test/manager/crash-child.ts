@@ -10,8 +10,9 @@
 import { connect } from '../../xenstore-wire';
 import { parseXlConfig } from '../../lib/config/xl-reader';
 import { SimHypervisor } from '../../lib/hypervisor/sim';
-import { SharedMemoryManager } from '../../lib/manager/manager';
-import { crashHook, crashPlanFromEnv } from '../../lib/manager/steps';
+import { intercept } from '../../lib/hypervisor/intercept';
+import { SharedMemoryManager } from '../../lib/manager';
+import { crashHook, crashPlanFromEnv, Steps } from './steps';
 
 interface ChildSpec {
   socket: string;
@@ -30,15 +31,13 @@ async function main(): Promise<void> {
   const plan = crashPlanFromEnv();
   const crash = plan ? crashHook(plan) : null;
   let steps = 0;
-  const xs = await connect({ path: spec.socket });
-  const hv = new SimHypervisor({ dir: spec.simDir });
-  const m = new SharedMemoryManager({
-    xenstore: xs, hypervisor: hv, root: spec.root, lockWaitMs: spec.lockWaitMs ?? 30_000,
-    stepHook: (s, phase) => {
-      steps = s.n;
-      crash?.(s, phase);
-    },
+  const counter = new Steps((s, phase) => {
+    steps = s.n;
+    crash?.(s, phase);
   });
+  const xs = await connect({ path: spec.socket, interceptor: counter.interceptor });
+  const hv = new SimHypervisor({ dir: spec.simDir });
+  const m = new SharedMemoryManager({ xenstore: xs, hypervisor: intercept(hv, counter.hypervisorHooks), root: spec.root, lockWaitMs: spec.lockWaitMs ?? 30_000 });
   let roles: string[] = [];
   if (spec.op === 'apply') {
     const r = await m.apply({ config: parseXlConfig(spec.cfg!, { file: 'child.cfg' }), domid: spec.domid, allowSetTarget: spec.allowSetTarget });

@@ -8,11 +8,12 @@
  */
 import test from 'ava';
 import { HypercallError } from '../../lib/hypervisor';
-import { ManagerError, SharedMemoryManager, type StepHook, type StepInfo } from '../../lib/manager';
+import { ManagerError, SharedMemoryManager } from '../../lib/manager';
 import { destroyDomain } from '../../lib/sandbox/toolstack';
 import { gfnsOf } from '../../lib/store';
 import { XenstoreError } from '../../xenstore-wire';
 import { cleanProblems, config, consistencyProblems, startEnv, type Env, type StoreKind } from './helpers';
+import type { StepHook, StepInfo } from './steps';
 
 
 /** Open transactions on every connection of the in-memory server. */
@@ -242,4 +243,3 @@ test('regions above 65,535 pages: one call of 66,048 pages is split into 16-bit 
   await m.release({ domid: a, force: true });
   t.deepEqual(await cleanProblems(env), []);
 });
-

@@ -12,11 +12,13 @@ import { connect, type XenstoreClient } from '../../xenstore-wire';
 import { startServer, type FaultOptions, type XenstoreServer } from '../../xenstore-wire/server';
 import { parseXlConfig, type XlConfig } from '../../lib/config';
 import { SimHypervisor, type XenArch } from '../../lib/hypervisor';
+import { intercept } from '../../lib/hypervisor/intercept';
 import { SharedMemoryManager, type ManagerOptions } from '../../lib/manager';
 import { createDomain, type DomainSpec } from '../../lib/sandbox/toolstack';
 import { dumpTree, gfnsOf, readAllRegions, StorePaths, type RegionRecord } from '../../lib/store';
 import { projectRoot, startDaemon, type RunningDaemon } from '../harness/daemons';
 import { seededRandom } from '../helpers/prng';
+import { Steps, type StepHook } from './steps';
 
 export type StoreKind = 'memory' | 'cxenstored' | 'oxenstored';
 
@@ -42,7 +44,12 @@ export interface Env {
   daemon?: RunningDaemon;
   /** Extra pages (RAM) of each domain made by vm(). */
   ram: Map<number, number>;
-  manager(opts?: Partial<ManagerOptions>): SharedMemoryManager;
+  /**
+   * A manager on this environment's client and host. With `stepHook`, every request of the
+   * client and every call the manager makes on the host is a step of that hook, until the
+   * manager's dispose().
+   */
+  manager(opts?: Partial<ManagerOptions> & { stepHook?: StepHook }): SharedMemoryManager;
   /** xl create -p: a domain with records under /local/domain (introduced where the daemon allows). */
   vm(name: string, spec?: Omit<DomainSpec, 'name'>): Promise<number>;
   /** Every node from / with value and permissions, as xenstore-ls -f -p lines. */
@@ -67,13 +74,26 @@ export async function startEnv(kind: StoreKind, opts: EnvOptions = {}): Promise<
     daemon = await startDaemon(kind, { testEagain: opts.testEagain, fakeDomains: opts.fakeDomains ?? DEFAULT_FAKE });
     socketPath = daemon.socketPath;
   }
-  const xs = await connect({ path: socketPath });
+  // The client's interceptor hands each request to the step hooks of the managers that want them.
+  const hooked = new Set<Steps>();
+  const xs = await connect({
+    path: socketPath,
+    interceptor: (req) => {
+      const afters = [...hooked].map((st) => st.interceptor(req));
+      return afters.length === 0 ? undefined : (outcome) => afters.forEach((a) => typeof a === 'function' && a(outcome));
+    },
+  });
   const ram = new Map<number, number>();
   const managers: SharedMemoryManager[] = [];
   const env: Env = {
     kind, socketPath, xs, hv, simDir, server, daemon, ram,
-    manager(mopts = {}) {
-      const m = new SharedMemoryManager({ xenstore: xs, hypervisor: hv, stepHook: null, lockWaitMs: 10_000, ...mopts });
+    manager({ stepHook, ...mopts } = {}) {
+      const steps = stepHook ? new Steps(stepHook) : null;
+      const m = new SharedMemoryManager({ xenstore: xs, hypervisor: steps ? intercept(hv, steps.hypervisorHooks) : hv, lockWaitMs: 10_000, ...mopts });
+      if (steps) {
+        hooked.add(steps);
+        m.dispose = () => void hooked.delete(steps);
+      }
       managers.push(m);
       return m;
     },

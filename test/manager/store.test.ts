@@ -53,7 +53,7 @@ test('a record that breaks the schema is a typed StoreError naming the node', as
   t.is((list as StoreError).kind, 'store');
 });
 
-test("dumpTree prints what xenstore-ls -f -p prints, for every byte value", async (t) => {
+test('dumpTree prints what xenstore-ls -f -p prints, for every byte value', async (t) => {
   const env = await startEnv('memory');
   t.teardown(() => env.close());
   const all = Buffer.alloc(256);

@@ -441,3 +441,25 @@ test('arguments out of range are typed client errors before anything is sent', a
   t.is(peer.frames.length, 0);
   await done();
 });
+
+test('req_ids: a request left unanswered keeps its id while hundreds of others come and go; 3000 in flight at once', async (t) => {
+  const { peer, xs, done } = await setup();
+  let stuck: SeenFrame | undefined;
+  peer.onFrame = (f) => {
+    if (firstString(f) === '/stuck') stuck = f;
+    else peer.send(frameBytes(T.READ, f.reqId, 0, firstString(f)));
+  };
+  const slow = xs.readString('/stuck');
+  for (let i = 0; i < 300; i++) t.is(await xs.readString(`/n${i}`), `/n${i}`);
+  t.truthy(stuck);
+  const ids = peer.frames.map((f) => f.reqId);
+  t.is(ids.filter((id) => id === stuck!.reqId).length, 1, 'no other request used the id still in flight');
+  t.is(xs.inFlight, 1);
+  // Many at once: the table grows; every reply finds its request.
+  const many = Array.from({ length: 3000 }, (_, i) => xs.readString(`/m${i}`));
+  t.deepEqual(await Promise.all(many), Array.from({ length: 3000 }, (_, i) => `/m${i}`));
+  peer.send(frameBytes(T.READ, stuck!.reqId, 0, 'late'));
+  t.is(await slow, 'late');
+  t.is(xs.inFlight, 0);
+  await done();
+});

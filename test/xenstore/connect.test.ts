@@ -14,7 +14,6 @@ import { discoveryCandidates, discoverEndpoint, XENBUS_DEVICE } from '../../xens
 import { startDaemon, RunningDaemon } from '../harness/daemons';
 import { FakeSocketPeer } from './helpers/fake-peer';
 import { frameBytes } from './helpers/wire';
-import { withTimeout } from './helpers/async';
 
 test('discovery order follows libxenstore', (t) => {
   t.deepEqual(discoveryCandidates({ XENSTORED_PATH: '/x/sock', XENSTORED_RUNDIR: '/r' }), ['/x/sock']);

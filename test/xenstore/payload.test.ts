@@ -337,4 +337,3 @@ test('parseReply: every reply, event and error type, split at every offset', (t)
   }
   t.true(refused > 1000, `${refused} refused`);
 });
-

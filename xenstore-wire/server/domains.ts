@@ -371,4 +371,3 @@ export class Domains {
     this.r.output.sendReply(conn, req, MessageType.IS_DOMAIN_INTRODUCED, Buffer.from(result ? 'T\0' : 'F\0', 'latin1'));
   }
 }
-

@@ -119,7 +119,7 @@ export class Output {
     return !(memory && d.memory >= memory);
   }
 
-    traceIo(conn: ServerConnection, f: Frame, dir: 'IN' | 'OUT'): void {
+  traceIo(conn: ServerConnection, f: Frame, dir: 'IN' | 'OUT'): void {
     const trace = this.r.state.trace;
     if (!trace) return;
     const name = isKnownMessageType(f.type) ? MessageType[f.type] : '**UNKNOWN**';

@@ -70,7 +70,7 @@ export function registerApply(program: Command): void {
     program
       .command('apply')
       .summary("set up a domain's static shared memory from its xl config")
-      .description("Set up the static shared memory an xl config declares, for a domain that exists (created paused).")
+      .description('Set up the static shared memory an xl config declares, for a domain that exists (created paused).')
       .argument('<cfg>', "the domain's xl config file")
       .option('--domid <n>', 'the domain id')
       .option('--domain <name>', 'the domain name (default: the config\'s name)')

@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { checkConfigFiles, CheckResult } from '../../config/check';
 import { formatWarning } from '../../config/errors';
 import { hex, humanSize } from '../../config/numbers';
-import { Plan, planToJSON } from '../../config/validate';
+import { Plan, planToJSON } from '../../config/plan';
 
 const SYNTAX_HELP = `
 Shared memory is declared in the domains' own xl config files, in either spelling:

@@ -1,0 +1,319 @@
+/**
+ * Apply: a domain's config turned into shared memory, entry by entry, each in three phases
+ * (DESIGN.md "Crash-safe apply and release"):
+ *
+ *   claim     one transaction: decide the entry again on the region it reads (decide.ts),
+ *             check the region's lifecycle, write the region or mapping with state
+ *             allocating/mapping and a lock naming this process
+ *   steps     outside any transaction: OWNER_STEPS or BORROWER_STEPS in order (populate the
+ *             owner's frames; set_target and map the borrower's pages); when one fails, the
+ *             ones done before are undone in reverse
+ *   commit    one transaction: state ready/mapped, lock removed, guest mirror written, plus
+ *             what each step records
+ *
+ * All or nothing across a config's entries: everything the records can tell is checked before
+ * the first change, and a failing entry releases the entries this call created.
+ */
+import { ConnectionError, type XenstoreOps } from '../../xenstore-wire';
+import { domainName as configDomainName } from '../config/shm-entries';
+import type { ShmEntry } from '../config/shm-entries';
+import {
+  mirrorOf,
+  readAllRegions,
+  readRegion,
+  readTarget,
+  removeMapping,
+  removeRegion,
+  writeMapping,
+  writeMappingState,
+  writeMirror,
+  writeRegion,
+  writeRegionState,
+  writeTarget,
+  type MappingRecord,
+  type RegionRecord,
+} from '../store';
+import { isDomid, PAGE_SHIFT_N, type MappingRole } from '../vocabulary';
+import { lockedBy, waitFor, type ManagerContext, type Wait } from './context';
+import { decide, readConfig, type Decision } from './decide';
+import type { ReadResult } from '../config/plan';
+import { domainName, findDomainByName } from './domains';
+import { freeOwnerFrames, makeRoom, mapBorrower, populate, setTarget, unmapBorrower } from './frames';
+import { ownLock } from './lock';
+import { domainRefusal, lifecycle, memoryShort } from './refusals';
+import { releaseMapping } from './release';
+import type { AppliedEntry, ApplyAction, ApplyRequest, ApplyResult } from './types';
+
+/** One entry's apply between its claim and its commit. */
+export interface EntryWork {
+  readonly id: string;
+  readonly domid: number;
+  readonly name: string | null;
+  readonly role: MappingRole;
+  readonly region: RegionRecord;
+  readonly mapping: MappingRecord;
+  readonly req: ApplyRequest;
+  /** For a borrower: whether set_target is to be made, or is recorded already. */
+  readonly setTarget?: 'needed' | 'recorded';
+  /** Set by the steps: 'done' once this apply made the set_target. */
+  setTargetDone?: boolean;
+  /** Set by the raise step: the owner's max memory before and after. */
+  raised?: { fromPages: number; toPages: number };
+}
+
+/**
+ * A step of an entry's apply, between claim and commit. `run` undoes its own partial work
+ * before throwing; `undo` reverses a completed run when a later step or the commit fails
+ * (absent: it cannot be undone, like set_target); `commit` adds to the commit transaction.
+ */
+export interface ApplyStep {
+  readonly name: string;
+  run(ctx: ManagerContext, w: EntryWork): Promise<void>;
+  undo?(ctx: ManagerContext, w: EntryWork): Promise<void>;
+  commit?(tx: XenstoreOps, ctx: ManagerContext, w: EntryWork): Promise<void>;
+}
+
+const pagesOf = (size: bigint): number => Number(size >> PAGE_SHIFT_N);
+
+/** The owner's steps: room in its max memory (when asked), then its frames. */
+export const OWNER_STEPS: ApplyStep[] = [
+  {
+    name: 'raise-maxmem',
+    async run(ctx, w) {
+      if (!w.req.raiseMaxMem) return;
+      const r = await makeRoom(ctx, w.domid, pagesOf(w.region.size));
+      if (r) w.raised = r;
+    },
+  },
+  {
+    name: 'populate',
+    run: (ctx, w) => populate(ctx, w.id, w.domid, w.region, w.name),
+    undo: (ctx, w) => freeOwnerFrames(ctx, w.id, w.domid, w.region, true),
+  },
+];
+
+/** The borrower's steps: set_target (once, never undone; recorded at commit), then the mapping. */
+export const BORROWER_STEPS: ApplyStep[] = [
+  {
+    name: 'set-target',
+    async run(ctx, w) {
+      if (w.setTarget !== 'needed') return;
+      await setTarget(ctx, w.id, w.domid, w.region.owner);
+      w.setTargetDone = true;
+    },
+    async commit(tx, ctx, w) {
+      if (w.setTargetDone) await writeTarget(tx, ctx.paths, w.domid, w.region.owner);
+    },
+  },
+  {
+    name: 'map',
+    run: (ctx, w) => mapBorrower(ctx, w.id, w.domid, w.region, w.mapping),
+    undo: (ctx, w) => unmapBorrower(ctx, w.id, w.domid, w.mapping),
+  },
+];
+
+const stepsOf = (role: MappingRole): ApplyStep[] => (role === 'owner' ? OWNER_STEPS : BORROWER_STEPS);
+
+type Claim =
+  | { kind: 'claimed'; work: EntryWork }
+  | { kind: 'unchanged'; region: RegionRecord; mapping: MappingRecord; role: MappingRole };
+
+/**
+ * Applies a domain's static shared memory entries. All or nothing: when an entry fails, the
+ * entries this call created are released again before the error is thrown. Applying the same
+ * config twice changes nothing the second time.
+ */
+export async function apply(ctx: ManagerContext, req: ApplyRequest): Promise<ApplyResult> {
+  // The config's own rules first: a broken config is refused before the host is asked anything.
+  const read = readConfig(req.config, { dom0less: req.dom0less });
+  const cfgName = configDomainName(req.config).name;
+  const domid = await resolveDomain(ctx, req, cfgName);
+  const name = (await domainName(ctx.xs, domid)) ?? cfgName;
+  const decisions = await prepare(ctx, req, read, domid, name);
+  if (decisions.length === 0) return { domid, domain: name, entries: [] };
+
+  const done: AppliedEntry[] = [];
+  const raised: { fromPages: number; toPages: number }[] = [];
+  try {
+    for (const d of decisions) done.push(await applyEntry(ctx, req, read, d.entry, domid, name, raised));
+  } catch (e) {
+    // Undo what this call created; what was already there stays.
+    for (const d of done.reverse()) {
+      if (d.action === 'unchanged') continue;
+      try {
+        await releaseMapping(ctx, d.id, domid, {});
+      } catch (undoErr) {
+        if (e instanceof Error) (e as Error & { rollbackError?: unknown }).rollbackError = undoErr;
+      }
+    }
+    throw e;
+  }
+  const out: ApplyResult = { domid, domain: name, entries: done };
+  if (raised.length > 0) out.maxMemRaised = { fromPages: raised[0].fromPages, toPages: raised[raised.length - 1].toPages };
+  return out;
+}
+
+async function resolveDomain(ctx: ManagerContext, req: ApplyRequest, cfgName: string | null): Promise<number> {
+  let domid: number;
+  if (req.domid !== undefined) domid = req.domid;
+  else {
+    const name = req.domain ?? cfgName;
+    if (!name) throw domainRefusal.noneGiven();
+    if (req.domain !== undefined && cfgName !== null && req.domain !== cfgName) throw domainRefusal.notTheConfigs(req.domain, cfgName, req.config.file);
+    domid = await findDomainByName(ctx.xs, name);
+  }
+  if (!isDomid(domid)) throw domainRefusal.notADomid(domid);
+  if (domid === 0) throw domainRefusal.dom0();
+  const info = await ctx.hv.domainInfo(domid);
+  if (!info || info.dying) throw domainRefusal.absent(domid, info);
+  const recorded = await domainName(ctx.xs, domid);
+  if (recorded !== null && cfgName !== null && recorded !== cfgName) throw domainRefusal.nameDiffers(domid, recorded, cfgName);
+  return domid;
+}
+
+/** Decides every entry against a snapshot of the records and refuses what cannot work, before any change. */
+async function prepare(ctx: ManagerContext, req: ApplyRequest, read: ReadResult, domid: number, name: string | null): Promise<Decision[]> {
+  const regions = await readAllRegions(ctx.xs, ctx.paths);
+  const target = await readTarget(ctx.xs, ctx.paths, domid);
+  const decisions = decide(ctx.paths, { read, domid, name, allowSetTarget: req.allowSetTarget, arch: await ctx.xenArch() }, { regions, targets: targetsOf(domid, target) });
+  for (const d of decisions) lifecycleCheck(ctx, d, domid, name);
+  // Frames populated for an owner count against its max memory: say so before any change.
+  const fresh = decisions.filter((d) => d.role === 'owner' && !d.region);
+  const pages = fresh.reduce((n, d) => n + pagesOf(d.entry.size), 0);
+  if (pages > 0 && !req.raiseMaxMem) {
+    const info = await ctx.hv.domainInfo(domid);
+    if (info && info.headroomPages < pages) throw memoryShort(fresh.map((d) => d.entry.id), { domid, name }, pages, info);
+  }
+  return decisions;
+}
+
+function targetsOf(domid: number, target: number | null): Map<number, number> {
+  return target === null ? new Map() : new Map([[domid, target]]);
+}
+
+/** What the region's lifecycle forbids: an owner or a mapping moved, an orphaned region. */
+function lifecycleCheck(ctx: ManagerContext, d: Decision, domid: number, name: string | null): void {
+  const { entry: e, region } = d;
+  if (!region) return;
+  if (d.role === 'owner') {
+    if (region.begin !== e.begin || region.size !== e.size || region.prot !== e.prot) throw lifecycle.ownerMoved(ctx.paths, { domid, name }, region, e.begin, e.size, e.prot);
+    if (region.state === 'orphaned') throw lifecycle.orphaned(ctx.paths, domid, region, true);
+    return;
+  }
+  if (region.state === 'orphaned') throw lifecycle.orphaned(ctx.paths, domid, region, false);
+  const m = region.mappings.find((x) => x.domid === domid);
+  if (m && m.lock === null && (m.begin !== e.begin || m.end !== e.end || m.offset !== e.offset || m.prot !== e.prot)) {
+    throw lifecycle.mappingMoved(ctx.paths, { domid, name }, e.id, m, e);
+  }
+}
+
+async function applyEntry(ctx: ManagerContext, req: ApplyRequest, read: ReadResult, entry: ShmEntry, domid: number, name: string | null, raised: { fromPages: number; toPages: number }[]): Promise<AppliedEntry> {
+  const lock = ownLock();
+  const claim = await waitFor<Claim>(ctx, entry.id, domid, () => ctx.tx((tx) => claimApply(ctx, tx, req, read, entry, domid, name, lock)));
+  if (claim.kind === 'unchanged') return appliedEntry(claim.region, claim.mapping, claim.role, 'unchanged');
+  const w = claim.work;
+  const steps = stepsOf(w.role);
+  const done: ApplyStep[] = [];
+  try {
+    for (const step of steps) {
+      await step.run(ctx, w);
+      done.push(step);
+    }
+  } catch (e) {
+    await undoSteps(ctx, w, done);
+    await unclaim(ctx, entry.id, domid, lock, e);
+    throw e;
+  }
+  if (w.raised) raised.push(w.raised);
+  try {
+    await ctx.tx((tx) => commitApply(ctx, tx, w, lock));
+  } catch (e) {
+    // The daemon answered: nothing was committed, so undo. A lost connection may have
+    // committed: leave the intent to reconcile, which judges it once this process is gone.
+    if (!(e instanceof ConnectionError) && !(e instanceof Error && (e as { reason?: string }).reason === 'lost-claim')) {
+      await undoSteps(ctx, w, done);
+      await unclaim(ctx, entry.id, domid, lock, e);
+    }
+    throw e;
+  }
+  const out = appliedEntry(w.region, { ...w.mapping, state: 'mapped', lock: null }, w.role, w.role === 'owner' ? 'created' : 'mapped');
+  if (w.setTargetDone) out.setTarget = 'done';
+  else if (w.setTarget === 'recorded') out.setTarget = 'recorded';
+  return out;
+}
+
+/** Undoes completed steps in reverse; an undo that fails leaves the rest to reconcile. */
+async function undoSteps(ctx: ManagerContext, w: EntryWork, done: ApplyStep[]): Promise<void> {
+  for (const step of [...done].reverse()) await step.undo?.(ctx, w).catch(() => undefined);
+}
+
+function appliedEntry(region: RegionRecord, m: MappingRecord, role: MappingRole, action: ApplyAction): AppliedEntry {
+  return { id: region.id, role, action, owner: region.owner, begin: m.begin, end: m.end, offset: m.offset, pages: pagesOf(m.end - m.begin) };
+}
+
+/** The claim transaction of one entry: decided again on what it reads, then the lifecycle. */
+async function claimApply(ctx: ManagerContext, tx: XenstoreOps, req: ApplyRequest, read: ReadResult, entry: ShmEntry, domid: number, name: string | null, lock: string): Promise<Claim | Wait> {
+  const id = entry.id;
+  const region = await readRegion(tx, ctx.paths, id);
+  const target = await readTarget(tx, ctx.paths, domid);
+  const decided = { read, domid, name, allowSetTarget: req.allowSetTarget, arch: await ctx.xenArch(), only: id };
+  const [d] = decide(ctx.paths, decided, { regions: region ? [region] : [], targets: targetsOf(domid, target) });
+  lifecycleCheck(ctx, d, domid, name);
+  const mapping: MappingRecord = { domid, begin: entry.begin, end: entry.end, offset: entry.offset, prot: entry.prot, state: 'mapping', lock };
+  if (d.role === 'owner') {
+    if (region) {
+      const m = region.mappings.find((x) => x.domid === domid);
+      if (m?.lock) return lockedBy(ctx, id, domid, m, "the owner's apply");
+      if (m && m.state === 'mapped' && region.state === 'ready') return { kind: 'unchanged', region, mapping: m, role: 'owner' };
+      if (region.state === 'releasing') return { kind: 'wait', why: 'the region is being released' };
+      throw lifecycle.noOwnerMapping(ctx.paths, domid, region);
+    }
+    const cachePolicy = entry.cachePolicy ?? ((await ctx.xenArch()) === 'x86' ? 'x86_normal' : 'ARM_normal');
+    const fresh: RegionRecord = { id, owner: domid, begin: entry.begin, size: entry.size, prot: entry.prot, cachePolicy, state: 'allocating', spelling: entry.spelling, mappings: [mapping] };
+    await writeRegion(tx, ctx.paths, fresh);
+    await writeMapping(tx, ctx.paths, id, mapping);
+    return { kind: 'claimed', work: { id, domid, name, role: 'owner', region: fresh, mapping, req } };
+  }
+  const r = d.region!;
+  if (r.state === 'allocating' || r.state === 'releasing') {
+    const om = r.mappings.find((x) => x.domid === r.owner);
+    if (om?.lock) return lockedBy(ctx, id, r.owner, om, r.state === 'allocating' ? "the owner's apply" : "the owner's release");
+    return { kind: 'wait', why: `the region is ${r.state}` };
+  }
+  const m = r.mappings.find((x) => x.domid === domid);
+  if (m?.lock) return lockedBy(ctx, id, domid, m, `d${domid}'s mapping`);
+  if (m) return { kind: 'unchanged', region: r, mapping: m, role: 'borrower' };
+  await writeMapping(tx, ctx.paths, id, mapping);
+  return { kind: 'claimed', work: { id, domid, name, role: 'borrower', region: r, mapping, req, setTarget: d.setTarget } };
+}
+
+/** The commit transaction: state ready/mapped, lock gone, guest mirror written, the steps' records. */
+async function commitApply(ctx: ManagerContext, tx: XenstoreOps, w: EntryWork, lock: string): Promise<void> {
+  const { id, domid } = w;
+  const region = await readRegion(tx, ctx.paths, id);
+  const m = region?.mappings.find((x) => x.domid === domid);
+  if (!region || !m || m.lock !== lock || m.state !== 'mapping') throw lifecycle.lostApplyClaim(ctx.paths, id, domid, m);
+  await writeMappingState(tx, ctx.paths, id, domid, 'mapped', null);
+  if (w.role === 'owner') await writeRegionState(tx, ctx.paths, id, 'ready');
+  await writeMirror(tx, ctx.paths, domid, id, mirrorOf(region, m));
+  for (const step of stepsOf(w.role)) await step.commit?.(tx, ctx, w);
+}
+
+/** Removes this process's claim (apply failed before anything stayed mapped). */
+async function unclaim(ctx: ManagerContext, id: string, domid: number, lock: string, cause: unknown): Promise<void> {
+  try {
+    await ctx.tx(async (tx) => {
+      const region = await readRegion(tx, ctx.paths, id);
+      const m = region?.mappings.find((x) => x.domid === domid);
+      if (!region || !m || m.lock !== lock) return;
+      if (domid === region.owner && region.mappings.length === 1) await removeRegion(tx, ctx.paths, id);
+      else if (domid === region.owner) {
+        await removeMapping(tx, ctx.paths, id, domid);
+        await writeRegionState(tx, ctx.paths, id, 'orphaned');
+      } else await removeMapping(tx, ctx.paths, id, domid);
+    });
+  } catch (e) {
+    // Left for reconcile (the lock dies with this process); the first error is what matters.
+    if (cause instanceof Error) (cause as Error & { rollbackError?: unknown }).rollbackError = e;
+  }
+}
