@@ -230,9 +230,11 @@ function buildDomu(pkgs: FetchedPackages, r: TierReleaseSpec, payload: ProjectPa
   // The doorbell's modules, at /lib/modules/xen/ as in dom0 (the checks insmod them).
   const kroot = rootOf(pkgs, kernelPackage(pkgs.manifest).name);
   for (const m of DOMU_XEN_MODULES) {
-    const found = findFile(path.join(kroot, 'lib/modules', kernelVersion(kroot), 'kernel/drivers/xen'), `${m}.ko`);
+    const dir = path.join(modulesDir(kroot), kernelVersion(kroot), 'kernel/drivers/xen');
+    const found = findFile(dir, `${m}.ko`) ?? findFile(dir, `${m}.ko.xz`);
     if (!found) throw new XenTierError('image', 'ENOENT', `module ${m}.ko not in ${kroot}`, kroot);
-    writeFile(path.join(stage, 'lib/modules/xen', `${m}.ko`), fs.readFileSync(found), 0o644);
+    fs.mkdirSync(path.join(stage, 'lib/modules/xen'), { recursive: true });
+    copyModule(found, path.join(stage, 'lib/modules/xen', `${m}.ko`));
   }
   const out = path.join(workDir, 'domu.cpio.gz');
   makeCpioGz(stage, out);
