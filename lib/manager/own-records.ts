@@ -19,8 +19,8 @@ export async function ensureIndex(ctx: ManagerContext): Promise<boolean> {
  * not), sorted by ID. The index's presence is checked in the same burst as the domain's entries.
  */
 export async function ownRegions(ctx: ManagerContext, domid: number, ids: readonly string[] = []): Promise<RegionRecord[]> {
-  let [present, indexed] = await Promise.all([ctx.xs.exists(ctx.paths.index()), readDomainIndex(ctx.xs, ctx.paths, domid)]);
-  if (!present && (await ensureIndex(ctx))) indexed = await readDomainIndex(ctx.xs, ctx.paths, domid);
+  const [present, first] = await Promise.all([ctx.xs.exists(ctx.paths.index()), readDomainIndex(ctx.xs, ctx.paths, domid)]);
+  const indexed = !present && (await ensureIndex(ctx)) ? await readDomainIndex(ctx.xs, ctx.paths, domid) : first;
   const all = [...new Set([...ids, ...indexed])].sort();
   return (await readRegions(ctx.xs, ctx.paths, all)).filter((r): r is RegionRecord => r !== null);
 }
