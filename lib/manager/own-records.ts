@@ -7,9 +7,13 @@
 import { listRegionIds, readDomainIndex, readRegions, rebuildIndex, type RegionRecord } from '../store';
 import type { ManagerContext } from './context';
 
-/** Builds the index when older records have none; true when it did. */
-export async function ensureIndex(ctx: ManagerContext): Promise<boolean> {
-  if (await ctx.xs.exists(ctx.paths.index())) return false;
+/**
+ * Builds the index when older records have none; true when it did. `absent`: the caller saw
+ * <root>/by-domain missing already. Telling a host with no region from older records costs a
+ * listing of the root, made only when the index is missing.
+ */
+export async function ensureIndex(ctx: ManagerContext, absent = false): Promise<boolean> {
+  if (!absent && (await ctx.xs.exists(ctx.paths.index()))) return false;
   if ((await listRegionIds(ctx.xs, ctx.paths)).length === 0) return false;
   return ctx.tx((tx) => rebuildIndex(tx, ctx.paths));
 }
@@ -20,7 +24,7 @@ export async function ensureIndex(ctx: ManagerContext): Promise<boolean> {
  */
 export async function ownRegions(ctx: ManagerContext, domid: number, ids: readonly string[] = []): Promise<RegionRecord[]> {
   const [present, first] = await Promise.all([ctx.xs.exists(ctx.paths.index()), readDomainIndex(ctx.xs, ctx.paths, domid)]);
-  const indexed = !present && (await ensureIndex(ctx)) ? await readDomainIndex(ctx.xs, ctx.paths, domid) : first;
+  const indexed = !present && (await ensureIndex(ctx, true)) ? await readDomainIndex(ctx.xs, ctx.paths, domid) : first;
   const all = [...new Set([...ids, ...indexed])].sort();
   return (await readRegions(ctx.xs, ctx.paths, all)).filter((r): r is RegionRecord => r !== null);
 }
