@@ -10,7 +10,7 @@
 import test from 'ava';
 import { runDaemon, type DaemonEvent, type ReconcileReport, type SharedMemoryManager } from '../../lib/manager';
 import { destroyDomain } from '../../lib/sandbox/toolstack';
-import { StorePaths } from '../../lib/store';
+import { READ_WINDOW, sharedMemoryTree, StorePaths } from '../../lib/store';
 import { connect } from '../../xenstore-wire';
 import { cleanProblems, config, consistencyProblems, indexProblemsOf, startEnv, type Env, type StoreKind } from './helpers';
 
@@ -218,4 +218,46 @@ test('reconcile repairs an index an older version left behind (missing, stale an
   );
   t.deepEqual(await indexProblemsOf(env), []);
   t.is(await nodes(), full);
+});
+
+test('bulk reads are pipelined, a window at a time; claims and commits send their reads together', async (t) => {
+  t.timeout(120_000);
+  const env = await startEnv('memory');
+  t.teardown(() => env.close());
+  const setup = env.manager();
+  await background(env, setup, 150);
+  /** The most xenstore requests awaiting their answer at once while fn runs. */
+  const inFlight = async (fn: (m: SharedMemoryManager) => Promise<unknown>): Promise<number> => {
+    let now = 0;
+    let most = 0;
+    const m = env.manager({
+      stepHook: (s, phase) => {
+        if (s.kind !== 'xenstore') return;
+        now += phase === 'before' ? 1 : -1;
+        most = Math.max(most, now);
+      },
+    });
+    try {
+      await fn(m);
+    } finally {
+      m.dispose();
+    }
+    return most;
+  };
+  // 300 regions of two mappings: one request at a time would be 1 in flight; all at once, 4,800.
+  // A window of READ_WINDOW regions keeps between one region's burst and the window's.
+  for (const [what, fn] of [
+    ['list', (m: SharedMemoryManager) => m.list()],
+    ['reconcile', (m: SharedMemoryManager) => m.reconcile()],
+    ['ls --tree', () => sharedMemoryTree(env.xs, '/local/shared_mem', [1, 2, 3])],
+  ] as const) {
+    const most = await inFlight(fn);
+    t.log(`${what}: at most ${most} requests in flight`);
+    t.true(most > 100, `${what} pipelines (${most})`);
+    t.true(most <= READ_WINDOW * 16, `${what} stays within its window (${most})`);
+  }
+  // One apply: its snapshot, claims and commits send independent requests together.
+  const o = await env.vm('po');
+  const most = await inFlight((m) => m.apply({ config: PAIR_OWNER('po', 777), domid: o }));
+  t.true(most >= 8, `apply sends its reads together (${most})`);
 });
