@@ -19,12 +19,12 @@ import { domainName as configDomainName } from '../config/shm-entries';
 import type { ShmEntry } from '../config/shm-entries';
 import {
   mirrorOf,
-  readAllRegions,
   readRegion,
   readTarget,
   removeMapping,
   removeRegion,
   writeMapping,
+  writeIndexDir,
   writeMappingState,
   writeMirror,
   writeRegion,
@@ -40,6 +40,7 @@ import type { ReadResult } from '../config/plan';
 import { domainName, findDomainByName } from './domains';
 import { freeOwnerFrames, makeRoom, mapBorrower, populate, setTarget, unmapBorrower } from './frames';
 import { ownLock } from './lock';
+import { ownRegions } from './own-records';
 import { domainRefusal, lifecycle, memoryShort } from './refusals';
 import { releaseMapping } from './release';
 import type { AppliedEntry, ApplyAction, ApplyRequest, ApplyResult } from './types';
@@ -127,8 +128,8 @@ export async function apply(ctx: ManagerContext, req: ApplyRequest): Promise<App
   // The config's own rules first: a broken config is refused before the host is asked anything.
   const read = readConfig(req.config, { dom0less: req.dom0less });
   const cfgName = configDomainName(req.config).name;
-  const domid = await resolveDomain(ctx, req, cfgName);
-  const name = (await domainName(ctx.xs, domid)) ?? cfgName;
+  const { domid, recorded } = await resolveDomain(ctx, req, cfgName);
+  const name = recorded ?? cfgName;
   const decisions = await prepare(ctx, req, read, domid, name);
   if (decisions.length === 0) return { domid, domain: name, entries: [] };
 
@@ -153,7 +154,8 @@ export async function apply(ctx: ManagerContext, req: ApplyRequest): Promise<App
   return out;
 }
 
-async function resolveDomain(ctx: ManagerContext, req: ApplyRequest, cfgName: string | null): Promise<number> {
+/** The domid applied to, and the name the toolstack recorded for it. */
+async function resolveDomain(ctx: ManagerContext, req: ApplyRequest, cfgName: string | null): Promise<{ domid: number; recorded: string | null }> {
   let domid: number;
   if (req.domid !== undefined) domid = req.domid;
   else {
@@ -164,17 +166,21 @@ async function resolveDomain(ctx: ManagerContext, req: ApplyRequest, cfgName: st
   }
   if (!isDomid(domid)) throw domainRefusal.notADomid(domid);
   if (domid === 0) throw domainRefusal.dom0();
-  const info = await ctx.hv.domainInfo(domid);
+  const [info, recorded] = await Promise.all([ctx.hv.domainInfo(domid), domainName(ctx.xs, domid)]);
   if (!info || info.dying) throw domainRefusal.absent(domid, info);
-  const recorded = await domainName(ctx.xs, domid);
   if (recorded !== null && cfgName !== null && recorded !== cfgName) throw domainRefusal.nameDiffers(domid, recorded, cfgName);
-  return domid;
+  return { domid, recorded };
 }
 
-/** Decides every entry against a snapshot of the records and refuses what cannot work, before any change. */
+/**
+ * Decides every entry against a snapshot of the records and refuses what cannot work, before any
+ * change. The snapshot is the domain's own: the regions its entries name and those it has a
+ * mapping in (the index), which is all the planner's rules look at for one domain (ownership,
+ * windows and sizes by ID; overlaps among the domain's own mappings; its set_target).
+ */
 async function prepare(ctx: ManagerContext, req: ApplyRequest, read: ReadResult, domid: number, name: string | null): Promise<Decision[]> {
-  const regions = await readAllRegions(ctx.xs, ctx.paths);
-  const target = await readTarget(ctx.xs, ctx.paths, domid);
+  const ids = read.domains.flatMap((d) => d.valid.map((e) => e.id));
+  const [regions, target] = await Promise.all([ownRegions(ctx, domid, ids), readTarget(ctx.xs, ctx.paths, domid)]);
   const decisions = await decideApply(ctx, req, { read, domid, name, allowSetTarget: req.allowSetTarget }, { regions, targets: targetsOf(domid, target) });
   for (const d of decisions) lifecycleCheck(ctx, d, domid, name);
   // Frames populated for an owner count against its max memory: say so before any change.
@@ -254,8 +260,8 @@ function appliedEntry(region: RegionRecord, m: MappingRecord, role: MappingRole,
 /** The claim transaction of one entry: decided again on what it reads, then the lifecycle. */
 async function claimApply(ctx: ManagerContext, tx: XenstoreOps, req: ApplyRequest, read: ReadResult, entry: ShmEntry, domid: number, name: string | null, lock: string): Promise<Claim | Wait> {
   const id = entry.id;
-  const region = await readRegion(tx, ctx.paths, id);
-  const target = await readTarget(tx, ctx.paths, domid);
+  // Independent reads in one burst: the region, the domain's target, its index folder.
+  const [region, target, indexed, arch] = await Promise.all([readRegion(tx, ctx.paths, id), readTarget(tx, ctx.paths, domid), tx.exists(ctx.paths.domainIndex(domid)), ctx.xenArch()]);
   const decided = { read, domid, name, allowSetTarget: req.allowSetTarget, only: id };
   const [d] = await decideApply(ctx, req, decided, { regions: region ? [region] : [], targets: targetsOf(domid, target) });
   lifecycleCheck(ctx, d, domid, name);
@@ -268,10 +274,11 @@ async function claimApply(ctx: ManagerContext, tx: XenstoreOps, req: ApplyReques
       if (region.state === 'releasing') return { kind: 'wait', why: 'the region is being released' };
       throw lifecycle.noOwnerMapping(ctx.paths, domid, region);
     }
-    const cachePolicy = entry.cachePolicy ?? ((await ctx.xenArch()) === 'x86' ? 'x86_normal' : 'ARM_normal');
+    const cachePolicy = entry.cachePolicy ?? (arch === 'x86' ? 'x86_normal' : 'ARM_normal');
     const fresh: RegionRecord = { id, owner: domid, begin: entry.begin, size: entry.size, prot: entry.prot, cachePolicy, state: 'allocating', spelling: entry.spelling, mappings: [mapping] };
-    await writeRegion(tx, ctx.paths, fresh);
-    await writeMapping(tx, ctx.paths, id, mapping);
+    // One burst (the daemon keeps the order): the domain's index folder when it is new (so
+    // that on a fresh host by-domain is listed before the regions), the region, its mapping.
+    await Promise.all([indexed ? undefined : writeIndexDir(tx, ctx.paths, domid), writeRegion(tx, ctx.paths, fresh), writeMapping(tx, ctx.paths, id, mapping, true)]);
     return { kind: 'claimed', work: { id, domid, name, role: 'owner', region: fresh, mapping, req } };
   }
   const r = d.region!;
@@ -283,7 +290,7 @@ async function claimApply(ctx: ManagerContext, tx: XenstoreOps, req: ApplyReques
   const m = r.mappings.find((x) => x.domid === domid);
   if (m?.lock) return lockedBy(ctx, id, domid, m, `d${domid}'s mapping`);
   if (m) return { kind: 'unchanged', region: r, mapping: m, role: 'borrower' };
-  await writeMapping(tx, ctx.paths, id, mapping);
+  await writeMapping(tx, ctx.paths, id, mapping, indexed);
   return { kind: 'claimed', work: { id, domid, name, role: 'borrower', region: r, mapping, req, setTarget: d.setTarget } };
 }
 
@@ -293,9 +300,11 @@ async function commitApply(ctx: ManagerContext, tx: XenstoreOps, w: EntryWork, l
   const region = await readRegion(tx, ctx.paths, id);
   const m = region?.mappings.find((x) => x.domid === domid);
   if (!region || !m || m.lock !== lock || m.state !== 'mapping') throw lifecycle.lostApplyClaim(ctx.paths, id, domid, m);
-  await writeMappingState(tx, ctx.paths, id, domid, 'mapped', null);
-  if (w.role === 'owner') await writeRegionState(tx, ctx.paths, id, 'ready');
-  await writeMirror(tx, ctx.paths, domid, id, mirrorOf(region, m));
+  await Promise.all([
+    writeMappingState(tx, ctx.paths, id, domid, 'mapped', null),
+    w.role === 'owner' ? writeRegionState(tx, ctx.paths, id, 'ready') : undefined,
+    writeMirror(tx, ctx.paths, domid, id, mirrorOf(region, m)),
+  ]);
   for (const step of stepsOf(w.role)) await step.commit?.(tx, ctx, w);
 }
 
@@ -306,11 +315,9 @@ async function unclaim(ctx: ManagerContext, id: string, domid: number, lock: str
       const region = await readRegion(tx, ctx.paths, id);
       const m = region?.mappings.find((x) => x.domid === domid);
       if (!region || !m || m.lock !== lock) return;
-      if (domid === region.owner && region.mappings.length === 1) await removeRegion(tx, ctx.paths, id);
-      else if (domid === region.owner) {
-        await removeMapping(tx, ctx.paths, id, domid);
-        await writeRegionState(tx, ctx.paths, id, 'orphaned');
-      } else await removeMapping(tx, ctx.paths, id, domid);
+      if (domid === region.owner && region.mappings.length === 1) await removeRegion(tx, ctx.paths, region);
+      else if (domid === region.owner) await Promise.all([removeMapping(tx, ctx.paths, region, domid), writeRegionState(tx, ctx.paths, id, 'orphaned')]);
+      else await removeMapping(tx, ctx.paths, region, domid);
     });
   } catch (e) {
     // Left for reconcile (the lock dies with this process); the first error is what matters.

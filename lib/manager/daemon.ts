@@ -1,7 +1,9 @@
 /**
  * The daemon loop: watches @releaseDomain and, on each firing, releases what dead domains held
- * (an owner that died with borrowers left turns its region orphaned) and rolls back intents of
- * dead processes: `reconcile()`. The watch's initial firing makes it reconcile at start. When
+ * (an owner that died with borrowers left turns its region orphaned): `reconcile({ scope:
+ * 'dead-domains' })`, which reads the index of the domains that are gone, not the whole host.
+ * The watch's initial firing makes it reconcile the whole host at start (intents of dead
+ * processes rolled back, the index checked). When
  * xenstored goes away (restart, live update, crash) it reconnects with backoff, and the new
  * watch's initial firing reconciles what happened meanwhile.
  *
@@ -81,7 +83,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
         const trigger = first ? 'connect' : '@releaseDomain';
         first = false;
         try {
-          const report = await manager.reconcile();
+          // At connect, the whole host (and the index checked); after @releaseDomain, the dead
+          // domains' own records only.
+          const report = await manager.reconcile(trigger === 'connect' ? {} : { scope: 'dead-domains' });
           emit({ type: 'reconciled', trigger, actions: report.actions });
           delay = base;
         } catch (e) {

@@ -4,7 +4,7 @@
  */
 import type { XenstoreOps } from '../../xenstore-wire';
 import type { Hypervisor } from '../hypervisor/types';
-import { listOptional, readOptional } from '../store/records';
+import { listOptional, mapWindowed, readOptional } from '../store';
 import { domainRefusal } from './refusals';
 
 /** The name in /local/domain/<domid>/name, or null when the toolstack wrote none. */
@@ -15,7 +15,7 @@ export async function domainName(ops: XenstoreOps, domid: number): Promise<strin
 /** Every domid with a /local/domain/<domid> folder, and its name. */
 export async function listDomains(ops: XenstoreOps): Promise<Array<{ domid: number; name: string | null }>> {
   const ids = (await listOptional(ops, '/local/domain')).filter((s) => /^(0|[1-9]\d{0,4})$/.test(s)).map(Number).sort((a, b) => a - b);
-  const names = await Promise.all(ids.map((d) => domainName(ops, d)));
+  const names = await mapWindowed(ids, (d) => domainName(ops, d));
   return ids.map((domid, i) => ({ domid, name: names[i] }));
 }
 

@@ -3,28 +3,97 @@
  * domains left. Reconcile rolls back apply intents and finishes release intents whose locking
  * process is gone, never touching one whose process lives; with `deadDomains` (default) it
  * also releases what domains that no longer run held.
+ *
+ * Two scopes. 'host' (the command, the daemon at start) reads every region, pipelined, and also
+ * checks the per-domain index against them (building it for older records, repairing what an
+ * older version left behind). 'dead-domains' (the daemon after @releaseDomain) asks Xen which
+ * of the domains the index lists are gone and reads their index only: its cost follows the
+ * dead domains' own records, not the host's.
  */
-import { readAllRegions, readMapping, readRegion, readTarget, type MappingRecord, type RegionRecord } from '../store';
+import {
+  expectedIndex,
+  indexProblems,
+  listRegionIds,
+  mapWindowed,
+  readAllRegions,
+  readIndexedDomids,
+  readMapping,
+  readRegion,
+  readTarget,
+  readWholeIndex,
+  repairDomainIndex,
+  type IndexProblem,
+  type MappingRecord,
+  type RegionRecord,
+} from '../store';
 import type { MappingRole } from '../vocabulary';
 import type { ManagerContext } from './context';
-import { domainAlive, listDomains } from './domains';
+import { domainAlive, domainName } from './domains';
 import { lockStatus, ownLock } from './lock';
+import { ensureIndex, ownRegions } from './own-records';
 import { lifecycle } from './refusals';
 import { releaseMapping } from './release';
 import type { ListResult, ReconcileAction, ReconcileOptions, ReconcileReport } from './types';
 
 export async function reconcile(ctx: ManagerContext, opts: ReconcileOptions = {}): Promise<ReconcileReport> {
+  if (opts.scope === 'dead-domains') {
+    // Older records without an index: the host scope builds it.
+    const indexed = await ctx.xs.exists(ctx.paths.index());
+    if (indexed || (await listRegionIds(ctx.xs, ctx.paths)).length === 0) return { actions: opts.deadDomains === false ? [] : await deadDomains(ctx) };
+  }
+  const rebuilt = await ensureIndex(ctx);
+  const [regions, index] = await Promise.all([readAllRegions(ctx.xs, ctx.paths), readWholeIndex(ctx.xs, ctx.paths)]);
+  const repaired = await repairIndex(ctx, indexProblems(expectedIndex(regions), index));
+  const alive = await livenessOf(ctx, domidsOf(regions));
+  const actions = await settle(ctx, regions, { deadDomains: opts.deadDomains !== false, alive });
+  // Said only when the index needed work, so that a healthy host's report is as before.
+  return rebuilt || repaired.length > 0 ? { actions, index: { rebuilt, repaired } } : { actions };
+}
+
+/** The daemon's cleanup after @releaseDomain: the domains of the index that Xen no longer runs. */
+async function deadDomains(ctx: ManagerContext): Promise<ReconcileAction[]> {
+  const domids = await readIndexedDomids(ctx.xs, ctx.paths);
+  const alive = await livenessOf(ctx, domids);
+  const dead = domids.filter((d) => !alive.get(d));
+  if (dead.length === 0) return [];
+  const byId = new Map<string, RegionRecord>();
+  for (const regions of await mapWindowed(dead, (d) => ownRegions(ctx, d))) for (const r of regions) byId.set(r.id, r);
+  const regions = [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return settle(ctx, regions, { deadDomains: true, alive, only: new Set(dead) });
+}
+
+/** Puts right, in transactions that read again what they change, the index entries found wrong. */
+async function repairIndex(ctx: ManagerContext, problems: IndexProblem[]): Promise<IndexProblem[]> {
+  const byDomain = new Map<number, string[]>();
+  for (const p of problems) byDomain.set(p.domid, [...(byDomain.get(p.domid) ?? []), p.id]);
+  const fixed: IndexProblem[] = [];
+  for (const [domid, ids] of byDomain) fixed.push(...(await ctx.tx((tx) => repairDomainIndex(tx, ctx.paths, domid, ids))));
+  return fixed;
+}
+
+function domidsOf(regions: readonly RegionRecord[]): number[] {
+  const out = new Set<number>();
+  for (const r of regions) for (const m of r.mappings) out.add(m.domid);
+  return [...out];
+}
+
+/** Whether Xen runs each domain, asked for all at once. */
+async function livenessOf(ctx: ManagerContext, domids: readonly number[]): Promise<Map<number, boolean>> {
+  const alive = await mapWindowed(domids, (d) => domainAlive(ctx.hv, d));
+  return new Map(domids.map((d, i) => [d, alive[i]]));
+}
+
+/**
+ * Each mapping of the regions (of `only`'s domains, when given), borrowers first within a region
+ * so that an owner whose borrowers are all gone is released, not orphaned: a dead process's
+ * intent is finished, a dead domain's mapping released.
+ */
+async function settle(ctx: ManagerContext, regions: readonly RegionRecord[], opts: { deadDomains: boolean; alive: Map<number, boolean>; only?: Set<number> }): Promise<ReconcileAction[]> {
   const actions: ReconcileAction[] = [];
-  const regions = await readAllRegions(ctx.xs, ctx.paths);
-  const aliveCache = new Map<number, boolean>();
-  const alive = async (d: number): Promise<boolean> => {
-    if (!aliveCache.has(d)) aliveCache.set(d, await domainAlive(ctx.hv, d));
-    return aliveCache.get(d)!;
-  };
-  // Borrowers first, so that an owner whose borrowers are all gone is released, not orphaned.
   const order = (r: RegionRecord) => [...r.mappings].sort((a, b) => Number(a.domid === r.owner) - Number(b.domid === r.owner));
   for (const r of regions) {
     for (const m of order(r)) {
+      if (opts.only && !opts.only.has(m.domid)) continue;
       const role: MappingRole = m.domid === r.owner ? 'owner' : 'borrower';
       const base = { id: r.id, domid: m.domid, role, state: m.state };
       if (m.lock !== null) {
@@ -37,13 +106,13 @@ export async function reconcile(ctx: ManagerContext, opts: ReconcileOptions = {}
         if (out) actions.push({ ...base, lock: m.lock, action: m.state === 'mapping' ? 'rolled-back' : 'completed-release' });
         continue;
       }
-      if (opts.deadDomains !== false && !(await alive(m.domid))) {
+      if (opts.deadDomains && !(opts.alive.get(m.domid) ?? (await domainAlive(ctx.hv, m.domid)))) {
         const out = await releaseMapping(ctx, r.id, m.domid, {});
         if (out) actions.push({ ...base, action: out.action === 'orphaned' ? 'orphaned' : 'released' });
       }
     }
   }
-  return { actions };
+  return actions;
 }
 
 /** Every region with its mappings, and the domains involved (name, recorded set_target). */
@@ -54,10 +123,12 @@ export async function list(ctx: ManagerContext): Promise<ListResult> {
     domids.add(r.owner);
     for (const m of r.mappings) domids.add(m.domid);
   }
-  const known = new Map((await listDomains(ctx.xs)).map((d) => [d.domid, d.name]));
-  const domains = await Promise.all(
-    [...domids].sort((a, b) => a - b).map(async (domid) => ({ domid, name: known.get(domid) ?? null, target: await readTarget(ctx.xs, ctx.paths, domid) })),
-  );
+  const sorted = [...domids].sort((a, b) => a - b);
+  // The involved domains only, each name and target in one burst.
+  const domains = await mapWindowed(sorted, async (domid) => {
+    const [name, target] = await Promise.all([domainName(ctx.xs, domid), readTarget(ctx.xs, ctx.paths, domid)]);
+    return { domid, name, target };
+  });
   return { root: ctx.paths.root, regions, domains };
 }
 

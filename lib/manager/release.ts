@@ -5,12 +5,13 @@
  * or turns orphaned when the owner leaves before its borrowers).
  */
 import type { XenstoreOps } from '../../xenstore-wire';
-import { readAllRegions, readRegion, removeMapping, removeMirror, removeRegion, writeMappingState, writeRegionState, type MappingRecord, type RegionRecord } from '../store';
+import { readRegion, removeMapping, removeMirror, removeRegion, writeMappingState, writeRegionState, type MappingRecord, type RegionRecord } from '../store';
 import type { MappingRole } from '../vocabulary';
 import { waitFor, type ManagerContext, type Wait } from './context';
 import { domainAlive } from './domains';
 import { freeOwnerFrames, unmapBorrower } from './frames';
 import { lockStatus, ownLock } from './lock';
+import { ownRegions } from './own-records';
 import { lifecycle } from './refusals';
 import type { ReleaseAction, ReleasedEntry, ReleaseRequest, ReleaseResult } from './types';
 
@@ -52,7 +53,8 @@ type ReleaseClaim = { kind: 'claimed'; work: ReleaseWork } | { kind: 'absent' };
  * counts as already unmapped. Releasing what is not there does nothing.
  */
 export async function release(ctx: ManagerContext, req: ReleaseRequest): Promise<ReleaseResult> {
-  const regions = await readAllRegions(ctx.xs, ctx.paths);
+  // The domain's own regions (its index) and those asked for by ID: never the whole host.
+  const regions = await ownRegions(ctx, req.domid, req.ids ?? []);
   const wanted = (r: RegionRecord) => !req.ids || req.ids.includes(r.id);
   for (const id of req.ids ?? []) if (!regions.some((r) => r.id === id)) throw lifecycle.notFound(ctx.paths, id, req.domid);
   const entries: ReleasedEntry[] = [];
@@ -94,9 +96,11 @@ async function claimRelease(ctx: ManagerContext, tx: XenstoreOps, id: string, do
     // A dead process's intent: releasing finishes it, exactly as reconcile would.
   }
   const role: MappingRole = domid === region.owner ? 'owner' : 'borrower';
-  await writeMappingState(tx, ctx.paths, id, domid, 'unmapping', lock);
-  if (role === 'owner') await writeRegionState(tx, ctx.paths, id, 'releasing');
-  await removeMirror(tx, ctx.paths, domid, id);
+  await Promise.all([
+    writeMappingState(tx, ctx.paths, id, domid, 'unmapping', lock),
+    role === 'owner' ? writeRegionState(tx, ctx.paths, id, 'releasing') : undefined,
+    removeMirror(tx, ctx.paths, domid, id),
+  ]);
   return { kind: 'claimed', work: { id, domid, role, region, mapping: { ...m, lock }, stateBefore: m.state } };
 }
 
@@ -108,15 +112,14 @@ async function commitRelease(ctx: ManagerContext, tx: XenstoreOps, w: ReleaseWor
   for (const step of stepsOf(w.role)) await step.commit?.(tx, ctx, w);
   const others = region.mappings.filter((x) => x.domid !== domid);
   const ownerLeft = domid === region.owner || region.state === 'orphaned';
-  await removeMirror(tx, ctx.paths, domid, id);
   if (ownerLeft && others.length === 0) {
-    await removeRegion(tx, ctx.paths, id);
+    await Promise.all([removeMirror(tx, ctx.paths, domid, id), removeRegion(tx, ctx.paths, region)]);
     return 'released';
   }
-  await removeMapping(tx, ctx.paths, id, domid);
-  if (domid === region.owner) {
-    await writeRegionState(tx, ctx.paths, id, 'orphaned');
-    return 'orphaned';
-  }
-  return 'released';
+  await Promise.all([
+    removeMirror(tx, ctx.paths, domid, id),
+    removeMapping(tx, ctx.paths, region, domid),
+    domid === region.owner ? writeRegionState(tx, ctx.paths, id, 'orphaned') : undefined,
+  ]);
+  return domid === region.owner ? 'orphaned' : 'released';
 }

@@ -5,7 +5,7 @@
 import type { TransactionOptions, XenstoreClient } from '../../xenstore-wire';
 import type { XlConfig } from '../config/xl-reader';
 import type { Hypervisor } from '../hypervisor/types';
-import type { RegionRecord } from '../store';
+import type { IndexProblem, RegionRecord } from '../store';
 import type { MappingRole } from '../vocabulary';
 
 export interface ManagerOptions {
@@ -111,10 +111,22 @@ export interface ReconcileAction {
 export interface ReconcileOptions {
   /** Also release what domains that no longer run held (the daemon's job). Default true. */
   deadDomains?: boolean;
+  /**
+   * 'host' (default): every region is read: intents of dead processes, mappings of dead domains,
+   * and the per-domain index checked (built for older records, repaired). 'dead-domains': only
+   * the domains the index lists that Xen no longer runs, through their index (the daemon after
+   * @releaseDomain; intents of dead processes on live domains wait for a 'host' reconcile).
+   */
+  scope?: 'host' | 'dead-domains';
 }
 
 export interface ReconcileReport {
   actions: ReconcileAction[];
+  /**
+   * Host scope, when the per-domain index needed work: built from older records (`rebuilt`),
+   * entries put right (`repaired`). Absent when it was in order.
+   */
+  index?: { rebuilt: boolean; repaired: IndexProblem[] };
 }
 
 export interface DomainSummary {

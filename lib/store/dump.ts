@@ -6,6 +6,7 @@
  */
 import { XenstoreError, type XenstoreOps } from '../../xenstore-wire';
 import { formatPerms } from '../../xenstore-wire/perms';
+import { mapWindowed } from './pipeline';
 
 /**
  * xenstore-ls's escaping of a value (sanitise_value() of xs_lib.c, checked byte by byte against
@@ -33,19 +34,23 @@ export interface DumpOptions {
 
 /** The lines of `xenstore-ls -f path`; [] when the path does not exist. */
 export async function dumpTree(ops: XenstoreOps, path: string, opts: DumpOptions = {}): Promise<string[]> {
-  const lines: string[] = [];
-  const walk = async (dir: string): Promise<void> => {
+  // Pipelined: each level's values (and permissions) in one burst, and sibling subtrees walked
+  // at once (a window at a time), their lines put back in the daemon's order.
+  const walk = async (dir: string): Promise<string[]> => {
     let children: string[];
     try {
       children = await ops.directory(dir);
     } catch (e) {
-      if (e instanceof XenstoreError && e.code === 'ENOENT') return;
+      if (e instanceof XenstoreError && e.code === 'ENOENT') return [];
       throw e;
     }
     const full = children.map((c) => (dir === '/' ? `/${c}` : `${dir}/${c}`));
-    // Pipelined: every value (and permission list) of this level in one burst.
-    const values = await Promise.all(full.map((p) => ops.read(p).catch((e) => (e instanceof XenstoreError && e.code === 'ENOENT' ? null : Promise.reject(e)))));
-    const perms = opts.perms ? await Promise.all(full.map((p) => ops.getPerms(p).catch(() => null))) : [];
+    const [values, perms] = await Promise.all([
+      Promise.all(full.map((p) => ops.read(p).catch((e) => (e instanceof XenstoreError && e.code === 'ENOENT' ? null : Promise.reject(e))))),
+      opts.perms ? Promise.all(full.map((p) => ops.getPerms(p).catch(() => null))) : [],
+    ]);
+    const below = await mapWindowed(full, (p, i) => (values[i] === null ? Promise.resolve([]) : walk(p)));
+    const lines: string[] = [];
     for (let i = 0; i < full.length; i++) {
       const v = values[i];
       // A child removed between DIRECTORY and READ is skipped, as xenstore-ls does.
@@ -53,12 +58,11 @@ export async function dumpTree(ops: XenstoreOps, path: string, opts: DumpOptions
       let line = `${full[i]} = "${sanitiseValue(v)}"`;
       const p = perms[i];
       if (opts.perms && p) line += `   (${formatPerms(p).join(',')})`;
-      lines.push(line);
-      await walk(full[i]);
+      lines.push(line, ...below[i]);
     }
+    return lines;
   };
-  await walk(path);
-  return lines;
+  return walk(path);
 }
 
 /**
@@ -66,20 +70,21 @@ export async function dumpTree(ops: XenstoreOps, path: string, opts: DumpOptions
  * for each domain its guest mirror folder and its set_target record.
  */
 export async function sharedMemoryTree(ops: XenstoreOps, root: string, domids: number[], opts: DumpOptions = {}): Promise<string[]> {
-  const lines = await dumpTree(ops, root, opts);
-  for (const domid of domids) {
-    for (const node of [`/local/domain/${domid}/shared_mem`, `/local/domain/${domid}/target`]) {
-      let value: Buffer;
-      try {
-        value = await ops.read(node);
-      } catch (e) {
-        if (e instanceof XenstoreError && e.code === 'ENOENT') continue;
-        throw e;
-      }
-      let line = `${node} = "${sanitiseValue(value)}"`;
-      if (opts.perms) line += `   (${formatPerms(await ops.getPerms(node)).join(',')})`;
-      lines.push(line, ...(await dumpTree(ops, node, opts)));
+  const node = async (path: string): Promise<string[]> => {
+    let value: Buffer;
+    try {
+      value = await ops.read(path);
+    } catch (e) {
+      if (e instanceof XenstoreError && e.code === 'ENOENT') return [];
+      throw e;
     }
-  }
-  return lines;
+    let line = `${path} = "${sanitiseValue(value)}"`;
+    if (opts.perms) line += `   (${formatPerms(await ops.getPerms(path)).join(',')})`;
+    return [line, ...(await dumpTree(ops, path, opts))];
+  };
+  const [records, perDomain] = await Promise.all([
+    dumpTree(ops, root, opts),
+    mapWindowed(domids, async (domid) => (await Promise.all([node(`/local/domain/${domid}/shared_mem`), node(`/local/domain/${domid}/target`)])).flat()),
+  ]);
+  return [...records, ...perDomain.flat()];
 }

@@ -2,10 +2,17 @@
  * Typed reads and writes of the schema (schema.ts). Every function takes XenstoreOps: the
  * manager passes a Transaction for everything it changes; plain reads (ls, polling) may pass
  * the client. Requests of one call are pipelined (Promise.all) and every reply is checked: one
- * failed write rejects the call, and the transaction around it is aborted.
+ * failed write rejects the call, and the transaction around it is aborted. Writes of one call
+ * go out together too: a daemon handles one connection's requests in order, so a node is still
+ * created before its permissions are set and its fields written.
+ *
+ * The per-domain index (<root>/by-domain, schema.ts) is kept here, by the same calls that write
+ * and remove mappings: writeMapping adds the domain's entry, removeMapping and removeRegion
+ * remove the entries and the folders they leave empty.
  */
 import { XenstoreError, type XenstoreOps } from '../../xenstore-wire';
 import { StoreError } from './errors';
+import { mapWindowed } from './pipeline';
 import {
   CACHE_POLICY_VALUES,
   formatDomid,
@@ -22,6 +29,7 @@ import {
   parseRange,
   PROT_VALUES,
   REGION_STATES,
+  isRegionName,
   RegionRecord,
   RegionState,
   SPELLING_VALUES,
@@ -32,14 +40,16 @@ function isEnoent(e: unknown): boolean {
   return e instanceof XenstoreError && e.code === 'ENOENT';
 }
 
+const decode = (b: Buffer): string => b.toString('utf8');
+const missingAsUndefined = (e: unknown): undefined => {
+  if (isEnoent(e)) return undefined;
+  throw e;
+};
+
 /** The node's value, or undefined when it does not exist. */
-export async function readOptional(ops: XenstoreOps, path: string): Promise<string | undefined> {
-  try {
-    return await ops.readString(path);
-  } catch (e) {
-    if (isEnoent(e)) return undefined;
-    throw e;
-  }
+export function readOptional(ops: XenstoreOps, path: string): Promise<string | undefined> {
+  // Not an async function: bulk reads make hundreds of thousands of these, one promise each.
+  return ops.read(path).then(decode, missingAsUndefined);
 }
 
 /** Children of a node, or [] when it does not exist. */
@@ -66,41 +76,39 @@ function required(value: string | undefined, path: string): string {
   return value;
 }
 
-/** One mapping record, or null when mappings/<domid> does not exist. */
+/**
+ * One mapping record, or null when mappings/<domid> does not exist. The lock is read only when
+ * the state says an intent is in progress (mapping, unmapping): the transactions that move a
+ * mapping to `mapped` remove its lock, so a committed mapping has none, and reading it would
+ * cost a request (an ENOENT) per mapping in every listing.
+ */
 export async function readMapping(ops: XenstoreOps, paths: StorePaths, id: string, domid: number): Promise<MappingRecord | null> {
   const p = paths.mapping(id, domid);
-  const [range, offset, prot, state, lock] = await Promise.all([
-    readOptional(ops, p),
-    readOptional(ops, paths.mappingField(id, domid, 'offset')),
-    readOptional(ops, paths.mappingField(id, domid, 'prot')),
-    readOptional(ops, paths.mappingField(id, domid, 'state')),
-    readOptional(ops, paths.mappingField(id, domid, 'lock')),
-  ]);
+  const [pOffset, pProt, pState] = [paths.mappingField(id, domid, 'offset'), paths.mappingField(id, domid, 'prot'), paths.mappingField(id, domid, 'state')];
+  const [range, offset, prot, state] = await Promise.all([readOptional(ops, p), readOptional(ops, pOffset), readOptional(ops, pProt), readOptional(ops, pState)]);
   if (range === undefined) return null;
   const r = parseRange(range, p);
+  const st = parseEnum(required(state, pState), MAPPING_STATES, pState);
+  const lock = st === 'mapped' ? undefined : await readOptional(ops, paths.mappingField(id, domid, 'lock'));
   return {
     domid,
     begin: r.begin,
     end: r.end,
-    offset: parseHex(required(offset, paths.mappingField(id, domid, 'offset')), paths.mappingField(id, domid, 'offset')),
-    prot: parseEnum(required(prot, paths.mappingField(id, domid, 'prot')), PROT_VALUES, paths.mappingField(id, domid, 'prot')),
-    state: parseEnum(required(state, paths.mappingField(id, domid, 'state')), MAPPING_STATES, paths.mappingField(id, domid, 'state')),
+    offset: parseHex(required(offset, pOffset), pOffset),
+    prot: parseEnum(required(prot, pProt), PROT_VALUES, pProt),
+    state: st,
     lock: lock === undefined || lock === '' ? null : lock,
   };
 }
 
+const REGION_FIELDS = ['owner', 'begin', 'size', 'prot', 'cache_policy', 'state', 'spelling'] as const;
+
 /** The region record, or null when <root>/<ID> does not exist. */
 export async function readRegion(ops: XenstoreOps, paths: StorePaths, id: string): Promise<RegionRecord | null> {
-  const [owner, begin, size, prot, cache, state, spelling, children] = await Promise.all([
-    readOptional(ops, paths.field(id, 'owner')),
-    readOptional(ops, paths.field(id, 'begin')),
-    readOptional(ops, paths.field(id, 'size')),
-    readOptional(ops, paths.field(id, 'prot')),
-    readOptional(ops, paths.field(id, 'cache_policy')),
-    readOptional(ops, paths.field(id, 'state')),
-    readOptional(ops, paths.field(id, 'spelling')),
-    listOptional(ops, paths.mappings(id)),
-  ]);
+  // Every field and the mappings' listing in one burst, then every mapping in a second.
+  const at = REGION_FIELDS.map((name) => paths.field(id, name));
+  const [values, children] = await Promise.all([Promise.all(at.map((p) => readOptional(ops, p))), listOptional(ops, paths.mappings(id))]);
+  const [owner, begin, size, prot, cache, state, spelling] = values;
   if (owner === undefined && state === undefined && begin === undefined) {
     // Nothing of the region: absent (a bare node left by hand counts as absent too).
     return null;
@@ -109,21 +117,30 @@ export async function readRegion(ops: XenstoreOps, paths: StorePaths, id: string
   const mappings = (await Promise.all(domids.map((d) => readMapping(ops, paths, id, d)))).filter((m): m is MappingRecord => m !== null);
   return {
     id,
-    owner: parseDomid(required(owner, paths.field(id, 'owner')), paths.field(id, 'owner')),
-    begin: parseHex(required(begin, paths.field(id, 'begin')), paths.field(id, 'begin')),
-    size: parseHex(required(size, paths.field(id, 'size')), paths.field(id, 'size')),
-    prot: parseEnum(required(prot, paths.field(id, 'prot')), PROT_VALUES, paths.field(id, 'prot')),
-    cachePolicy: parseEnum(required(cache, paths.field(id, 'cache_policy')), CACHE_POLICY_VALUES, paths.field(id, 'cache_policy')),
-    state: parseEnum(required(state, paths.field(id, 'state')), REGION_STATES, paths.field(id, 'state')),
-    spelling: spelling === undefined ? null : parseEnum(spelling, SPELLING_VALUES, paths.field(id, 'spelling')),
+    owner: parseDomid(required(owner, at[0]), at[0]),
+    begin: parseHex(required(begin, at[1]), at[1]),
+    size: parseHex(required(size, at[2]), at[2]),
+    prot: parseEnum(required(prot, at[3]), PROT_VALUES, at[3]),
+    cachePolicy: parseEnum(required(cache, at[4]), CACHE_POLICY_VALUES, at[4]),
+    state: parseEnum(required(state, at[5]), REGION_STATES, at[5]),
+    spelling: spelling === undefined ? null : parseEnum(spelling, SPELLING_VALUES, at[6]),
     mappings,
   };
 }
 
+/** The regions of these IDs (null where none), read a window at a time, pipelined. */
+export function readRegions(ops: XenstoreOps, paths: StorePaths, ids: readonly string[]): Promise<Array<RegionRecord | null>> {
+  return mapWindowed(ids, (id) => readRegion(ops, paths, id));
+}
+
+/** The IDs under the root (the index node left out), sorted. */
+export async function listRegionIds(ops: XenstoreOps, paths: StorePaths): Promise<string[]> {
+  return (await listOptional(ops, paths.root)).filter(isRegionName).sort();
+}
+
 /** Every region under the root, sorted by ID. */
 export async function readAllRegions(ops: XenstoreOps, paths: StorePaths): Promise<RegionRecord[]> {
-  const ids = (await listOptional(ops, paths.root)).sort();
-  const regions = await Promise.all(ids.map((id) => readRegion(ops, paths, id)));
+  const regions = await readRegions(ops, paths, await listRegionIds(ops, paths));
   return regions.filter((r): r is RegionRecord => r !== null);
 }
 
@@ -138,10 +155,11 @@ export async function readTarget(ops: XenstoreOps, paths: StorePaths, domid: num
 /** Creates <root>/<ID> (dom0 only) with its fields. The mappings come separately. */
 export async function writeRegion(tx: XenstoreOps, paths: StorePaths, r: Omit<RegionRecord, 'mappings'>): Promise<void> {
   const dir = paths.region(r.id);
-  // Perms first, so that the fields created below inherit n0 from their parent.
-  await tx.mkdir(dir);
-  await tx.setPerms(dir, ['n0']);
+  // Perms first, so that the fields created below inherit n0 from their parent (one burst: the
+  // daemon handles the requests in order).
   const writes: Promise<void>[] = [
+    tx.mkdir(dir),
+    tx.setPerms(dir, ['n0']),
     tx.write(paths.field(r.id, 'owner'), formatDomid(r.owner)),
     tx.write(paths.field(r.id, 'begin'), formatHex(r.begin)),
     tx.write(paths.field(r.id, 'size'), formatHex(r.size)),
@@ -157,17 +175,36 @@ export async function writeRegionState(tx: XenstoreOps, paths: StorePaths, id: s
   await tx.write(paths.field(id, 'state'), state);
 }
 
-export async function removeRegion(tx: XenstoreOps, paths: StorePaths, id: string): Promise<void> {
-  await rmIfExists(tx, paths.region(id));
+/**
+ * Removes <root>/<ID> and its index entries (its owner's and every mapping's, the region as read
+ * in the same transaction), with the index folders they leave empty.
+ */
+export async function removeRegion(tx: XenstoreOps, paths: StorePaths, region: Pick<RegionRecord, 'id' | 'owner' | 'mappings'>): Promise<void> {
+  const domids = [...new Set([region.owner, ...region.mappings.map((m) => m.domid)])];
+  await Promise.all([rmIfExists(tx, paths.region(region.id)), ...domids.map((d) => rmIfExists(tx, paths.indexEntry(d, region.id)))]);
+  await pruneIndex(tx, paths, domids);
 }
 
-export async function writeMapping(tx: XenstoreOps, paths: StorePaths, id: string, m: MappingRecord): Promise<void> {
-  await tx.write(paths.mapping(id, m.domid), formatRange(m.begin, m.end));
-  const writes = [
+/** Makes <root>/by-domain/<domid>, dom0's only like the regions (the entries inherit it). */
+export async function writeIndexDir(tx: XenstoreOps, paths: StorePaths, domid: number): Promise<void> {
+  await Promise.all([tx.mkdir(paths.domainIndex(domid)), tx.setPerms(paths.domainIndex(domid), ['n0'])]);
+}
+
+/**
+ * Writes a mapping and its index entry. `indexDirExists`: the caller read that
+ * <root>/by-domain/<domid> exists in this transaction, or made it (writeIndexDir); otherwise the
+ * folder is made here.
+ */
+export async function writeMapping(tx: XenstoreOps, paths: StorePaths, id: string, m: MappingRecord, indexDirExists = false): Promise<void> {
+  const range = formatRange(m.begin, m.end);
+  const writes = [tx.write(paths.mapping(id, m.domid), range)];
+  if (!indexDirExists) writes.push(writeIndexDir(tx, paths, m.domid));
+  writes.push(
+    tx.write(paths.indexEntry(m.domid, id), range),
     tx.write(paths.mappingField(id, m.domid, 'offset'), formatHex(m.offset)),
     tx.write(paths.mappingField(id, m.domid, 'prot'), m.prot),
     tx.write(paths.mappingField(id, m.domid, 'state'), m.state),
-  ];
+  );
   if (m.lock !== null) writes.push(tx.write(paths.mappingField(id, m.domid, 'lock'), m.lock));
   await Promise.all(writes);
 }
@@ -180,8 +217,31 @@ export async function writeMappingState(tx: XenstoreOps, paths: StorePaths, id: 
   ]);
 }
 
-export async function removeMapping(tx: XenstoreOps, paths: StorePaths, id: string, domid: number): Promise<void> {
-  await rmIfExists(tx, paths.mapping(id, domid));
+/**
+ * Removes a mapping and its index entry (and the index folders left empty). The owner's entry
+ * stays while the region does (orphaned): `release --force` of the owner finds it there.
+ */
+export async function removeMapping(tx: XenstoreOps, paths: StorePaths, region: Pick<RegionRecord, 'id' | 'owner'>, domid: number): Promise<void> {
+  if (domid === region.owner) {
+    await rmIfExists(tx, paths.mapping(region.id, domid));
+    return;
+  }
+  await Promise.all([rmIfExists(tx, paths.mapping(region.id, domid)), rmIfExists(tx, paths.indexEntry(domid, region.id))]);
+  await pruneIndex(tx, paths, [domid]);
+}
+
+/**
+ * Removes the index folders of these domains that hold no entry any more, then the index itself
+ * once no domain is left in it (so that nothing stays under the root when every region is gone).
+ * Only a domain's last entry makes this read <root>/by-domain.
+ */
+export async function pruneIndex(tx: XenstoreOps, paths: StorePaths, domids: readonly number[]): Promise<void> {
+  const unique = [...new Set(domids)];
+  const left = await Promise.all(unique.map((d) => tx.directory(paths.domainIndex(d)).catch((e) => (isEnoent(e) ? null : Promise.reject(e)))));
+  const empty = unique.filter((_, i) => left[i]?.length === 0);
+  if (empty.length === 0) return;
+  const [, rest] = await Promise.all([Promise.all(empty.map((d) => tx.rm(paths.domainIndex(d)))), tx.directory(paths.index())]);
+  if (rest.length === 0) await tx.rm(paths.index());
 }
 
 /**
@@ -191,14 +251,13 @@ export async function removeMapping(tx: XenstoreOps, paths: StorePaths, id: stri
 export async function writeMirror(tx: XenstoreOps, paths: StorePaths, domid: number, id: string, m: MirrorRecord): Promise<void> {
   const perms = ['n0', `r${domid}`];
   const dir = paths.mirrorDir(domid);
-  if (!(await tx.exists(dir))) {
-    await tx.mkdir(dir);
-    await tx.setPerms(dir, perms);
-  }
+  const writes: Promise<void>[] = [];
+  if (!(await tx.exists(dir))) writes.push(tx.mkdir(dir), tx.setPerms(dir, perms));
   const node = paths.mirror(domid, id);
-  await tx.mkdir(node);
-  await tx.setPerms(node, perms);
   await Promise.all([
+    ...writes,
+    tx.mkdir(node),
+    tx.setPerms(node, perms),
     tx.write(`${node}/role`, m.role),
     tx.write(`${node}/begin`, formatHex(m.begin)),
     tx.write(`${node}/size`, formatHex(m.size)),
@@ -209,13 +268,10 @@ export async function writeMirror(tx: XenstoreOps, paths: StorePaths, domid: num
 
 /** Removes the mirror, and the domain's shared_mem folder once it is empty. */
 export async function removeMirror(tx: XenstoreOps, paths: StorePaths, domid: number, id: string): Promise<void> {
-  await rmIfExists(tx, paths.mirror(domid, id));
   const dir = paths.mirrorDir(domid);
-  try {
-    if ((await tx.directory(dir)).length === 0) await tx.rm(dir);
-  } catch (e) {
-    if (!isEnoent(e)) throw e;
-  }
+  // The listing goes out after the RM, so it sees the mirror gone.
+  const [, left] = await Promise.all([rmIfExists(tx, paths.mirror(domid, id)), tx.directory(dir).catch((e) => (isEnoent(e) ? null : Promise.reject(e)))]);
+  if (left !== null && left.length === 0) await tx.rm(dir);
 }
 
 /** Records the set_target made for `domid` (the domain may read it, not change it). */

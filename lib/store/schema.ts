@@ -15,6 +15,21 @@
  *     role, begin, size, offset, prot
  *   /local/domain/<domid>/target = "<owner>"     the set_target this tool made (n0 r<domid>)
  *
+ * The per-domain index (extension, so that what an apply or a release reads depends on its own
+ * entries, not on the host's size):
+ *
+ *   <root>/by-domain                             present while any mapping is recorded; its
+ *                                                presence says the index is complete (records
+ *                                                of older versions have none: see ensureIndex)
+ *   <root>/by-domain/<domid>                     one per domain with a mapping or a region (n0)
+ *   <root>/by-domain/<domid>/<ID> = "0xB-0xE"    that domain's range in region ID, equal to
+ *                                                <root>/<ID>/mappings/<domid>; the owner's
+ *                                                entry stays while its region is orphaned
+ *
+ * An entry is written and removed in the same transaction as its mapping (records.ts does both),
+ * so the index never disagrees with the records a transaction commits. `by-domain` cannot be a
+ * region: IDs are letters, digits and _ only.
+ *
  * Only this file knows the node names and the text formats.
  */
 import { joinPath } from '../../xenstore-wire/paths';
@@ -22,6 +37,8 @@ import { CACHE_POLICIES, isDomid, MAX_ID_LENGTH, PAGE_SHIFT_N, PROTS, SHM_ID_RE,
 import { StoreError } from './errors';
 
 export const DEFAULT_ROOT = '/local/shared_mem';
+/** The per-domain index under the root (not an ID: IDs have no '-'). */
+export const INDEX_NODE = 'by-domain';
 /** Xen's page as bigint shift and size (lib/vocabulary.ts), under the names the store has used. */
 export { PAGE_SHIFT_N as PAGE_SHIFT, PAGE_SIZE_N as PAGE_BYTES } from '../vocabulary';
 export type { MappingRole } from '../vocabulary';
@@ -111,6 +128,26 @@ export class StorePaths {
   target(domid: number): string {
     return `/local/domain/${domid}/target`;
   }
+
+  /** <root>/by-domain: the per-domain index. */
+  index(): string {
+    return joinPath(this.root, INDEX_NODE);
+  }
+
+  /** <root>/by-domain/<domid>: the IDs a domain has a mapping in. */
+  domainIndex(domid: number): string {
+    return joinPath(this.root, INDEX_NODE, String(domid));
+  }
+
+  /** <root>/by-domain/<domid>/<ID> = the domain's range in the region. */
+  indexEntry(domid: number, id: string): string {
+    return joinPath(this.root, INDEX_NODE, String(domid), id);
+  }
+}
+
+/** Children of the root that are regions (the index node is not). */
+export function isRegionName(name: string): boolean {
+  return name !== INDEX_NODE;
 }
 
 // ---- value formats ----------------------------------------------------------------------------

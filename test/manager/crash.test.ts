@@ -2,9 +2,10 @@
  * Crash safety, as a property: a real child process applying or releasing is SIGKILLed at a
  * seeded random point: at its N-th step (every xenstore request and every hypercall batch is
  * a step; killed just before the step is sent, or just after its answer came back), or by a
- * timer. Then `reconcile` runs, and the records and the simulated host must agree exactly (no
- * leaked frame or mapping, no stale record, no lock left); releasing everything must then
- * leave nothing at all.
+ * timer. Right at the kill the per-domain index must agree with the records (it changes in the
+ * same transactions). Then `reconcile` runs, and the records and the simulated host must agree
+ * exactly (no leaked frame or mapping, no stale record, no lock left); releasing everything
+ * must then leave nothing at all, the index included.
  *
  * Each CI run covers an evenly spread sample of every (operation, step, before/after) point
  * from a seeded offset; the seed is fixed (1) unless XEN_SSHM_CRASH_SEED names another, so
@@ -16,7 +17,7 @@ import { spawn } from 'node:child_process';
 import { parseXlConfig } from '../../lib/config';
 import { SharedMemoryManager } from '../../lib/manager';
 import { destroyDomain } from '../../lib/sandbox/toolstack';
-import { cleanProblems, consistencyProblems, rng, snapshotDist, startEnv, type Env } from './helpers';
+import { cleanProblems, consistencyProblems, indexProblemsOf, rng, snapshotDist, startEnv, type Env } from './helpers';
 
 const CHILD = snapshotDist('test/manager/crash-child.js');
 const RUNS = Math.max(200, Number(process.env.XEN_SSHM_CRASH_RUNS ?? 240));
@@ -209,6 +210,9 @@ test(`crash safety: ${RUNS} SIGKILLs at seeded points of apply and release, then
         if (plan.crash && r.signal !== 'SIGKILL' && !(r.code === 0 && JSON.parse(r.stdout).steps < Number(plan.crash.split(':')[0]))) {
           failures.push(`${label}: the child was not killed (${r.code})`);
         }
+        // The index changes in the transactions that change the mappings: right at the kill,
+        // before any reconcile, it agrees with whatever the records say.
+        for (const p of await indexProblemsOf(lane.env, lane.root)) failures.push(`${label}: right after the kill: ${p}`);
         const s = await lane.settle();
         reconciledActions += s.reconciled;
         for (const p of s.problems) failures.push(`${label}: ${p}`);

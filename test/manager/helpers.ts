@@ -15,7 +15,7 @@ import { SimHypervisor, type SimRelease, type XenArch } from '../../lib/hypervis
 import { intercept } from '../../lib/hypervisor/intercept';
 import { SharedMemoryManager, type ManagerOptions } from '../../lib/manager';
 import { createDomain, type DomainSpec } from '../../lib/sandbox/toolstack';
-import { dumpTree, gfnsOf, readAllRegions, StorePaths, type RegionRecord } from '../../lib/store';
+import { dumpTree, expectedIndex, gfnsOf, indexProblems, listOptional, readAllRegions, readWholeIndex, StorePaths, type RegionRecord } from '../../lib/store';
 import { projectRoot, startDaemon, type RunningDaemon } from '../harness/daemons';
 import { seededRandom } from '../helpers/prng';
 import { Steps, type StepHook } from './steps';
@@ -139,12 +139,30 @@ export interface Problem {
 }
 
 /**
+ * The per-domain index against the regions under `root`: every mapping's domain (and each
+ * region's owner) has its entry with the right range, no entry is stale, no index folder is
+ * empty, and <root>/by-domain exists exactly while an entry does. These hold after every
+ * committed transaction, crashes included (the index changes in the same transactions).
+ */
+export async function indexProblemsOf(env: Env, root = '/local/shared_mem'): Promise<string[]> {
+  const paths = new StorePaths(root);
+  const [regions, index] = await Promise.all([readAllRegions(env.xs, paths), readWholeIndex(env.xs, paths)]);
+  const out = indexProblems(expectedIndex(regions), index).map((p) => `index d${p.domid}/${p.id}: ${p.found ?? 'missing'}, records say ${p.expected ?? 'none'}`);
+  const folders = await listOptional(env.xs, paths.index());
+  for (const d of folders) if ((await listOptional(env.xs, `${paths.index()}/${d}`)).length === 0) out.push(`index folder d${d} is empty`);
+  if (regions.length > 0 && !(await env.xs.exists(paths.index()))) out.push('regions recorded but no index');
+  if (regions.length === 0 && (await env.xs.exists(paths.index()))) out.push('an index is left with no region');
+  return out;
+}
+
+/**
  * Checks that the records and the simulated host agree: every committed mapping is in the
  * physmap (owner RAM, borrower foreign frames of the owner's page at offset), nothing else is
- * mapped, and no record holds a lock or an intermediate state. Returns the problems found.
+ * mapped, no record holds a lock or an intermediate state, and the index agrees with the
+ * records. Returns the problems found.
  */
 export async function consistencyProblems(env: Env, root = '/local/shared_mem', domids?: number[]): Promise<string[]> {
-  const problems: string[] = [];
+  const problems: string[] = await indexProblemsOf(env, root);
   const regions = await readAllRegions(env.xs, new StorePaths(root));
   const expectMapped = new Map<number, number>();
   for (const r of regions) {
@@ -186,11 +204,18 @@ async function mappingProblems(env: Env, r: RegionRecord, domid: number): Promis
   return out;
 }
 
-/** Nothing left anywhere: no region, no mirror, no mapped gfn, every domain back to its RAM. */
+/**
+ * Nothing left anywhere: no region, no index (when no domain is named, nothing at all under the
+ * root), no mirror, no mapped gfn, every domain back to its RAM.
+ */
 export async function cleanProblems(env: Env, root = '/local/shared_mem', domids?: number[]): Promise<string[]> {
   const problems: string[] = [];
-  const regions = await readAllRegions(env.xs, new StorePaths(root));
+  const paths = new StorePaths(root);
+  const regions = await readAllRegions(env.xs, paths);
   for (const r of regions) if (!domids || domids.includes(r.owner)) problems.push(`region ${r.id} left (${r.state})`);
+  const indexed = await listOptional(env.xs, paths.index());
+  for (const d of indexed) if (!domids || domids.includes(Number(d))) problems.push(`index of d${d} left`);
+  if (!domids && regions.length === 0) for (const c of await listOptional(env.xs, root)) problems.push(`${root}/${c} left`);
   for (const d of await env.hv.domains()) {
     if (d.domid === 0 || (domids && !domids.includes(d.domid))) continue;
     if (d.dying) problems.push(`d${d.domid} is a dying zombie`);

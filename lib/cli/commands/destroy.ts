@@ -28,7 +28,7 @@ export function registerDestroy(program: Command): void {
       if (!ctx.sim) throw realHostRefusal('destroy');
       const domid = await resolveDomainArg(ctx.xs, which);
       await destroyDomain(ctx.xs, ctx.sim, domid);
-      const report = opts.cleanup === false ? { actions: [] } : await ctx.manager.reconcile();
+      const report = opts.cleanup === false ? { actions: [] } : await ctx.manager.reconcile({ scope: 'dead-domains' });
       if (opts.json) printJSON({ ok: true, domid, cleanup: report.actions });
       else process.stdout.write(`destroyed d${domid}\n` + (opts.cleanup === false ? '' : renderReconcile(report)));
     });
