@@ -6,7 +6,7 @@
  * fails with that reason (it never skips).
  */
 import * as fs from 'node:fs';
-import { loadShim, shimCandidates } from '../../../lib/hypervisor/shim';
+import { loadedShim, loadShim } from '../../../lib/hypervisor/shim';
 import { openPrivcmd } from '../../../lib/hypervisor';
 
 async function main(): Promise<void> {
@@ -23,7 +23,8 @@ async function main(): Promise<void> {
     if (v.major !== 4 || v.minor !== 17) throw new Error(`xen_version says ${v.version}, expected 4.17`);
     if (v.arch !== 'arm') throw new Error(`xen_version capabilities "${v.capabilities}" are not Arm`);
     console.log(`XENTIME shim-load ${(loadMs / 1000).toFixed(3)}`);
-    console.log(`shim ${shimCandidates().find((p) => fs.existsSync(p))} loaded in ${loadMs.toFixed(0)} ms; ` +
+    const from = loadedShim();
+    console.log(`shim ${from?.path} (${from?.origin}) loaded in ${loadMs.toFixed(0)} ms; ` +
       `xen_version through privcmd: Xen ${v.version} (${v.arch}, ${v.capabilities.trim()}) in ${callMs.toFixed(1)} ms`);
   } finally {
     await hv.close();
