@@ -45,35 +45,10 @@ static_shared_mem = ["0x50000000+1M = ID2"]
 
 const MESSAGE = 'Hello vm2, this is vm1 writing at its guest address 0x50000000.';
 
-interface DemoOptions {
+export interface DemoOptions {
   sandboxDir?: string;
   keep?: boolean;
   json?: boolean;
-}
-
-export function registerDemo(program: Command): void {
-  program
-    .command('demo')
-    .summary("play the proposal's three-VM example on a sandbox (no Xen needed)")
-    .description("Create vm1, vm2 and vm3 on a sandbox, apply the proposal's example, show the xenstore records and the shared bytes, then destroy vm2 and show the cleanup.")
-    .option('--sandbox-dir <dir>', 'use (and keep) this sandbox folder instead of a fresh temporary one')
-    .option('--keep', 'keep the temporary sandbox folder, to explore it afterwards with --sandbox-dir')
-    .option('--json', 'print what happened as JSON')
-    .action(async (opts: DemoOptions) => {
-      // `xen-sshm demo | head` closes stdout early: the demo still cleans its sandbox up.
-      let closed = false;
-      const onError = (e: NodeJS.ErrnoException): void => {
-        if (e.code === 'EPIPE') closed = true;
-        else throw e;
-      };
-      process.stdout.on('error', onError);
-      try {
-        const result = await runDemo(opts, opts.json ? () => undefined : (s) => void (closed || process.stdout.write(s)));
-        if (opts.json) printJSON({ ok: true, ...result });
-      } finally {
-        process.stdout.off('error', onError);
-      }
-    });
 }
 
 export async function runDemo(opts: DemoOptions, out: (s: string) => void): Promise<Record<string, unknown>> {

@@ -7,21 +7,23 @@ import { registerLs } from './ls';
 import { registerReconcile } from './reconcile';
 import { registerDaemon } from './daemon';
 import { registerPeek } from './peek';
-import { registerDemo } from './demo';
+import { registerDemo } from './demo-command';
 import { registerCreate } from './create';
 import { registerDestroy } from './destroy';
+import { registerInstallUnits } from './install-units';
 
 /** Every command module; each adds itself to the program. Order is the order in --help. */
 export const commands: Array<(program: Command) => void> = [
   registerCheck,
-  registerXenstored,
+  registerCreate,
   registerApply,
   registerRelease,
+  registerDestroy,
   registerLs,
+  registerPeek,
   registerReconcile,
   registerDaemon,
-  registerPeek,
+  registerInstallUnits,
   registerDemo,
-  registerCreate,
-  registerDestroy,
+  registerXenstored,
 ];

@@ -4,7 +4,9 @@
  * developed on a machine without Xen. Runs until SIGINT/SIGTERM; exit 0 after a clean stop.
  */
 import type { Command } from 'commander';
-import { startServer, XenstoreServer, XenstoredServerError } from '../../../xenstore-wire/server';
+import type { XenstoreServer } from '../../../xenstore-wire/server';
+import { elide, UsageError } from '../handle-error';
+import { optionsOf } from '../options';
 
 const HELP = `
 Clients find it through the environment, like the real daemon's socket:
@@ -36,7 +38,7 @@ export function parseDomainList(text: string): number[] {
     const lo = m ? Number(m[1]) : NaN;
     const hi = m && m[2] !== undefined ? Number(m[2]) : lo;
     if (!m || lo < 1 || hi < lo || hi >= 0x7ff0) {
-      throw new XenstoredServerError('domain', 'EINVAL', `--domains: ${JSON.stringify(part)} is not a domid or range of guest domids (1..32751)`);
+      throw new UsageError(`--domains: ${JSON.stringify(elide(part, 80))} is not a domid or range of guest domids (1..32751)`, { option: '--domains' });
     }
     for (let d = lo; d <= hi; d++) out.push(d);
   }
@@ -45,11 +47,13 @@ export function parseDomainList(text: string): number[] {
 
 /** Starts the daemon and resolves once it has stopped after a signal. */
 export async function runXenstored(opts: XenstoredCommandOptions, signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): Promise<XenstoreServer> {
+  const domains = opts.domains ? parseDomainList(opts.domains) : [];
+  const { startServer } = (require('../../../xenstore-wire/server') as typeof import('../../../xenstore-wire/server'));
   const server = await startServer({
     rundir: opts.rundir,
     trace: opts.trace ? (line) => process.stderr.write(line + '\n') : undefined,
     persist: opts.persist,
-    domains: opts.domains ? parseDomainList(opts.domains) : [],
+    domains,
     domainSockets: true,
   });
   const info = { socket: server.socketPath, rundir: server.rundir, persist: opts.persist ?? null, pid: process.pid };
@@ -81,10 +85,9 @@ export function registerXenstored(program: Command): void {
     .option('--trace', 'log every message in and out on stderr')
     .option('--persist <file>', 'keep the tree in this JSON file across restarts')
     .option('--domains <list>', 'guest domids that exist in the simulated hypervisor, e.g. 1-4,7')
-    .option('--json', 'print the socket path and pid as JSON at start')
-    .addHelpText('after', HELP)
-    .action(async (opts: XenstoredCommandOptions) => {
-      await runXenstored(opts);
+    .addHelpText('after', HELP + '\nWith --json: the socket path and pid as JSON at start.\n')
+    .action(async (_o: unknown, self: Command) => {
+      await runXenstored(optionsOf<XenstoredCommandOptions>(self));
       process.exitCode = 0;
     });
 }
