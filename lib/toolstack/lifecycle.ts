@@ -51,7 +51,7 @@ export async function createDomainWithShm(req: CreateRequest): Promise<CreateRes
   // Before anything exists: the config must name the domain and, alone, be valid.
   const named = domainName(config);
   if (!named.name) {
-    throw new ToolstackError({ step: 'check', code: 'EINVAL', message: `${req.configPath}: the config names no domain, nothing created`, errors: [named.error], hint: 'add name = "vm1"' });
+    throw new ToolstackError({ step: 'check', code: 'EINVAL', message: `create: step check failed: ${req.configPath}: the config names no domain, nothing created`, errors: [named.error], hint: 'add name = "vm1"' });
   }
   const name = named.name;
   if (applyOpts) {
@@ -60,7 +60,7 @@ export async function createDomainWithShm(req: CreateRequest): Promise<CreateRes
     if (errors.length > 0) {
       throw new ToolstackError({
         step: 'check', code: 'EINVAL', domain: name, errors,
-        message: `${req.configPath}: ${errors.length} config error${errors.length === 1 ? '' : 's'}, nothing created`,
+        message: `create ${name}: step check failed: ${req.configPath}: ${errors.length} config error${errors.length === 1 ? '' : 's'}, nothing created`,
         hint: `xen-sshm check ${req.configPath} explains each`,
       });
     }
@@ -129,15 +129,15 @@ export interface DestroyResult {
 
 export async function destroyDomainWithShm(req: DestroyRequest): Promise<DestroyResult> {
   const { toolstack: ts, manager } = req;
+  const dom0 = (): ToolstackError => new ToolstackError({ step: 'destroy', code: 'EPERM', domid: 0, message: 'dom0 cannot be destroyed; nothing released' });
+  if (/^0+$/.test(req.domain)) throw dom0();
   let d: DomainRef;
   try {
     d = await ts.resolve(req.domain);
   } catch (e) {
     throw wrap(e, 'resolve', 'destroy', { name: req.domain }, [], []);
   }
-  if (d.domid === 0) {
-    throw new ToolstackError({ step: 'destroy', code: 'EPERM', domid: 0, domain: d.name, message: 'dom0 cannot be destroyed; nothing released' });
-  }
+  if (d.domid === 0) throw dom0();
   let released: ReleaseResult | null = null;
   if (req.release !== false) {
     try {

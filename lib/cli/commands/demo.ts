@@ -88,7 +88,7 @@ export async function runDemo(opts: DemoOptions, out: (s: string) => void): Prom
 
     const created: Record<string, number> = {};
     for (const name of Object.keys(DEMO_CONFIGS)) {
-      cmd(`xen-sshm create ${shown(name)}${sb}          # plays: xl create -p ${name}.cfg`);
+      cmd(`xen-sshm create ${shown(name)} --no-apply --paused${sb}    # plays: xl create -p ${name}.cfg`);
       const d = await createDomain(xs, sim, domainSpecFromConfig(await readXlConfig(cfgPath(name))));
       created[name] = d.domid;
       say(`created ${d.name} as d${d.domid} (${d.memoryMiB} MiB, max ${d.maxPages / 256} MiB), paused`);
@@ -193,7 +193,7 @@ export async function runDemo(opts: DemoOptions, out: (s: string) => void): Prom
     const vm2Left = (await sim.domains()).some((d) => d.domid === created.vm2);
     say(`\nvm2 is gone from the host${vm2Left ? ' (still dying)' : ''} and from ID1's mappings; vm1 still owns ID1 and ID2, vm3 still maps ID2.`);
     if (keep) say(`The sandbox stays in ${dir}: try  xen-sshm ls --sandbox-dir ${dir}`);
-    else say('Your own sandbox (kept in ~/.xen-sshm/sandbox): xen-sshm create CFG --sandbox, xen-sshm apply CFG --sandbox, xen-sshm ls --sandbox');
+    else say('Your own sandbox (kept in ~/.xen-sshm/sandbox), one command per domain as on a real host: xen-sshm create CFG --sandbox [--raise-maxmem | --allow-set-target], xen-sshm ls --sandbox, xen-sshm destroy NAME --sandbox');
     return json;
   } finally {
     ac.abort();
