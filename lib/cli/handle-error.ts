@@ -83,7 +83,7 @@ export function elide(text: string, max: number = OUTPUT_BOUNDS.MAX_TEXT): strin
 }
 
 /** Control characters (but newline and tab) as \xNN, so that no input can drive the terminal. */
-function printable(text: string): string {
+export function printable(text: string): string {
   // eslint-disable-next-line no-control-regex
   return text.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }

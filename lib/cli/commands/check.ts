@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import type { CheckResult } from '../../config/check';
 import type { Plan } from '../../config/validate';
+import { elide, printable } from '../handle-error';
 import { optionsOf } from '../options';
 
 const SYNTAX_HELP = `
@@ -74,10 +75,12 @@ export function renderCheck(result: CheckResult, json: boolean): { stdout: strin
     const body = { ok: result.ok, plan: result.ok ? planToJSON(result.plan) : null, errors: result.errors.map((e) => e.toJSON()), warnings: result.warnings };
     return { stdout: JSON.stringify(body, null, 2) + '\n', stderr: '' };
   }
-  const warnings = result.warnings.map((w) => formatWarning(w) + '\n').join('');
+  // Config text echoed in messages is shown escaped and each message bounded, as by the handler.
+  const shown = (text: string): string => printable(elide(text)) + '\n';
+  const warnings = result.warnings.map((w) => shown(formatWarning(w))).join('');
   if (result.ok) return { stdout: printPlan(result.plan), stderr: warnings };
   const n = result.errors.length;
-  const errors = result.errors.map((e) => e.format() + '\n').join('');
+  const errors = result.errors.map((e) => shown(e.format())).join('');
   return { stdout: '', stderr: warnings + errors + `${n} error${n === 1 ? '' : 's'}\n` };
 }
 
