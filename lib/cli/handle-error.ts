@@ -157,8 +157,14 @@ export function exitCodeOf(err: unknown): number {
   return typeof c === 'number' && Number.isInteger(c) && c >= 0 && c <= 2 ? c : 1;
 }
 
+export interface ReportOptions {
+  json?: boolean;
+  /** The command named in front of text errors; default xen-sshm (xs-trace passes its own). */
+  program?: string;
+}
+
 /** Prints the error (stderr, or JSON on stdout) and returns the exit status. Never throws. */
-export function reportError(err: unknown, opts: { json?: boolean; program?: string } = {}): number {
+export function reportError(err: unknown, opts: ReportOptions = {}): number {
   const program = opts.program ?? 'xen-sshm';
   try {
     if (opts.json) {
@@ -178,6 +184,6 @@ export function reportError(err: unknown, opts: { json?: boolean; program?: stri
 }
 
 /** reportError, then exit with its status. */
-export function handleError(err: unknown, opts: { json?: boolean; program?: string } = {}): never {
+export function handleError(err: unknown, opts: ReportOptions = {}): never {
   process.exit(reportError(err, opts));
 }
