@@ -6,14 +6,25 @@
 #   prebuilds/linux-arm64/xen_sshm_shim.node   scripts/build-shim.sh arm64 (cross on x86_64)
 #   prebuilds/manifest.json                    each binary's sha256, size and compiler
 # The builds are reproducible (scripts/build-shim.sh): the same sources and compilers give the
-# same bytes, which test/package checks. It also writes npm-shrinkwrap.json (package-lock.json
-# as is): an installed xen-sshm gets the dependency versions its tests ran with, and installs
-# from npm's cache alone (--offline) where the checkout's `npm ci` filled it. postpack removes
-# both again, so that a checkout keeps loading its own build/Release.
+# same bytes, which test/package checks. It also writes npm-shrinkwrap.json: package-lock.json
+# with each registry package's tarball URL (a lockfile written with
+# omit-lockfile-registry-resolved lacks them), so that an installed xen-sshm gets the dependency
+# versions its tests ran with, and installs from npm's cache alone (--offline) where the
+# checkout's `npm ci` filled it. postpack removes both again, so that a checkout keeps loading
+# its own build/Release.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf prebuilds
-cp package-lock.json npm-shrinkwrap.json
+node - <<'JS'
+const fs = require('node:fs');
+const lock = JSON.parse(fs.readFileSync('package-lock.json', 'utf8'));
+for (const [where, entry] of Object.entries(lock.packages)) {
+  if (!where.startsWith('node_modules/') || entry.link || entry.resolved || !entry.version || !entry.integrity) continue;
+  const name = entry.name ?? where.slice(where.lastIndexOf('node_modules/') + 'node_modules/'.length);
+  entry.resolved = `https://registry.npmjs.org/${name}/-/${name.split('/').pop()}-${entry.version}.tgz`;
+}
+fs.writeFileSync('npm-shrinkwrap.json', JSON.stringify(lock, null, 2) + '\n');
+JS
 for arch in x64 arm64; do
   scripts/build-shim.sh "$arch" "prebuilds/linux-$arch/xen_sshm_shim.node" >/dev/null
 done

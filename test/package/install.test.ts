@@ -7,12 +7,14 @@
  *   C xenstored, a command that needs privcmd (its error names /dev/xen/privcmd), and, with the
  *   addon taken away, everything that does not need privcmd.
  * Also: what the tarball holds (and leaves out), and that the prebuilt binaries are
- * reproducible from the packed sources.
+ * reproducible from the packed sources. The install is --offline: the shrinkwrapped
+ * dependencies come from npm's cache, which the checkout's `npm ci` filled.
  */
 import test from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { installTarball, packCheckout } from './pack';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { projectRoot, startDaemon, type RunningDaemon } from '../harness/daemons';
@@ -69,21 +71,11 @@ function hideBuildTools(work: string, name: string): { dir: string; log: string 
 test.before(async (t) => {
   t.timeout(480_000, 'pack (two addon builds) and install');
   const work = mkdtempSync(join(tmpdir(), 'xen-sshm-pkg-'));
-  // Packed from a copy of the checkout: prepack writes prebuilds/ there, not under the feet of
-  // the other tests, which load the checkout's own build/Release.
-  const src = join(work, 'src');
-  const skip = new Set(['node_modules', '.git', '.cache', 'build', 'prebuilds', 'npm-shrinkwrap.json', 'tmp'].map((n) => join(ROOT, n)));
-  cpSync(ROOT, src, { recursive: true, filter: (p) => !skip.has(p) && !p.endsWith('.tgz') });
-  symlinkSync(join(ROOT, 'node_modules'), join(src, 'node_modules'));
-  sh('npm', ['run', 'prepack'], { cwd: src });
-  const packed = JSON.parse(sh('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], { cwd: src }).stdout) as Array<{ filename: string; size: number; files: Array<{ path: string }> }>;
-  const tarball = join(work, packed[0].filename);
-
+  const packed = packCheckout(ROOT, work);
   const { dir: stubs, log } = hideBuildTools(work, 'stubs');
   const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${stubs}:${process.env.PATH}`, XEN_SSHM_SANDBOX: join(work, 'sandbox'), XEN_SSHM_SANDBOX_IDLE_MS: '60000' };
   const prefix = join(work, 'prefix');
-  // The install step runs (npm 11 runs no install script of a global install unless allowed).
-  sh('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', '--dangerously-allow-all-scripts', tarball], { env });
+  const pkg = installTarball(packed.tarball, prefix, { env });
   const run = (cmd: string, args: string[], o: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<Run> =>
     new Promise((done) => {
       const child = spawn(cmd, args, { env: o.env ?? env, cwd: o.cwd ?? work, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -95,8 +87,7 @@ test.before(async (t) => {
       child.on('error', (e) => done({ code: -1, stdout, stderr: String(e) }));
     });
   installed = {
-    work, tarball, files: packed[0].files.map((f) => f.path), bytes: packed[0].size, prefix,
-    pkg: join(prefix, 'lib', 'node_modules', 'xen-sshm'),
+    work, tarball: packed.tarball, files: packed.files, bytes: packed.size, prefix, pkg,
     bin: (name) => join(prefix, 'bin', name),
     env, run,
     calls: () => readFileSync(log, 'utf8').split('\n').filter(Boolean),
