@@ -1,6 +1,7 @@
 /**
  * `npm run test:xen`: the real-Xen tier. Fetches Debian's arm64 Xen, kernel, tools and node
- * (cached in .cache/xen-arm64), cross-builds the shim, builds the dom0 and domU images, boots
+ * (cached in .cache/xen-arm64), packs this package (`npm pack`: prepack cross-builds the arm64
+ * addon it ships) and installs it into dom0's image, builds the dom0 and domU images, boots
  * Xen 4.17 under qemu-system-aarch64, runs the checks of checks.ts inside dom0 and judges the
  * serial console. Exits non-zero on any failed or missing check, a timeout or a panic.
  *
@@ -17,15 +18,11 @@ import { XenTierError } from './errors';
 import { run } from './exec';
 import { fetchPackages, FetchedPackages } from './fetch';
 import { buildImages, DOM0_SEEDS } from './images';
+import { packCheckout } from '../package/pack';
 import { excerpt, judge, Judgement, parseConsole, ParsedConsole } from './results';
 
 const REPO = path.resolve(__dirname, '../../..');
 const GUEST_SRC = path.join(REPO, 'test/xen/guest');
-/** The hypervisor layer's cross-build script (XEN_SHIM_SCRIPT overrides it, e.g. to see the run
- * fail loudly without a shim). */
-const SHIM_SCRIPT = process.env.XEN_SHIM_SCRIPT ? path.resolve(process.env.XEN_SHIM_SCRIPT) : path.join(REPO, 'scripts/cross-build-shim-arm64.sh');
-/** Where scripts/cross-build-shim-arm64.sh leaves the arm64 addon. */
-const SHIM_OUT = path.join(REPO, 'build/arm64/xen_sshm_shim.node');
 
 export interface RunOptions {
   timeoutSec: number;
@@ -80,23 +77,23 @@ function requireHostTools(): void {
 }
 
 /**
- * Cross-builds the shim with the hypervisor layer's script. Its absence is not fatal here:
- * the checks that need the shim then fail in dom0 with this reason, so the run fails loudly.
+ * Packs this package as a user gets it (`npm pack` of a copy of the checkout: prepack builds the
+ * prebuilt addons, the arm64 one with scripts/cross-build-shim-arm64.sh's toolchain). A failure
+ * is not fatal here: the checks that need the package then fail in dom0 with this reason (in
+ * /xen/shim-status), so the run fails loudly.
  */
-function crossBuildShim(log: (s: string) => void): { path?: string; status: string } {
-  if (!fs.existsSync(SHIM_SCRIPT)) {
-    return { status: `not built: ${path.relative(REPO, SHIM_SCRIPT)} does not exist yet` };
+function packPackage(cacheDir: string, log: (s: string) => void): { path?: string; status: string } {
+  const work = path.join(cacheDir, 'pack');
+  fs.rmSync(work, { recursive: true, force: true });
+  fs.mkdirSync(work, { recursive: true });
+  try {
+    const p = packCheckout(REPO, work);
+    if (!p.files.includes('prebuilds/linux-arm64/xen_sshm_shim.node')) return { status: `not built: ${path.basename(p.tarball)} has no prebuilds/linux-arm64` };
+    log(`package: ${path.basename(p.tarball)}, ${p.files.length} files, ${(p.size / 1024).toFixed(0)} KiB, with the prebuilt linux-arm64 addon`);
+    return { path: p.tarball, status: 'built' };
+  } catch (e) {
+    return { status: `not built: npm pack failed: ${(e as Error).message}` };
   }
-  const r = run('shim', 'bash', [SHIM_SCRIPT], { cwd: REPO, allowFail: true });
-  if (r.status !== 0) {
-    const tail = (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' / ');
-    return { status: `not built: ${path.relative(REPO, SHIM_SCRIPT)} exited ${r.status}: ${tail}` };
-  }
-  if (!fs.existsSync(SHIM_OUT)) {
-    return { status: `not built: ${path.relative(REPO, SHIM_SCRIPT)} left no ${path.relative(REPO, SHIM_OUT)}` };
-  }
-  log(`shim: ${path.relative(REPO, SHIM_OUT)} (${fs.statSync(SHIM_OUT).size} bytes)`);
-  return { path: SHIM_OUT, status: 'built' };
 }
 
 /**
@@ -218,8 +215,9 @@ export async function main(argv: string[]): Promise<number> {
   requireHostTools();
   fs.mkdirSync(opts.cacheDir, { recursive: true });
   const pkgs = step('fetch', () => fetchPackages({ cacheDir: opts.cacheDir, seeds: DOM0_SEEDS, refresh: opts.refresh, log }));
-  const shim = step('shim', () => crossBuildShim(log));
-  if (!shim.path) log(`shim: ${shim.status}`);
+  // `shim` is the packed package: its prebuilt arm64 addon is what dom0 loads.
+  const shim = step('package', () => packPackage(opts.cacheDir, log));
+  if (!shim.path) log(`package: ${shim.status}`);
 
   let checks = CHECKS;
   if (opts.only) {
@@ -238,7 +236,7 @@ export async function main(argv: string[]): Promise<number> {
     const tools = buildGuestTools(opts.cacheDir, pkgs);
     return buildImages(pkgs, {
       repoRoot: REPO,
-      shimPath: shim.path,
+      tarball: shim.path,
       xenFiles: guestFiles(checks, shim.status, tools.setMaxMem, opts.adhoc),
       domuFiles: domuFiles(tools.xenbusReq),
     }, path.join(opts.cacheDir, 'images'), log);
