@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { commands } from './commands';
+import { commandOf, commands } from './commands';
 import { reportError } from './handle-error';
 import { addGlobalOptions } from './options';
 
@@ -36,7 +36,11 @@ class UsageExit extends Error {
   }
 }
 
-export function buildProgram(): Command {
+/**
+ * The program. Given the command line, only the command it runs is registered in full (the
+ * others by name: see ./commands); without one, every command is.
+ */
+export function buildProgram(argv?: readonly string[]): Command {
   const program = new Command('xen-sshm')
     .description('Static shared memory between Xen domains, declared in xl config files.')
     .version(packageVersion(), '-V, --version', 'print the version')
@@ -47,7 +51,11 @@ export function buildProgram(): Command {
     .configureHelp({ showGlobalOptions: true })
     .addHelpText('after', EPILOG);
   addGlobalOptions(program);
-  for (const register of commands) register(program);
+  const running = argv ? commandOf(argv) : null;
+  for (const c of commands) {
+    if (running === null || c.name === running) c.load()(program);
+    else program.command(c.name);
+  }
   const path = (c: Command): string => (c.parent ? `${path(c.parent)} ${c.name()}` : c.name());
   for (const c of [program, ...program.commands]) {
     c.exitOverride((err) => {
@@ -67,7 +75,7 @@ export async function main(argv: string[]): Promise<number> {
   const json = argv.includes('--json');
   let program: Command;
   try {
-    program = buildProgram();
+    program = buildProgram(argv);
     await program.parseAsync(argv, { from: 'user' });
   } catch (e) {
     if (!(e instanceof UsageExit)) return reportError(e, { json });
