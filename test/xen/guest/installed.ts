@@ -31,7 +31,7 @@ async function main(pkg: string): Promise<void> {
     const v = await hv.xenVersion();
     if (v.arch !== 'arm') throw new Error(`xen_version capabilities "${v.capabilities}" are not Arm`);
     console.log(`XENTIME installed:addon-load ${(loadMs / 1000).toFixed(3)}`);
-    console.log(`loaded ${from.path} (prebuilt, sha256 ${sha.slice(0, 16)}… as in the manifest) in ${loadMs.toFixed(0)} ms; xen_version through it: Xen ${v.version} (${v.arch})`);
+    console.log(`loaded ${from.path} (prebuilt, sha256 ${sha.slice(0, 16)}... as in the manifest) in ${loadMs.toFixed(0)} ms; xen_version through it: Xen ${v.version} (${v.arch})`);
   } finally {
     await hv.close();
   }
