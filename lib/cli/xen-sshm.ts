@@ -37,8 +37,8 @@ class UsageExit extends Error {
 }
 
 /**
- * The program. Given the command line, only the command it runs is registered in full (the
- * others by name: see ./commands); without one, every command is.
+ * The program. Given the command line, only the command it runs is registered (see
+ * ./commands); without one, every command is.
  */
 export function buildProgram(argv?: readonly string[]): Command {
   const program = new Command('xen-sshm')
@@ -51,11 +51,10 @@ export function buildProgram(argv?: readonly string[]): Command {
     .configureHelp({ showGlobalOptions: true })
     .addHelpText('after', EPILOG);
   addGlobalOptions(program);
+  // A command line that runs a known command (or --version) needs no other: an unknown one
+  // cannot come up. Otherwise (help, an unknown command) every command is registered.
   const running = argv ? commandOf(argv) : null;
-  for (const c of commands) {
-    if (running === null || c.name === running) c.load()(program);
-    else program.command(c.name);
-  }
+  for (const c of commands) if (running === null || c.name === running) c.load()(program);
   const path = (c: Command): string => (c.parent ? `${path(c.parent)} ${c.name()}` : c.name());
   for (const c of [program, ...program.commands]) {
     c.exitOverride((err) => {

@@ -1,8 +1,7 @@
 /**
  * Every command, in the order of --help. Each module adds its command to the program; a module
  * is loaded only when its command may run or be shown: a run of one command registers that one
- * in full and the others by name only (for "unknown command, did you mean"), which keeps the
- * start-up of `xen-sshm check` to what check needs.
+ * alone, which keeps the start-up of `xen-sshm check` to what check needs.
  */
 import type { Command } from 'commander';
 
