@@ -6,8 +6,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { XEN_BIN_DIR } from './daemons';
 import { HarnessError } from './errors';
+import { DEFAULT_RELEASE, releaseRuntime, XenRelease } from './releases';
 
 export type XenstoreCliTool =
   | 'xenstore-read'
@@ -42,14 +42,20 @@ export interface ClientRunOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** The minimum a client needs: where the xenstore socket is. RunningDaemon satisfies it. */
+/**
+ * The minimum a client needs: where the xenstore socket is. RunningDaemon satisfies it, and
+ * its `release` picks that release's own clients (xenstore-utils, test-xenstore); an endpoint
+ * without one (the in-memory server) gets the machine's own (4.17).
+ */
 export interface XenstoreEndpoint {
   socketPath: string;
   env?: NodeJS.ProcessEnv;
+  release?: XenRelease;
 }
 
 /** Debian's Python, which has python3-pyxs (`python3` on PATH may be another one). */
 export const PYTHON = process.env.XEN_SSHM_PYTHON ?? '/usr/bin/python3';
+/** Where the machine's (4.17) xenstore-utils are; 4.20's are in its root. */
 export const XENSTORE_UTILS_DIR = process.env.XEN_SSHM_XENSTORE_UTILS_DIR ?? '/usr/bin';
 
 function clientEnv(target: XenstoreEndpoint, extra?: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
@@ -66,13 +72,16 @@ export function runTool(
   env: NodeJS.ProcessEnv,
   opts: ClientRunOptions = {},
   installHint = '',
+  release?: XenRelease,
 ): Promise<ClientResult> {
   if (!existsSync(file)) {
     return Promise.reject(new HarnessError('client', 'ENOENT', `${file} missing${installHint ? `: ${installHint}` : ''}`, file));
   }
+  // A newer release's tool runs with its root's own loader and libraries.
+  const cmd = release ? releaseRuntime(release).command(file, args) : { file, args };
   return new Promise((resolve, reject) => {
     const started = Date.now();
-    const child = spawn(file, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd.file, cmd.args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
@@ -106,7 +115,9 @@ export function runXenstoreCli(
   args: string[],
   opts: ClientRunOptions = {},
 ): Promise<ClientResult> {
-  return runTool(join(XENSTORE_UTILS_DIR, tool), args, clientEnv(target, opts.env), opts, 'install Debian package xenstore-utils');
+  const release = target.release ?? DEFAULT_RELEASE;
+  const dir = release === DEFAULT_RELEASE ? XENSTORE_UTILS_DIR : releaseRuntime(release).xenstoreUtilsDir;
+  return runTool(join(dir, tool), args, clientEnv(target, opts.env), opts, `install Debian package xenstore-utils (${release})`, release);
 }
 
 /**
@@ -117,7 +128,11 @@ export function runPyxs(target: XenstoreEndpoint, pythonSource: string, opts: Cl
   return runTool(PYTHON, ['-c', pythonSource], clientEnv(target, opts.env), opts, 'install Debian package python3-pyxs');
 }
 
-/** Run Xen's test-xenstore (xen-utils-4.17) against the daemon; `args` e.g. ['-t', 'read']. */
+/**
+ * Run Xen's test-xenstore of the target's release (xen-utils-4.17, or 4.20's from its root)
+ * against the daemon; `args` e.g. ['-t', 'read'].
+ */
 export function runTestXenstore(target: XenstoreEndpoint, args: string[] = [], opts: ClientRunOptions = {}): Promise<ClientResult> {
-  return runTool(join(XEN_BIN_DIR, 'test-xenstore'), args, clientEnv(target, opts.env), opts, 'install Debian package xen-utils-4.17');
+  const rt = releaseRuntime(target.release ?? DEFAULT_RELEASE);
+  return runTool(join(rt.binDir, 'test-xenstore'), args, clientEnv(target, opts.env), opts, rt.packageHint, rt.release);
 }

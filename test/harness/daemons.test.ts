@@ -1,19 +1,20 @@
 /**
- * The real-daemon harness itself: Debian's C xenstored and oxenstored start under the preload
- * library, real clients (xenstore-utils, pyxs, Xen's test-xenstore) work against them, several
- * run at once, and kill() closes every client connection.
+ * The real-daemon harness itself: Debian's C xenstored and oxenstored, of Xen 4.17 (Debian 12)
+ * and 4.20 (Debian 13, from a private root), start under the preload library, real clients
+ * (xenstore-utils and Xen's test-xenstore of the daemon's release, pyxs) work against them,
+ * several run at once, and kill() closes every client connection.
  */
 import test from 'ava';
 import { existsSync, readFileSync } from 'node:fs';
 import { connect as netConnect, Socket } from 'node:net';
-import { DAEMON_KINDS, DaemonKind, HarnessError, RunningDaemon, startDaemon } from './daemons';
+import { daemonLabel, HarnessError, REAL_DAEMONS, RunningDaemon, startDaemon, XEN_RELEASES } from './daemons';
 import { runPyxs, runTestXenstore, runXenstoreCli } from './clients';
 
-/** One daemon of each kind for this file, started once. */
-const shared = new Map<DaemonKind, RunningDaemon>();
+/** One daemon of each kind and release for this file, started once, by label ("cxenstored 4.20"). */
+const shared = new Map<string, RunningDaemon>();
 
 test.before(async () => {
-  for (const kind of DAEMON_KINDS) shared.set(kind, await startDaemon(kind));
+  for (const real of REAL_DAEMONS) shared.set(daemonLabel(real), await startDaemon(real.kind, { release: real.release }));
 });
 
 test.after.always(async () => {
@@ -53,9 +54,11 @@ function readReply(s: Socket): Promise<{ type: number; reqId: number; payload: B
   });
 }
 
-for (const kind of DAEMON_KINDS) {
-  test(`${kind}: xenstore-write, -read, -ls, -rm work against it`, async (t) => {
-    const d = shared.get(kind)!;
+for (const real of REAL_DAEMONS) {
+  const { kind, release } = real;
+  const label = daemonLabel(real);
+  test(`${label}: xenstore-write, -read, -ls, -rm work against it`, async (t) => {
+    const d = shared.get(label)!;
     const w = await runXenstoreCli(d, 'xenstore-write', ['/harness/cli/a', 'alpha', '/harness/cli/b', 'two words']);
     t.is(w.code, 0, w.stderr);
     const r = await runXenstoreCli(d, 'xenstore-read', ['/harness/cli/a', '/harness/cli/b']);
@@ -74,8 +77,8 @@ for (const kind of DAEMON_KINDS) {
     t.regex(gone.stderr, /couldn't read path/);
   });
 
-  test(`${kind}: pyxs and xenstore-utils read back each other's writes`, async (t) => {
-    const d = shared.get(kind)!;
+  test(`${label}: pyxs and xenstore-utils read back each other's writes`, async (t) => {
+    const d = shared.get(label)!;
     const w = await runXenstoreCli(d, 'xenstore-write', ['/harness/py/from-cli', 'cli-value']);
     t.is(w.code, 0, w.stderr);
     const py = await runPyxs(
@@ -94,19 +97,19 @@ for (const kind of DAEMON_KINDS) {
     t.is(r.stdout, 'py-value\n');
   });
 
-  test(`${kind}: Xen's test-xenstore passes`, async (t) => {
-    const d = shared.get(kind)!;
+  test(`${label}: Xen's test-xenstore of the same release passes`, async (t) => {
+    const d = shared.get(label)!;
     const r = await runTestXenstore(d, ['-i', '20']);
     t.is(r.code, 0, `${r.stdout}\n${r.stderr}`);
     // One "name : N ns" line per test: test-xenstore's per-operation latency of libxenstore.
     const lines = r.stdout.split('\n').filter((l) => /^[a-z0-9 ]+:\s+(avg: )?\d+ ns/.test(l));
     t.true(lines.length >= 12, r.stdout);
-    t.log(`${kind} test-xenstore -i 20 (${r.ms} ms):\n${lines.join('\n')}`);
+    t.log(`${label} test-xenstore -i 20 (${r.ms} ms):\n${lines.join('\n')}`);
   });
 
-  test(`${kind}: two daemons of the same kind run at once, each with its own tree`, async (t) => {
-    const a = shared.get(kind)!;
-    const b = await startDaemon(kind);
+  test(`${label}: two daemons of the same kind run at once, each with its own tree`, async (t) => {
+    const a = shared.get(label)!;
+    const b = await startDaemon(kind, { release });
     try {
       t.not(a.socketPath, b.socketPath);
       t.not(a.pid, b.pid);
@@ -122,8 +125,8 @@ for (const kind of DAEMON_KINDS) {
     t.is((await runXenstoreCli(a, 'xenstore-read', ['/harness/which'])).stdout, 'first\n');
   });
 
-  test(`${kind}: kill() makes connected clients see the socket close`, async (t) => {
-    const d = await startDaemon(kind);
+  test(`${label}: kill() makes connected clients see the socket close`, async (t) => {
+    const d = await startDaemon(kind, { release });
     try {
       const s = await openRaw(d.socketPath);
       const closed = new Promise<void>((r) => s.once('close', () => r()));
@@ -143,14 +146,21 @@ for (const kind of DAEMON_KINDS) {
   });
 }
 
-test('cxenstored: trace option writes every message to the trace file', async (t) => {
-  const d = await startDaemon('cxenstored', { trace: true });
+for (const release of XEN_RELEASES) test(`cxenstored ${release}: trace option writes every message to the trace file`, async (t) => {
+  const d = await startDaemon('cxenstored', { trace: true, release });
   try {
     t.truthy(d.tracePath);
     t.is((await runXenstoreCli(d, 'xenstore-write', ['/harness/traced', 'yes'])).code, 0);
     const trace = readFileSync(d.tracePath!, 'utf8');
     t.regex(trace, /IN .* WRITE \(\/harness\/traced yes\)/);
-    t.regex(trace, /OUT .* WRITE \(OK \)/);
+    if (release === '4.17') {
+      t.regex(trace, /^OUT .* WRITE \(OK \)/m);
+    } else {
+      // 4.20's trace has categories ("io: ", "obj: ") and a reply in two lines, OUT(START) and
+      // OUT(END) (docs/release-differences.md).
+      t.regex(trace, /^io: IN .* WRITE \(\/harness\/traced yes\)/m);
+      t.regex(trace, /^io: OUT\(START\) .* WRITE \(OK \)\n(?:.*\n)*?io: OUT\(END\) .* WRITE \(OK \)/m);
+    }
   } finally {
     await d.stop();
   }
@@ -175,8 +185,8 @@ async function eagainCommits(d: RunningDaemon): Promise<number> {
   return Number(r.stdout.trim());
 }
 
-test('oxenstored: testEagain turns on random commit failures, off by default', async (t) => {
-  const flaky = await startDaemon('oxenstored', { testEagain: true });
+for (const release of XEN_RELEASES) test(`oxenstored ${release}: testEagain turns on random commit failures, off by default`, async (t) => {
+  const flaky = await startDaemon('oxenstored', { testEagain: true, release });
   try {
     const failed = await eagainCommits(flaky);
     t.log(`test-eagain = true: ${failed}/60 commits failed with EAGAIN`);
@@ -184,7 +194,7 @@ test('oxenstored: testEagain turns on random commit failures, off by default', a
   } finally {
     await flaky.stop();
   }
-  t.is(await eagainCommits(shared.get('oxenstored')!), 0);
+  t.is(await eagainCommits(shared.get(`oxenstored ${release}`)!), 0);
 });
 
 test.serial('a missing preload library fails loudly with the build command', async (t) => {
@@ -201,8 +211,8 @@ test.serial('a missing preload library fails loudly with the build command', asy
   }
 });
 
-test('cxenstored: fake domains can be introduced, and a guest talks to the daemon over its ring', async (t) => {
-  const d = await startDaemon('cxenstored', { fakeDomains: [1] });
+for (const release of XEN_RELEASES) test(`cxenstored ${release}: fake domains can be introduced, and a guest talks to the daemon over its ring`, async (t) => {
+  const d = await startDaemon('cxenstored', { fakeDomains: [1], release });
   try {
     const dom0 = await openRaw(d.socketPath);
     dom0.on('error', () => undefined);
@@ -225,7 +235,18 @@ test('cxenstored: fake domains can be introduced, and a guest talks to the daemo
   }
 });
 
-test('oxenstored: guest rings are not bridged (typed error)', async (t) => {
-  const err = await t.throwsAsync(shared.get('oxenstored')!.guestSocket(1), { instanceOf: HarnessError });
+for (const release of XEN_RELEASES) test(`oxenstored ${release}: guest rings are not bridged (typed error)`, async (t) => {
+  const err = await t.throwsAsync(shared.get(`oxenstored ${release}`)!.guestSocket(1), { instanceOf: HarnessError });
   t.is(err?.code, 'ENOTSUP');
+});
+
+test('4.20 runs from its own root: its daemons and clients are Debian 13\'s, not the machine\'s', async (t) => {
+  const d = shared.get('cxenstored 4.20')!;
+  t.is(d.release, '4.20');
+  // /proc/PID/maps of the running daemon: its libxenctrl is 4.20's from the private root.
+  const maps = readFileSync(`/proc/${d.pid}/maps`, 'utf8');
+  t.regex(maps, /xen-amd64-4\.20\/root\/usr\/lib\/x86_64-linux-gnu\/libxenctrl\.so\.4\.20/);
+  t.notRegex(maps, /libxenctrl\.so\.4\.17/);
+  const old = shared.get('cxenstored 4.17')!;
+  t.regex(readFileSync(`/proc/${old.pid}/maps`, 'utf8'), /libxenctrl\.so\.4\.17/);
 });

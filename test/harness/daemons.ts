@@ -1,6 +1,8 @@
 /**
- * Starts Debian's real xenstore daemons (xen-utils-4.17) without a hypervisor, one private
- * daemon per caller, for the real-daemon test tier (FACTS.md section 3).
+ * Starts Debian's real xenstore daemons without a hypervisor, one private daemon per caller, for
+ * the real-daemon test tier (FACTS.md section 3): Xen 4.17 (Debian 12's xen-utils-4.17, as
+ * installed) by default, or 4.20 (Debian 13's, from a private root: releases.ts) with
+ * `{ release: '4.20' }`.
  *
  * - C xenstored: `xenstored -N [-T TRACE]` with XENSTORED_RUNDIR = a fresh folder; it puts its
  *   socket there and keeps its database in memory (4.17's default `--internal-db`), so nothing
@@ -19,13 +21,31 @@ import { connect as netConnect } from 'node:net';
 import { endianness, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { HarnessError } from './errors';
+import { DEFAULT_RELEASE, releaseRuntime, XenRelease, XEN_RELEASES } from './releases';
 
 export { HarnessError } from './errors';
+export { DEFAULT_RELEASE, XenRelease, XEN_RELEASES } from './releases';
 
 export type DaemonKind = 'cxenstored' | 'oxenstored';
 export const DAEMON_KINDS: DaemonKind[] = ['cxenstored', 'oxenstored'];
 
+/** One real daemon: its kind and its Xen release. */
+export interface RealDaemon {
+  kind: DaemonKind;
+  release: XenRelease;
+}
+
+/** The four real daemons the suites run on: C and OCaml, 4.17 and 4.20. */
+export const REAL_DAEMONS: readonly RealDaemon[] = XEN_RELEASES.flatMap((release) => DAEMON_KINDS.map((kind) => ({ kind, release })));
+
+/** "cxenstored 4.20": how tests name a real daemon. */
+export function daemonLabel(d: RealDaemon): string {
+  return `${d.kind} ${d.release}`;
+}
+
 export interface DaemonOptions {
+  /** Which Xen release's daemon: 4.17 (default, the machine's own) or 4.20 (Debian 13's). */
+  release?: XenRelease;
   /** oxenstored only: `test-eagain = true`, commits fail with EAGAIN at random. */
   testEagain?: boolean;
   /**
@@ -46,6 +66,7 @@ export interface DaemonOptions {
 
 export interface RunningDaemon {
   kind: DaemonKind;
+  release: XenRelease;
   socketPath: string;
   rundir: string;
   /** The trace (C) or access log (OCaml) file, when `trace` was asked for. */
@@ -67,7 +88,10 @@ export interface RunningDaemon {
   guestSocket(domid: number): Promise<string>;
 }
 
-/** Where Debian's xen-utils-4.17 puts the daemons and test-xenstore; override for other distros. */
+/**
+ * Where Debian's xen-utils-4.17 puts the daemons and test-xenstore; override for other distros.
+ * (4.20's are in its private root: releaseRuntime('4.20').binDir.)
+ */
 export const XEN_BIN_DIR = process.env.XEN_SSHM_XEN_BIN_DIR ?? '/usr/lib/xen-4.17/bin';
 
 const BUILD_HINT = 'build it with `npm ci` or `npx cmake-js compile` in the project root (needs libxen-dev, cmake, a C compiler)';
@@ -97,19 +121,24 @@ export function ringBridgeBinary(): string {
   return bin;
 }
 
-/** Path of the built preload library; throws a HarnessError with the build command if absent. */
-export function preloadLibrary(): string {
-  const lib = process.env.XEN_SSHM_PRELOAD ?? resolve(projectRoot(), 'build', 'Release', 'libxenstored_preload.so');
+/**
+ * Path of the built preload library of a release (4.17: cmake-js's build/Release; 4.20: built
+ * against its own headers in its root's cache); throws a HarnessError with the build command if
+ * absent.
+ */
+export function preloadLibrary(release: XenRelease = DEFAULT_RELEASE): string {
+  const lib = releaseRuntime(release).preload;
   if (!existsSync(lib)) {
     throw new HarnessError('preload', 'ENOENT', `xenstored preload library missing at ${lib}: ${BUILD_HINT}`, lib);
   }
   return lib;
 }
 
-function daemonBinary(kind: DaemonKind): string {
-  const bin = join(XEN_BIN_DIR, kind === 'cxenstored' ? 'xenstored' : 'oxenstored');
+function daemonBinary(kind: DaemonKind, release: XenRelease): string {
+  const rt = releaseRuntime(release);
+  const bin = join(rt.binDir, kind === 'cxenstored' ? 'xenstored' : 'oxenstored');
   if (!existsSync(bin)) {
-    throw new HarnessError('binary', 'ENOENT', `${bin} missing: install Debian package xen-utils-4.17`, bin);
+    throw new HarnessError('binary', 'ENOENT', `${bin} missing: ${rt.packageHint}`, bin);
   }
   return bin;
 }
@@ -232,11 +261,13 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * HarnessError (naming the missing file or carrying the daemon's output) otherwise.
  */
 export async function startDaemon(kind: DaemonKind, opts: DaemonOptions = {}): Promise<RunningDaemon> {
-  const preload = preloadLibrary();
-  const bin = daemonBinary(kind);
+  const release = opts.release ?? DEFAULT_RELEASE;
+  const rt = releaseRuntime(release);
+  const preload = preloadLibrary(release);
+  const bin = daemonBinary(kind, release);
   let rundir: string;
   try {
-    rundir = mkdtempSync(join(tmpdir(), `xen-sshm-${kind}-`));
+    rundir = mkdtempSync(join(tmpdir(), `xen-sshm-${kind}-${release}-`));
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     throw new HarnessError('rundir', err.code ?? 'EIO', `cannot create a rundir under ${tmpdir()}: ${err.message}`, tmpdir());
@@ -259,11 +290,15 @@ export async function startDaemon(kind: DaemonKind, opts: DaemonOptions = {}): P
   }
   args.push(...(opts.extraArgs ?? []));
 
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, XENSTORED_RUNDIR: rundir, LD_PRELOAD: preload };
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...rt.daemonEnv, XENSTORED_RUNDIR: rundir, LD_PRELOAD: preload };
   delete childEnv.XENSTORED_PATH;
   delete childEnv.XEN_SSHM_FAKE_DOMAINS;
   if (opts.fakeDomains && opts.fakeDomains.length > 0) childEnv.XEN_SSHM_FAKE_DOMAINS = opts.fakeDomains.join(',');
-  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', bin, ...args], {
+  // A daemon run from a private root names itself as installed (/tool/xenstored), not as the loader.
+  const root = rt.daemonEnv.XEN_SSHM_PRELOAD_ROOT;
+  if (root && bin.startsWith(root)) childEnv.XEN_SSHM_EXE = bin.slice(root.length);
+  const cmd = rt.command(bin, args);
+  const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', cmd.file, ...cmd.args], {
     env: childEnv,
     cwd: rundir,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -298,7 +333,7 @@ export async function startDaemon(kind: DaemonKind, opts: DaemonOptions = {}): P
       const how = child.exitCode !== null ? `exit code ${child.exitCode}` : `signal ${child.signalCode}`;
       const out = tail.text() + (tracePath && existsSync(tracePath) ? readFileSync(tracePath, 'utf8').slice(-4000) : '');
       cleanup();
-      throw new HarnessError('startup', 'ECHILD', `${kind} (${bin}) exited during start-up with ${how}`, bin, out);
+      throw new HarnessError('startup', 'ECHILD', `${kind} ${release} (${bin}) exited during start-up with ${how}`, bin, out);
     }
     if (existsSync(socketPath) && (await probe(socketPath, 2000))) break;
     if (Date.now() > deadline) {
@@ -306,7 +341,7 @@ export async function startDaemon(kind: DaemonKind, opts: DaemonOptions = {}): P
       await waitExit(child);
       const out = tail.text();
       cleanup();
-      throw new HarnessError('startup', 'ETIMEDOUT', `${kind} did not answer on ${socketPath} in time`, socketPath, out);
+      throw new HarnessError('startup', 'ETIMEDOUT', `${kind} ${release} did not answer on ${socketPath} in time`, socketPath, out);
     }
     await sleep(20);
   }
@@ -339,6 +374,7 @@ export async function startDaemon(kind: DaemonKind, opts: DaemonOptions = {}): P
   };
   const daemon: RunningDaemon = {
     kind,
+    release,
     socketPath,
     rundir,
     tracePath,

@@ -2,7 +2,7 @@
  * Errors of the real-daemon harness. Values with `kind`, `code` (errno name where one exists)
  * and the file involved, so a failing test says which component is missing and how to get it.
  */
-export type HarnessStep = 'preload' | 'binary' | 'rundir' | 'spawn' | 'startup' | 'client';
+export type HarnessStep = 'preload' | 'prepare' | 'binary' | 'rundir' | 'spawn' | 'startup' | 'client';
 
 export class HarnessError extends Error {
   readonly kind = 'harness' as const;

@@ -19,8 +19,14 @@ export interface CompileResult {
   stderr: string;
 }
 
-/** Every assertion, one per line, with a message naming what it checks. */
-export function staticAsserts(layouts: ReadonlyArray<{ layout: StructLayout; wholeSize: boolean }> = LAYOUTS): string[] {
+/**
+ * Every assertion, one per line, with a message naming what it checks. `release` is the Xen
+ * release of the headers compiled against (default: the installed libxen-dev's).
+ */
+export function staticAsserts(
+  layouts: ReadonlyArray<{ layout: StructLayout; wholeSize: boolean }> = LAYOUTS,
+  release: { major: number; minor: number } = xenHeaderRelease(),
+): string[] {
   const out: string[] = [];
   const sa = (cond: string, what: string): void => {
     out.push(`_Static_assert(${cond}, ${JSON.stringify(what)});`);
@@ -52,7 +58,7 @@ export function staticAsserts(layouts: ReadonlyArray<{ layout: StructLayout; who
   // The batch limit is the range of the uint16_t size field.
   eq('(__typeof__(((struct xen_add_to_physmap_batch *)0)->size))-1', abi.MAX_ADD_TO_PHYSMAP_BATCH);
   // The release table's entry for the headers' Xen: Debian 12 ships 4.17.
-  eq('XEN_DOMCTL_INTERFACE_VERSION', abi.DOMCTL_INTERFACE_VERSIONS[`${xenHeaderRelease().major}.${xenHeaderRelease().minor}`]);
+  eq('XEN_DOMCTL_INTERFACE_VERSION', abi.DOMCTL_INTERFACE_VERSIONS[`${release.major}.${release.minor}`]);
   // The shim's restated privcmd ABI (shim/privcmd_abi.h) against Xen's copy of Linux's header.
   sa('sizeof(struct xs_privcmd_hypercall) == sizeof(privcmd_hypercall_t)', 'privcmd_hypercall size');
   sa('offsetof(struct xs_privcmd_hypercall, arg) == offsetof(privcmd_hypercall_t, arg)', 'privcmd_hypercall.arg');
@@ -92,22 +98,26 @@ export const PRELUDE = [
  * An include folder holding only `xen` -> /usr/include/xen: the cross compiler must find Xen's
  * headers without also seeing the host's own /usr/include.
  */
-export function xenIncludeDir(tmp: string): string {
-  if (!fs.existsSync(path.join(XEN_INCLUDE, 'memory.h'))) {
-    throw new Error(`${XEN_INCLUDE}/memory.h is missing: install Debian's libxen-dev (see .ci/run)`);
+export function xenIncludeDir(tmp: string, xenInclude = XEN_INCLUDE): string {
+  if (!fs.existsSync(path.join(xenInclude, 'memory.h'))) {
+    throw new Error(`${xenInclude}/memory.h is missing: install Debian's libxen-dev (see .ci/run)`);
   }
   const dir = path.join(tmp, 'inc');
   fs.mkdirSync(dir, { recursive: true });
-  if (!fs.existsSync(path.join(dir, 'xen'))) fs.symlinkSync(XEN_INCLUDE, path.join(dir, 'xen'));
+  if (!fs.existsSync(path.join(dir, 'xen'))) fs.symlinkSync(xenInclude, path.join(dir, 'xen'));
   return dir;
 }
 
-/** Compiles C with a compiler (gcc, aarch64-linux-gnu-gcc); extra args e.g. -fsyntax-only. */
-export function compile(compiler: string, source: string, args: string[], tmp?: string): CompileResult & { dir: string } {
+/**
+ * Compiles C with a compiler (gcc, aarch64-linux-gnu-gcc); extra args e.g. -fsyntax-only.
+ * `xenInclude` is the headers' folder (default the machine's /usr/include/xen; Debian 13's 4.20
+ * headers come from the harness's private root, test/harness/releases.ts).
+ */
+export function compile(compiler: string, source: string, args: string[], tmp?: string, xenInclude = XEN_INCLUDE): CompileResult & { dir: string } {
   const dir = tmp ?? fs.mkdtempSync(path.join(os.tmpdir(), 'xen-sshm-layout-'));
   const file = path.join(dir, 'check.c');
   fs.writeFileSync(file, source);
-  const r = spawnSync(compiler, ['-std=gnu11', '-Wall', '-I', xenIncludeDir(dir), '-I', path.join(REPO, 'shim'), ...args, file], {
+  const r = spawnSync(compiler, ['-std=gnu11', '-Wall', '-I', xenIncludeDir(dir, xenInclude), '-I', path.join(REPO, 'shim'), ...args, file], {
     encoding: 'utf8', cwd: dir,
   });
   if (r.error) throw new Error(`${compiler}: ${r.error.message} (install it: see .ci/run)`);

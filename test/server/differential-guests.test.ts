@@ -5,9 +5,16 @@
  * 400-byte nodes) so that ENOSPC/E2BIG paths are hit. Every reply and event must match.
  */
 import test from 'ava';
+import { XenRelease } from '../harness/daemons';
 import { runDifferential, Side } from './differential';
 import { cxenstoredWithGuests, GuestTarget, inMemoryWithGuests, SMALL_QUOTAS, SMALL_QUOTA_ARGS } from './guest-setup';
 
+/**
+ * The C xenstored releases the in-memory server is held to. 4.20 (the harness runs it: see
+ * test/xenstore/release-differences.test.ts) joins once the server models it behind its release
+ * switch; what it must model is listed in docs/release-differences.md.
+ */
+const SERVER_RELEASES: XenRelease[] = ['4.17'];
 const FAKE_DOMAINS = [1, 2, 3];
 const SEED = Number(process.env.XEN_SSHM_DIFF_SEED ?? 20240918);
 const OPS = Number(process.env.XEN_SSHM_DIFF_GUEST_OPS ?? 6000);
@@ -16,8 +23,8 @@ async function side(t: GuestTarget): Promise<Side> {
   return { name: t.label, socketPath: t.socketPath, connSockets: { 2: await t.guestSocket(1), 3: await t.guestSocket(2) } };
 }
 
-test('guests (unprivileged) and dom0 get the same answers from the in-memory server as from C xenstored', async (t) => {
-  const reference = await cxenstoredWithGuests([1, 2], FAKE_DOMAINS, SMALL_QUOTA_ARGS);
+for (const release of SERVER_RELEASES) test(`guests (unprivileged) and dom0 get the same answers from the in-memory server as from C xenstored ${release}`, async (t) => {
+  const reference = await cxenstoredWithGuests([1, 2], FAKE_DOMAINS, SMALL_QUOTA_ARGS, release);
   const candidate = await inMemoryWithGuests([1, 2], FAKE_DOMAINS, SMALL_QUOTAS);
   try {
     const r = await runDifferential(await side(reference), await side(candidate), {
@@ -33,7 +40,7 @@ test('guests (unprivileged) and dom0 get the same answers from the in-memory ser
       const m = r.mismatches[0];
       t.fail(
         `request #${m.index} differs on connection ${m.conn}: ${m.op}\n` +
-          `  C xenstored: ${JSON.stringify(m.reference)}\n  in-memory:   ${JSON.stringify(m.candidate)}\n` +
+          `  C xenstored ${release}: ${JSON.stringify(m.reference)}\n  in-memory:   ${JSON.stringify(m.candidate)}\n` +
           `  replay with XEN_SSHM_DIFF_SEED=${SEED}`,
       );
       return;

@@ -5,7 +5,7 @@
  */
 import { MessageType } from '../../xenstore-wire/constants';
 import { startServer, XenstoreServer } from '../../xenstore-wire/server';
-import { RunningDaemon, startDaemon } from '../harness/daemons';
+import { DEFAULT_RELEASE, RunningDaemon, startDaemon, XenRelease } from '../harness/daemons';
 import { RawConn } from './wire';
 
 /** Quotas small enough for random tests to hit (C xenstored options and server quotas). */
@@ -42,10 +42,15 @@ export interface GuestTarget {
   stop(): Promise<void>;
 }
 
-export async function cxenstoredWithGuests(guests: number[], fakeDomains: number[], extraArgs: string[] = []): Promise<GuestTarget & { daemon: RunningDaemon }> {
-  const d = await startDaemon('cxenstored', { fakeDomains, extraArgs });
+export async function cxenstoredWithGuests(
+  guests: number[],
+  fakeDomains: number[],
+  extraArgs: string[] = [],
+  release: XenRelease = DEFAULT_RELEASE,
+): Promise<GuestTarget & { daemon: RunningDaemon }> {
+  const d = await startDaemon('cxenstored', { fakeDomains, extraArgs, release });
   await introduceGuests(d.socketPath, guests);
-  return { label: 'C xenstored', daemon: d, socketPath: d.socketPath, guestSocket: (id) => d.guestSocket(id), stop: () => d.stop() };
+  return { label: release === DEFAULT_RELEASE ? 'C xenstored' : `C xenstored ${release}`, daemon: d, socketPath: d.socketPath, guestSocket: (id) => d.guestSocket(id), stop: () => d.stop() };
 }
 
 export async function inMemoryWithGuests(

@@ -39,11 +39,11 @@ export interface CheckSpec {
 export const CHECKS: CheckSpec[] = [
   // --- the platform: no project code needed -------------------------------------------------
   { name: 'xen-boots', script: 'checks/xen-boots.sh', expect: 'PASS', limit: 30,
-    what: 'Xen 4.17 arm64 booted; xl info reaches it' },
+    what: 'Xen (4.17 or 4.20, as booted) arm64 booted; xl info reaches it' },
   { name: 'xenstored', script: 'checks/xenstored.sh', expect: 'PASS', limit: 30,
     what: 'C xenstored answers xenstore-ls in dom0' },
   { name: 'node', script: 'checks/node.sh', expect: 'PASS', limit: 60, needs: ['dist'],
-    what: "Debian's node 18 runs in dom0 and reads this package" },
+    what: "Debian's node (18 on Debian 12, 20 on Debian 13) runs in dom0 and reads this package" },
   { name: 'domu-create', script: 'checks/domu-create.sh', expect: 'PASS', limit: 90,
     what: 'xl create -p of two PVH domUs (probe1, probe2): both exist, paused' },
   { name: 'domu-boot', script: 'checks/domu-boot.sh', expect: 'PASS', limit: 120,
@@ -58,7 +58,7 @@ export const CHECKS: CheckSpec[] = [
 
   // --- this package, as the pieces land ------------------------------------------------------
   { name: 'shim', script: 'checks/shim.sh', expect: 'PASS', limit: 60, needs: ['dist', 'shim'],
-    what: 'the cross-built arm64 shim loads; xen_version through /dev/xen/privcmd says 4.17 Arm' },
+    what: 'the cross-built arm64 shim loads; xen_version through /dev/xen/privcmd names the release booted, on Arm' },
   { name: 'installed-package', script: 'checks/installed-package.sh', expect: 'PASS', limit: 120, needs: ['dist', 'shim'],
     what: 'the package installed from the packed tarball (npm install -g, linux-arm64) in a dom0 with no compiler: xen-sshm on PATH, nothing built, the shipped prebuilt addon loads (sha256 as in its manifest) and reaches privcmd' },
   { name: 'cli-startup', script: 'checks/cli-startup.sh', expect: 'PASS', limit: 240, needs: ['dist', 'shim'],

@@ -1,5 +1,8 @@
 /**
- * Fetches the Debian arm64 packages the real-Xen tier boots, into the ignored cache folder.
+ * Fetches Debian packages, by name, into an ignored cache folder: the arm64 packages the
+ * real-Xen tier boots (Debian 12 for Xen 4.17, Debian 13 for Xen 4.20) and the amd64 packages
+ * of the real-daemon harness's 4.20 root. Debian 12 comes through the machine's own apt, other
+ * suites through a private apt configuration (apt.ts).
  *
  * Everything is resolved by package name through apt (FACTS.md section 6): the kernel through
  * the `linux-image-arm64` metapackage, so the tier follows Debian's current kernel ABI and never
@@ -12,9 +15,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { Apt, systemApt } from './apt';
 import { XenTierError } from './errors';
 import { run } from './exec';
 
+/** The guests' architecture: the default of every function here. */
 export const ARCH = 'arm64';
 
 export interface DebPackage {
@@ -32,6 +37,8 @@ export interface DebPackage {
 
 export interface Manifest {
   seeds: string[];
+  /** The architecture asked for (absent in manifests written before it was recorded: arm64). */
+  arch?: string;
   packages: DebPackage[];
   resolvedAt: string;
 }
@@ -53,8 +60,12 @@ function followable(p: DebPackage): boolean {
   return p.section === 'libs' || p.section === 'javascript' || /^linux-image-/.test(p.name);
 }
 
-/** Keeps only what the guests need out of a kernel package (it is 400 MB unpacked). */
-const KERNEL_MEMBERS = ['./boot/vmlinuz-*', './lib/modules/*/kernel/drivers/xen/*', './lib/modules/*/modules.*'];
+/**
+ * Keeps only what the guests need out of a kernel package (it is 400 MB unpacked). Debian 12
+ * puts modules under /lib/modules, Debian 13 (merged /usr) under /usr/lib/modules: the patterns
+ * match both (tar's wildcards cross '/' with --wildcards-match-slash).
+ */
+const KERNEL_MEMBERS = ['./boot/vmlinuz-*', '*/modules/*/kernel/drivers/xen/*', '*/modules/*/modules.*'];
 
 /** Parses `apt-cache show` output (RFC 822 paragraphs) into packages. */
 export function parseAptShow(text: string): DebPackage[] {
@@ -101,34 +112,27 @@ export function parseDepends(text: string): string[] {
   return names;
 }
 
-function aptShow(names: string[]): DebPackage[] {
+function aptShow(apt: Apt, names: string[]): DebPackage[] {
   if (names.length === 0) return [];
   // An unknown name makes apt-cache exit non-zero but it still prints the others.
-  const res = run('fetch', 'apt-cache', ['show', '--no-all-versions', ...names], { allowFail: true });
+  const res = apt.run('fetch', 'apt-cache', ['show', '--no-all-versions', ...names], { allowFail: true });
   return parseAptShow(res.stdout);
 }
 
-function ensureForeignArch(): boolean {
-  const foreign = run('fetch', 'dpkg', ['--print-foreign-architectures']).stdout.split(/\s+/);
-  if (foreign.includes(ARCH)) return false;
-  run('fetch', 'dpkg', ['--add-architecture', ARCH]);
-  return true;
-}
-
 /**
- * Resolves seeds and their library dependencies to concrete arm64 (or arch-all) packages.
- * Names are looked up as `name:arm64` first, then plain for architecture-independent ones.
+ * Resolves seeds and their library dependencies to concrete packages of `arch` (or arch-all).
+ * Names are looked up as `name:ARCH` first, then plain for architecture-independent ones.
  */
-export function resolve(seeds: string[], log: (s: string) => void): DebPackage[] {
+export function resolve(seeds: string[], log: (s: string) => void, arch = ARCH, apt: Apt = systemApt()): DebPackage[] {
   const found = new Map<string, DebPackage>();
   let wanted = [...new Set(seeds)];
   const seedSet = new Set(seeds);
   const skipped = new Set<string>();
   while (wanted.length > 0) {
-    const byArch = aptShow(wanted.map((n) => `${n}:${ARCH}`)).filter((p) => p.arch === ARCH);
+    const byArch = aptShow(apt, wanted.map((n) => `${n}:${arch}`)).filter((p) => p.arch === arch);
     for (const p of byArch) found.set(p.name, p);
     const rest = wanted.filter((n) => !found.has(n));
-    for (const p of aptShow(rest)) {
+    for (const p of aptShow(apt, rest)) {
       if (p.arch === 'all') found.set(p.name, p);
     }
     // A dependency that is not a real package (virtual, or amd64-only) is simply not followed;
@@ -136,8 +140,8 @@ export function resolve(seeds: string[], log: (s: string) => void): DebPackage[]
     const missing = wanted.filter((n) => !found.has(n) && seedSet.has(n));
     for (const n of wanted) if (!found.has(n)) skipped.add(n);
     if (missing.length > 0) {
-      throw new XenTierError('fetch', 'ENOENT', `no ${ARCH} or arch-all package for: ${missing.join(', ')} ` +
-        `(is "dpkg --add-architecture ${ARCH} && apt-get update" done?)`);
+      throw new XenTierError('fetch', 'ENOENT', `no ${arch} or arch-all package for: ${missing.join(', ')} ` +
+        `in ${apt.label} (are its ${arch} package lists there and current?)`);
     }
     const next = new Set<string>();
     for (const n of wanted) {
@@ -168,9 +172,9 @@ function extract(debPath: string, root: string, name: string): void {
   const tmp = `${root}.partial`;
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp, { recursive: true });
-  if (name.startsWith('linux-image-') && name !== 'linux-image-arm64') {
+  if (name.startsWith('linux-image-') && !/^linux-image-(arm64|amd64)$/.test(name)) {
     run('fetch', 'bash', ['-o', 'pipefail', '-c',
-      `dpkg-deb --fsys-tarfile "$0" | tar -x -C "$1" --wildcards ${KERNEL_MEMBERS.map((m) => `'${m}'`).join(' ')}`,
+      `dpkg-deb --fsys-tarfile "$0" | tar -x -C "$1" --wildcards --wildcards-match-slash ${KERNEL_MEMBERS.map((m) => `'${m}'`).join(' ')}`,
       debPath, tmp]);
   } else {
     run('fetch', 'dpkg-deb', ['-x', debPath, tmp]);
@@ -200,11 +204,17 @@ export function fetchPackages(opts: {
   seeds: string[];
   refresh?: boolean;
   log: (s: string) => void;
+  /** Default arm64 (the guests). */
+  arch?: string;
+  /** Default the machine's own apt (Debian 12); a private one for another suite (apt.ts). */
+  apt?: Apt;
 }): FetchedPackages {
   const { cacheDir, seeds, log } = opts;
+  const arch = opts.arch ?? ARCH;
+  const apt = opts.apt ?? systemApt();
   const manifestFile = path.join(cacheDir, 'manifest.json');
   const cached = opts.refresh ? undefined : loadManifest(manifestFile);
-  if (cached && sameSeeds(cached.seeds, seeds)) {
+  if (cached && sameSeeds(cached.seeds, seeds) && (cached.arch ?? ARCH) === arch) {
     const roots = new Map(cached.packages.map((p) => [p.name, rootOf(cacheDir, p)] as [string, string]));
     if ([...roots.values()].every((r) => fs.existsSync(r))) {
       log(`packages: cached (${cached.packages.length}, resolved ${cached.resolvedAt})`);
@@ -212,17 +222,16 @@ export function fetchPackages(opts: {
     }
   }
 
-  // Only now touch apt. A machine that never had arm64 lists needs one apt-get update.
-  const added = ensureForeignArch();
+  // Only now touch apt. Lists that are missing (a new foreign arch, a private apt's first use)
+  // are fetched; lists that are stale show as an unresolvable seed and are fetched again once.
+  const updated = apt.update('fetch', arch, log, opts.refresh === true && apt.private);
   let pkgs: DebPackage[];
   try {
-    if (added) throw new XenTierError('fetch', 'ENOENT', 'arm64 just added');
-    pkgs = resolve(seeds, log);
+    pkgs = resolve(seeds, log, arch, apt);
   } catch (err) {
-    if (!(err instanceof XenTierError) || err.code !== 'ENOENT') throw err;
-    log('packages: apt-get update (arm64 lists missing or stale)');
-    run('fetch', 'apt-get', ['update', '-qq']);
-    pkgs = resolve(seeds, log);
+    if (updated || !(err instanceof XenTierError) || err.code !== 'ENOENT') throw err;
+    apt.update('fetch', arch, log, true);
+    pkgs = resolve(seeds, log, arch, apt);
   }
 
   const debDir = path.join(cacheDir, 'debs');
@@ -230,8 +239,8 @@ export function fetchPackages(opts: {
   const toDownload = pkgs.filter((p) => !fs.existsSync(path.join(debDir, p.deb)));
   if (toDownload.length > 0) {
     log(`packages: downloading ${toDownload.length} .deb files`);
-    run('fetch', 'apt-get', ['download', '-qq',
-      ...toDownload.map((p) => `${p.arch === 'all' ? p.name : `${p.name}:${ARCH}`}=${p.version}`)], { cwd: debDir });
+    apt.run('fetch', 'apt-get', ['download', '-qq',
+      ...toDownload.map((p) => `${p.arch === 'all' ? p.name : `${p.name}:${arch}`}=${p.version}`)], { cwd: debDir });
     for (const p of toDownload) {
       if (!fs.existsSync(path.join(debDir, p.deb))) {
         throw new XenTierError('fetch', 'ENOENT', `apt-get download did not produce ${p.deb}`, path.join(debDir, p.deb));
@@ -244,14 +253,14 @@ export function fetchPackages(opts: {
     if (!fs.existsSync(root)) extract(path.join(debDir, p.deb), root, p.name);
     roots.set(p.name, root);
   }
-  const manifest: Manifest = { seeds: [...seeds], packages: pkgs, resolvedAt: new Date().toISOString() };
+  const manifest: Manifest = { seeds: [...seeds], arch, packages: pkgs, resolvedAt: new Date().toISOString() };
   fs.writeFileSync(manifestFile, JSON.stringify(manifest, null, 2) + '\n');
   return { manifest, roots, usedApt: true };
 }
 
 /** The kernel package the metapackage points at today (linux-image-6.1.0-NN-arm64). */
 export function kernelPackage(m: Manifest): DebPackage {
-  const meta = m.packages.find((p) => p.name === 'linux-image-arm64');
+  const meta = m.packages.find((p) => p.name === `linux-image-${m.arch ?? ARCH}`);
   const name = meta?.depends.find((d) => d.startsWith('linux-image-'));
   const pkg = m.packages.find((p) => p.name === name);
   if (!pkg) throw new XenTierError('fetch', 'ENOENT', 'linux-image-arm64 resolves to no kernel package');

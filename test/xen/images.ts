@@ -13,20 +13,10 @@ import { XenTierError } from './errors';
 import { run } from './exec';
 import { closure, FetchedPackages, kernelPackage } from './fetch';
 import { installTarball } from '../package/pack';
+import { TierReleaseSpec, TIER_RELEASE_SPECS } from './releases';
 
-/** Packages every guest image gets (tools run by the checks, and their libraries). */
-export const DOM0_SEEDS = [
-  'xen-hypervisor-4.17-arm64',
-  'linux-image-arm64',
-  'busybox-static',
-  'libc6',
-  'xen-utils-4.17',
-  'xen-utils-common',
-  'xenstore-utils',
-  'libyajl2',
-  'libfdt1',
-  'nodejs',
-];
+/** Packages the 4.17 guest images get (each release's list: releases.ts). */
+export const DOM0_SEEDS = TIER_RELEASE_SPECS['4.17'].seeds;
 
 /**
  * A domU needs busybox and the xenstore CLI (its view of /dev/xen/xenbus), with their libraries:
@@ -38,10 +28,10 @@ export const DOMU_PACKAGES = ['busybox-static', 'xenstore-utils'];
 export const XEN_MODULES = ['xen-privcmd', 'xenfs', 'xen-evtchn', 'xen-gntdev', 'xen-gntalloc'];
 
 /** Never needed in a guest: documentation, translations, python (pygrub), headers. */
-const PRUNE = [
+const PRUNE = (r: TierReleaseSpec): string[] => [
   'usr/share/doc', 'usr/share/man', 'usr/share/info', 'usr/share/locale', 'usr/share/lintian',
   'usr/share/bug', 'usr/share/bash-completion', 'usr/share/gdb', 'usr/include',
-  'usr/lib/xen-4.17/lib/python', 'usr/lib/xen-4.17/boot', 'etc/init.d', 'etc/default',
+  `${r.xenLibexec.slice(1)}/lib/python`, `${r.xenLibexec.slice(1)}/boot`, 'etc/init.d', 'etc/default',
   'usr/lib/python3', 'usr/share/systemd', 'lib/systemd', 'usr/lib/systemd',
   // glibc's iconv modules (20 MB): nothing here converts charsets, and a 128 MiB domU could
   // not unpack them (its initramfs stopped part-way, without libxenstore).
@@ -74,8 +64,8 @@ function mergeInto(stage: string, root: string): void {
   run('image', 'cp', ['-a', '--no-preserve=ownership', `${root}/.`, stage]);
 }
 
-function prune(stage: string): void {
-  for (const p of PRUNE) fs.rmSync(path.join(stage, p), { recursive: true, force: true });
+function prune(stage: string, r: TierReleaseSpec): void {
+  for (const p of PRUNE(r)) fs.rmSync(path.join(stage, p), { recursive: true, force: true });
 }
 
 function makeCpioGz(stage: string, out: string): void {
@@ -102,30 +92,32 @@ function manifestKey(pkgs: FetchedPackages, extra: string): string {
  * go to /lib/modules/xen/ (flat, so /init needs no kernel version) and whose Image goes to
  * /xen/Image for the domUs.
  */
-function buildDom0System(pkgs: FetchedPackages, workDir: string, log: (s: string) => void): string {
+function buildDom0System(pkgs: FetchedPackages, r: TierReleaseSpec, workDir: string, log: (s: string) => void): string {
   const kpkg = kernelPackage(pkgs.manifest);
-  const out = path.join(workDir, `dom0-system-${manifestKey(pkgs, 'v2')}.cpio.gz`);
+  const out = path.join(workDir, `dom0-system-${manifestKey(pkgs, 'v3')}.cpio.gz`);
   if (fs.existsSync(out)) return out;
   const t0 = Date.now();
   const stage = path.join(workDir, 'stage-dom0');
   fs.rmSync(stage, { recursive: true, force: true });
   fs.mkdirSync(stage, { recursive: true });
   for (const p of pkgs.manifest.packages) {
-    if (p.name === 'xen-hypervisor-4.17-arm64' || p.name.startsWith('linux-image-')) continue;
+    if (p.name === r.xenPackage || p.name.startsWith('linux-image-')) continue;
     mergeInto(stage, rootOf(pkgs, p.name));
   }
-  prune(stage);
+  prune(stage, r);
+  mergeUsr(stage);
   const kroot = rootOf(pkgs, kpkg.name);
   const modDir = path.join(stage, 'lib/modules/xen');
   fs.mkdirSync(modDir, { recursive: true });
   const kver = kernelVersion(kroot);
   for (const m of XEN_MODULES) {
-    const found = findFile(path.join(kroot, 'lib/modules', kver, 'kernel/drivers/xen'), `${m}.ko`);
+    const found = findFile(path.join(modulesDir(kroot), kver, 'kernel/drivers/xen'), `${m}.ko`)
+      ?? findFile(path.join(modulesDir(kroot), kver, 'kernel/drivers/xen'), `${m}.ko.xz`);
     if (!found) throw new XenTierError('image', 'ENOENT', `module ${m}.ko not in ${kpkg.name}`, kroot);
-    fs.copyFileSync(found, path.join(modDir, `${m}.ko`));
+    copyModule(found, path.join(modDir, `${m}.ko`));
   }
   fs.mkdirSync(path.join(stage, 'xen'), { recursive: true });
-  fs.copyFileSync(path.join(kroot, 'boot', `vmlinuz-${kver}`), path.join(stage, 'xen/Image'));
+  fs.writeFileSync(path.join(stage, 'xen/Image'), rawKernelImage(path.join(kroot, 'boot', `vmlinuz-${kver}`)));
   for (const d of ['proc', 'sys', 'dev', 'run', 'tmp', 'var/run', 'var/log/xen/console', 'var/lib/xen', 'var/lib/xenstored', 'root', 'mnt']) {
     fs.mkdirSync(path.join(stage, d), { recursive: true });
   }
@@ -152,8 +144,65 @@ function findFile(dir: string, name: string): string | undefined {
   return undefined;
 }
 
+/** Debian 12 keeps modules in /lib/modules, Debian 13 (merged /usr) in /usr/lib/modules. */
+export function modulesDir(kroot: string): string {
+  const merged = path.join(kroot, 'usr/lib/modules');
+  return fs.existsSync(merged) ? merged : path.join(kroot, 'lib/modules');
+}
+
+/**
+ * Debian 13's packages install into /usr only and rely on the merged-/usr symlinks
+ * (/lib -> usr/lib, /bin -> usr/bin, /sbin -> usr/sbin) that its base-files creates; a
+ * busybox /init root has none. Links are made where the folder does not exist yet, after
+ * moving anything a package put in the old place (busybox-static's /bin/busybox).
+ */
+function mergeUsr(stage: string): void {
+  const usr = path.join(stage, 'usr');
+  if (!fs.existsSync(path.join(usr, 'lib'))) return;
+  for (const d of ['lib', 'bin', 'sbin']) {
+    const top = path.join(stage, d);
+    const target = path.join(usr, d);
+    if (!fs.existsSync(target)) continue;
+    if (fs.existsSync(top) && !fs.lstatSync(top).isSymbolicLink()) {
+      // Debian 12's layout (real /lib): keep it as it is.
+      if (d === 'lib' && fs.existsSync(path.join(top, 'aarch64-linux-gnu'))) return;
+      run('image', 'cp', ['-a', `${top}/.`, target]);
+      fs.rmSync(top, { recursive: true, force: true });
+    }
+    if (!fs.existsSync(top)) fs.symlinkSync(`usr/${d}`, top);
+  }
+}
+
+/** Copies a module, unpacking an .xz one (busybox insmod loads plain .ko files). */
+function copyModule(from: string, to: string): void {
+  if (from.endsWith('.xz')) run('image', 'bash', ['-o', 'pipefail', '-c', 'xz -dc "$0" > "$1"', from, to]);
+  else fs.copyFileSync(from, to);
+}
+
+/**
+ * The raw arm64 Image QEMU's guest-loader and Xen load. Debian 12's vmlinuz is one; Debian 13's
+ * may be gzip'd, which Xen on Arm cannot boot as dom0 from a guest-loader module: unpack it.
+ */
+function rawKernelImage(vmlinuz: string): Buffer {
+  const data = fs.readFileSync(vmlinuz);
+  if (data[0] === 0x1f && data[1] === 0x8b) return require('node:zlib').gunzipSync(data) as Buffer;
+  return data;
+}
+
+/** The raw Image as a file: vmlinuz itself when it is raw, else an unpacked copy in workDir. */
+function rawKernelFile(vmlinuz: string, workDir: string): string {
+  const head = Buffer.alloc(2);
+  const fd = fs.openSync(vmlinuz, 'r');
+  fs.readSync(fd, head, 0, 2, 0);
+  fs.closeSync(fd);
+  if (!(head[0] === 0x1f && head[1] === 0x8b)) return vmlinuz;
+  const out = path.join(workDir, `Image-${path.basename(vmlinuz)}`);
+  if (!fs.existsSync(out)) fs.writeFileSync(out, rawKernelImage(vmlinuz));
+  return out;
+}
+
 export function kernelVersion(kroot: string): string {
-  const vs = fs.readdirSync(path.join(kroot, 'lib/modules'));
+  const vs = fs.readdirSync(modulesDir(kroot));
   if (vs.length !== 1) throw new XenTierError('image', 'EINVAL', `expected one kernel in ${kroot}, found ${vs.join(', ')}`, kroot);
   return vs[0];
 }
@@ -168,12 +217,13 @@ function writeFile(p: string, data: string | Buffer, mode: number): void {
   fs.chmodSync(p, mode);
 }
 
-function buildDomu(pkgs: FetchedPackages, payload: ProjectPayload, workDir: string): string {
+function buildDomu(pkgs: FetchedPackages, r: TierReleaseSpec, payload: ProjectPayload, workDir: string): string {
   const stage = path.join(workDir, 'stage-domu');
   fs.rmSync(stage, { recursive: true, force: true });
   fs.mkdirSync(stage, { recursive: true });
   for (const name of closure(pkgs.manifest, DOMU_PACKAGES)) mergeInto(stage, rootOf(pkgs, name));
-  prune(stage);
+  prune(stage, r);
+  mergeUsr(stage);
   for (const d of ['proc', 'sys', 'dev', 'tmp', 'run']) fs.mkdirSync(path.join(stage, d), { recursive: true });
   for (const [name, f] of payload.domuFiles) writeFile(path.join(stage, name), f.data, f.mode);
   const out = path.join(workDir, 'domu.cpio.gz');
@@ -235,11 +285,11 @@ function buildProject(payload: ProjectPayload, domuImage: string, workDir: strin
 }
 
 /** Builds both images; returns what QEMU needs. */
-export function buildImages(pkgs: FetchedPackages, payload: ProjectPayload, workDir: string, log: (s: string) => void): BootFiles {
+export function buildImages(pkgs: FetchedPackages, r: TierReleaseSpec, payload: ProjectPayload, workDir: string, log: (s: string) => void): BootFiles {
   fs.mkdirSync(workDir, { recursive: true });
-  const system = buildDom0System(pkgs, workDir, log);
+  const system = buildDom0System(pkgs, r, workDir, log);
   const t0 = Date.now();
-  const domu = buildDomu(pkgs, payload, workDir);
+  const domu = buildDomu(pkgs, r, payload, workDir);
   const project = buildProject(payload, domu, workDir);
   const dom0 = path.join(workDir, 'dom0.cpio.gz');
   // Two gzip members back to back: the kernel unpacks both archives into one rootfs.
@@ -249,8 +299,9 @@ export function buildImages(pkgs: FetchedPackages, payload: ProjectPayload, work
   const kroot = rootOf(pkgs, kpkg.name);
   const kver = kernelVersion(kroot);
   return {
-    xen: path.join(rootOf(pkgs, 'xen-hypervisor-4.17-arm64'), 'boot/xen-4.17-arm64'),
-    kernel: path.join(kroot, 'boot', `vmlinuz-${kver}`),
+    xen: path.join(rootOf(pkgs, r.xenPackage), r.xenImage),
+    // The raw Image dom0's image carries for the domUs (unpacked if Debian gzip'd it).
+    kernel: rawKernelFile(path.join(kroot, 'boot', `vmlinuz-${kver}`), workDir),
     kernelVersion: kver,
     dom0Initrd: dom0,
     domuInitrd: domu,

@@ -1,31 +1,45 @@
 /**
- * `npm run test:xen`: the real-Xen tier. Fetches Debian's arm64 Xen, kernel, tools and node
- * (cached in .cache/xen-arm64), packs this package (`npm pack`: prepack cross-builds the arm64
- * addon it ships) and installs it into dom0's image, builds the dom0 and domU images, boots
- * Xen 4.17 under qemu-system-aarch64, runs the checks of checks.ts inside dom0 and judges the
- * serial console. Exits non-zero on any failed or missing check, a timeout or a panic.
+ * `npm run test:xen`: the real-Xen tier, for each release (Xen 4.17 with a Debian 12 dom0, Xen
+ * 4.20 with a Debian 13 dom0). Fetches Debian's arm64 Xen, kernel, tools and node (cached in
+ * .cache/xen-arm64, 4.20 in its subfolder xen-4.20), packs this package once (`npm pack`:
+ * prepack cross-builds the arm64 addon it ships) and installs it into each dom0's image, builds
+ * the dom0 and domU images, boots Xen under qemu-system-aarch64, runs the checks of checks.ts
+ * inside dom0 and judges the serial console. Exits non-zero on any failed or missing check, a
+ * timeout or a panic.
  *
- *   node dist/test/xen/run.js [--timeout SEC] [--verbose] [--inject-failure] [--refresh]
- *                             [--only NAME,NAME] [--adhoc SCRIPT] [--cache DIR]
+ *   node dist/test/xen/run.js [--release 4.17|4.20] [--timeout SEC] [--verbose]
+ *                             [--inject-failure] [--refresh] [--only NAME,NAME]
+ *                             [--adhoc SCRIPT] [--cache DIR]
  *
  * See docs/real-xen.md.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { parseArgs as parseNodeArgs } from 'node:util';
 import { boot, BootResult } from './boot';
 import { CHECKS, CheckSpec, checksListText, INJECTED_FAILURE } from './checks';
 import { XenTierError } from './errors';
 import { run } from './exec';
 import { fetchPackages, FetchedPackages } from './fetch';
-import { buildImages, DOM0_SEEDS } from './images';
+import { buildImages } from './images';
 import { packCheckout } from '../package/pack';
+import { releaseApt, releaseCacheDir, tierRelease, TierReleaseSpec, TIER_RELEASES } from './releases';
 import { excerpt, judge, Judgement, parseConsole, ParsedConsole } from './results';
 
 const REPO = path.resolve(__dirname, '../../..');
 const GUEST_SRC = path.join(REPO, 'test/xen/guest');
 
 export interface RunOptions {
+  /** The releases to boot, in order (default all: 4.17 then 4.20). */
+  releases: TierReleaseSpec[];
+  /** Per release: the whole-boot limit. */
   timeoutSec: number;
+  /**
+   * Multiplies every check's own time limit (default 1). For a host so loaded that QEMU gets a
+   * fraction of a core: the limits are set for a quiet 2-core machine, and a check that is only
+   * slow must not read as one that hangs. Raise --timeout with it.
+   */
+  limitFactor: number;
   verbose: boolean;
   injectFailure: boolean;
   refresh: boolean;
@@ -35,35 +49,53 @@ export interface RunOptions {
   cacheDir: string;
 }
 
-function parseArgs(argv: string[]): RunOptions {
-  const o: RunOptions = {
-    timeoutSec: 570, verbose: false, injectFailure: false, refresh: false,
-    cacheDir: path.join(REPO, '.cache/xen-arm64'),
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const val = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new XenTierError('results', 'EINVAL', `${a} needs a value`);
-      return v;
-    };
-    if (a === '--timeout') o.timeoutSec = Number(val());
-    else if (a === '--verbose' || a === '-v') o.verbose = true;
-    else if (a === '--inject-failure') o.injectFailure = true;
-    else if (a === '--refresh') o.refresh = true;
-    else if (a === '--only') o.only = val().split(',');
-    else if (a === '--cache') o.cacheDir = path.resolve(val());
-    else if (a === '--adhoc') o.adhoc = path.resolve(val());
-    else throw new XenTierError('results', 'EINVAL', `unknown option ${a} (see docs/real-xen.md)`);
+/** The tier's command line, through node:util's parseArgs (issue 12: no hand parsing). */
+export function parseArgs(argv: string[]): RunOptions {
+  let v: ReturnType<typeof parse>;
+  const parse = (args: string[]) => parseNodeArgs({
+    args,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      release: { type: 'string', multiple: true },
+      timeout: { type: 'string' },
+      'limit-factor': { type: 'string' },
+      verbose: { type: 'boolean', short: 'v' },
+      'inject-failure': { type: 'boolean' },
+      refresh: { type: 'boolean' },
+      only: { type: 'string' },
+      cache: { type: 'string' },
+      adhoc: { type: 'string' },
+    },
+  });
+  try {
+    v = parse(argv);
+  } catch (e) {
+    throw new XenTierError('results', 'EINVAL', `${(e as Error).message} (see docs/real-xen.md)`);
   }
-  if (!Number.isFinite(o.timeoutSec) || o.timeoutSec <= 0) throw new XenTierError('results', 'EINVAL', '--timeout must be a positive number of seconds');
-  return o;
+  const o = v.values;
+  const releases = (o.release ?? [...TIER_RELEASES]).flatMap((r) => r.split(',')).map(tierRelease);
+  const timeoutSec = o.timeout === undefined ? 570 : Number(o.timeout);
+  if (!Number.isFinite(timeoutSec) || timeoutSec <= 0) throw new XenTierError('results', 'EINVAL', '--timeout must be a positive number of seconds');
+  const limitFactor = o['limit-factor'] === undefined ? 1 : Number(o['limit-factor']);
+  if (!Number.isFinite(limitFactor) || limitFactor < 1 || limitFactor > 10) throw new XenTierError('results', 'EINVAL', '--limit-factor must be a number from 1 to 10');
+  return {
+    limitFactor,
+    releases: [...new Map(releases.map((r) => [r.release, r])).values()],
+    timeoutSec,
+    verbose: o.verbose === true,
+    injectFailure: o['inject-failure'] === true,
+    refresh: o.refresh === true,
+    ...(o.only !== undefined ? { only: o.only.split(',') } : {}),
+    ...(o.adhoc !== undefined ? { adhoc: path.resolve(o.adhoc) } : {}),
+    cacheDir: path.resolve(o.cache ?? path.join(REPO, '.cache/xen-arm64')),
+  };
 }
 
 /** The host tools the tier runs, each with the Debian package that provides it. */
 const HOST_TOOLS: ReadonlyArray<[tool: string, pkg: string]> = [
   ['qemu-system-aarch64', 'qemu-system-arm'], ['cpio', 'cpio'], ['gzip', 'gzip'],
-  ['timeout', 'coreutils'], ['dpkg-deb', 'dpkg'], ['apt-get', 'apt'],
+  ['timeout', 'coreutils'], ['dpkg-deb', 'dpkg'], ['apt-get', 'apt'], ['xz', 'xz-utils'],
   ['aarch64-linux-gnu-gcc', 'gcc-aarch64-linux-gnu'], ['aarch64-linux-gnu-g++', 'g++-aarch64-linux-gnu'],
 ];
 
@@ -100,7 +132,7 @@ function packPackage(cacheDir: string, log: (s: string) => void): { path?: strin
  * Small C tools of the tier, cross-built for arm64 only when their source changed:
  * xenbus-req (static, for the domU) and xc-setmaxmem (dom0, against the fetched libxenctrl).
  */
-function buildGuestTools(cacheDir: string, pkgs: FetchedPackages): { xenbusReq: string; setMaxMem: string } {
+function buildGuestTools(cacheDir: string, r: TierReleaseSpec, pkgs: FetchedPackages): { xenbusReq: string; setMaxMem: string } {
   const cc = process.env.CROSS_CC ?? 'aarch64-linux-gnu-gcc';
   const outDir = path.join(cacheDir, 'images');
   fs.mkdirSync(outDir, { recursive: true });
@@ -111,12 +143,12 @@ function buildGuestTools(cacheDir: string, pkgs: FetchedPackages): { xenbusReq: 
     run('image', cc, ['-Os', '-s', '-Wall', '-Wextra', '-Werror', '-o', out, src, ...extra]);
     return out;
   };
-  const misc = pkgs.roots.get('libxenmisc4.17');
-  if (!misc) throw new XenTierError('image', 'ENOENT', 'libxenmisc4.17 (libxenctrl) was not fetched');
+  const misc = pkgs.roots.get(r.libxenctrlPackage);
+  if (!misc) throw new XenTierError('image', 'ENOENT', `${r.libxenctrlPackage} (libxenctrl) was not fetched`);
   return {
     xenbusReq: build('xenbus-req', ['-static']),
     // Its own dependencies resolve in dom0, where all of xen-utils' libraries are.
-    setMaxMem: build('xc-setmaxmem', [path.join(misc, 'usr/lib/aarch64-linux-gnu/libxenctrl.so.4.17'), '-Wl,--allow-shlib-undefined']),
+    setMaxMem: build('xc-setmaxmem', [path.join(misc, 'usr/lib/aarch64-linux-gnu', r.libxenctrl), '-Wl,--allow-shlib-undefined']),
   };
 }
 
@@ -130,8 +162,17 @@ function domuFiles(xenbusReq: string): Map<string, { data: string | Buffer; mode
   return files;
 }
 
-function guestFiles(checks: CheckSpec[], shimStatus: string, setMaxMem: string, adhoc?: string): Map<string, { data: string | Buffer; mode: number }> {
+/**
+ * /xen/release.env in dom0: what the guest scripts need to know of the release (sourced by
+ * init-dom0.sh and lib.sh, read by the node checks from the environment).
+ */
+export function releaseEnv(r: TierReleaseSpec): string {
+  return [`XEN_RELEASE=${r.release}`, `XEN_NODE_MAJOR=${r.nodeMajor}`, `XEN_LIBEXEC=${r.xenLibexec}`, `XEN_DEBIAN="${r.debian}"`].join('\n') + '\n';
+}
+
+function guestFiles(r: TierReleaseSpec, checks: CheckSpec[], shimStatus: string, setMaxMem: string, adhoc?: string): Map<string, { data: string | Buffer; mode: number }> {
   const files = new Map<string, { data: string | Buffer; mode: number }>();
+  files.set('release.env', { data: releaseEnv(r), mode: 0o644 });
   files.set('bin/xc-setmaxmem', { data: fs.readFileSync(setMaxMem), mode: 0o755 });
   const read = (p: string): Buffer => fs.readFileSync(path.join(GUEST_SRC, p));
   files.set('init', { data: read('init-dom0.sh'), mode: 0o755 });
@@ -178,9 +219,9 @@ function figures(prep: Record<string, number>, parsed: ParsedConsole, b: BootRes
   };
 }
 
-function printSummary(j: Judgement, checks: CheckSpec[], f: Figures): void {
+function printSummary(r: TierReleaseSpec, j: Judgement, checks: CheckSpec[], f: Figures): void {
   const w = Math.max(...checks.map((c) => c.name.length));
-  process.stdout.write('\nreal-Xen checks (Xen 4.17 arm64 under QEMU):\n');
+  process.stdout.write(`\nreal-Xen checks (Xen ${r.release} arm64, ${r.debian} dom0, under QEMU):\n`);
   for (const v of j.verdicts) {
     const mark = v.ok ? 'ok  ' : 'FAIL';
     const exp = v.expect === 'FAIL' ? ' (must fail)' : '';
@@ -190,20 +231,49 @@ function printSummary(j: Judgement, checks: CheckSpec[], f: Figures): void {
   }
   for (const p of j.runProblems) process.stdout.write(`  FAIL run: ${p}\n`);
   const h = f.host;
-  process.stdout.write(`\ntimes (host clock from QEMU start): Xen banner ${fmt(h.xenBanner)}, dom0 kernel ${fmt(h.dom0Kernel)}, ` +
+  process.stdout.write(`\nXen ${r.release} times (host clock from QEMU start): Xen banner ${fmt(h.xenBanner)}, dom0 kernel ${fmt(h.dom0Kernel)}, ` +
     `dom0 /init ${fmt(h.dom0Init)}, dom0 ready ${fmt(h.dom0Ready)}, checks done ${fmt(h.checksDone)}, QEMU exit ${fmt(h.qemuExit)}\n`);
   const g = f.guest;
   // Per-page figures are microseconds: print them so, and the rest in seconds.
   const figs = Object.entries(g).filter(([k]) => !k.startsWith('check:'))
     .map(([k, v]) => (k.endsWith('-per-page') ? `${k} ${(v * 1e6).toFixed(1)} µs` : `${k} ${v.toFixed(2)} s`)).join(', ');
-  if (figs) process.stdout.write(`dom0 clock: ${figs}\n`);
-  process.stdout.write(`preparation: ${Object.entries(f.prepare).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')}; whole run ${fmt(h.wholeRun)}\n\n`);
+  if (figs) process.stdout.write(`Xen ${r.release} dom0 clock: ${figs}\n`);
+  process.stdout.write(`Xen ${r.release} preparation: ${Object.entries(f.prepare).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')}; whole run ${fmt(h.wholeRun)}\n\n`);
 }
 
+interface ReleaseOutcome { release: string; passed: number; failed: number; ok: boolean; seconds: number }
+
 export async function main(argv: string[]): Promise<number> {
-  const tStart = Date.now();
   const opts = parseArgs(argv);
-  const log = (s: string): void => { process.stdout.write(`[xen] ${s}\n`); };
+  requireHostTools();
+  fs.mkdirSync(opts.cacheDir, { recursive: true });
+  const t0 = Date.now();
+  const packed = { ...packPackage(opts.cacheDir, (s) => process.stdout.write(`[xen] ${s}\n`)), seconds: 0 };
+  packed.seconds = (Date.now() - t0) / 1000;
+  const outcomes: ReleaseOutcome[] = [];
+  for (const r of opts.releases) {
+    try {
+      outcomes.push(await runRelease(r, opts, packed));
+    } catch (err) {
+      // One release's preparation failing (a download, an image) must not hide the other's run.
+      const e = err as XenTierError;
+      process.stderr.write(`test:xen: Xen ${r.release}: ${e.step ? `[${e.step}] ` : ''}${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}\n`);
+      process.stdout.write(`Xen ${r.release}: 0 passed, 1 failed\n`);
+      outcomes.push({ release: r.release, passed: 0, failed: 1, ok: false, seconds: 0 });
+    }
+  }
+  if (outcomes.length > 1) {
+    for (const o of outcomes) process.stdout.write(`Xen ${o.release}: ${o.passed} passed, ${o.failed} failed (${o.seconds.toFixed(0)} s)\n`);
+  }
+  // The plain closing line CI reads: all releases together.
+  process.stdout.write(`${outcomes.reduce((n, o) => n + o.passed, 0)} passed, ${outcomes.reduce((n, o) => n + o.failed, 0)} failed\n`);
+  return outcomes.every((o) => o.ok) ? 0 : 1;
+}
+
+async function runRelease(r: TierReleaseSpec, opts: RunOptions, packed: { path?: string; status: string; seconds: number }): Promise<ReleaseOutcome> {
+  const tStart = Date.now();
+  const cacheDir = releaseCacheDir(opts.cacheDir, r);
+  const log = (s: string): void => { process.stdout.write(`[xen ${r.release}] ${s}\n`); };
   const prep: Record<string, number> = {};
   const step = <T>(name: string, fn: () => T): T => {
     const t = Date.now();
@@ -212,11 +282,12 @@ export async function main(argv: string[]): Promise<number> {
     return r;
   };
 
-  requireHostTools();
-  fs.mkdirSync(opts.cacheDir, { recursive: true });
-  const pkgs = step('fetch', () => fetchPackages({ cacheDir: opts.cacheDir, seeds: DOM0_SEEDS, refresh: opts.refresh, log }));
-  // `shim` is the packed package: its prebuilt arm64 addon is what dom0 loads.
-  const shim = step('package', () => packPackage(opts.cacheDir, log));
+  fs.mkdirSync(cacheDir, { recursive: true });
+  const pkgs = step('fetch', () => fetchPackages({ cacheDir, seeds: r.seeds, refresh: opts.refresh, log, apt: releaseApt(opts.cacheDir, r) }));
+  // `shim` is the packed package (packed once for all releases): its prebuilt arm64 addon is
+  // what dom0 loads.
+  const shim = packed;
+  prep.package = packed.seconds;
   if (!shim.path) log(`package: ${shim.status}`);
 
   let checks = CHECKS;
@@ -225,25 +296,26 @@ export async function main(argv: string[]): Promise<number> {
     if (unknown.length) throw new XenTierError('results', 'EINVAL', `--only: unknown checks ${unknown.join(', ')}`);
     checks = CHECKS.filter((c) => opts.only!.includes(c.name));
   }
+  if (opts.limitFactor !== 1) checks = checks.map((c) => ({ ...c, limit: Math.ceil(c.limit * opts.limitFactor) }));
   if (opts.injectFailure) checks = [...checks, INJECTED_FAILURE];
   if (opts.adhoc) {
     checks = [...checks, { name: 'adhoc', script: 'checks/adhoc.sh', expect: 'PASS', limit: opts.timeoutSec, what: `--adhoc ${opts.adhoc}` }];
   }
 
-  const runDir = path.join(opts.cacheDir, 'run');
+  const runDir = path.join(cacheDir, 'run');
   fs.mkdirSync(runDir, { recursive: true });
   const files = step('images', () => {
-    const tools = buildGuestTools(opts.cacheDir, pkgs);
-    return buildImages(pkgs, {
+    const tools = buildGuestTools(cacheDir, r, pkgs);
+    return buildImages(pkgs, r, {
       repoRoot: REPO,
       tarball: shim.path,
-      xenFiles: guestFiles(checks, shim.status, tools.setMaxMem, opts.adhoc),
+      xenFiles: guestFiles(r, checks, shim.status, tools.setMaxMem, opts.adhoc),
       domuFiles: domuFiles(tools.xenbusReq),
-    }, path.join(opts.cacheDir, 'images'), log);
+    }, path.join(cacheDir, 'images'), log);
   });
 
   const consoleLog = path.join(runDir, 'console.log');
-  log(`booting Xen 4.17 + Linux ${files.kernelVersion} under qemu-system-aarch64 (timeout ${opts.timeoutSec} s; console in ${path.relative(REPO, consoleLog)})`);
+  log(`booting Xen ${r.release} + Linux ${files.kernelVersion} under qemu-system-aarch64 (timeout ${opts.timeoutSec} s; console in ${path.relative(REPO, consoleLog)})`);
   let lastProgress = '';
   const b = await boot({
     files, timeoutSec: opts.timeoutSec, consoleLog,
@@ -260,17 +332,17 @@ export async function main(argv: string[]): Promise<number> {
   const j = judge(checks, parsed, { code: b.code, timedOut: b.timedOut });
   const total = (Date.now() - tStart) / 1000;
   const f = figures(prep, parsed, b, total);
-  printSummary(j, checks, f);
+  printSummary(r, j, checks, f);
   if (!j.ok) {
     process.stdout.write(excerpt(b.lines, parsed, j).join('\n') + '\n\n');
   }
   fs.writeFileSync(path.join(runDir, 'result.json'), JSON.stringify({
-    ok: j.ok, verdicts: j.verdicts, runProblems: j.runProblems, figures: f,
+    release: r.release, debian: r.debian, ok: j.ok, verdicts: j.verdicts, runProblems: j.runProblems, figures: f,
     kernel: files.kernelVersion, shim: shim.status, finishedAt: new Date().toISOString(),
   }, null, 2) + '\n');
-  // The plain closing line CI reads.
-  process.stdout.write(`${j.passed} passed, ${j.failed + (j.runProblems.length > 0 ? 1 : 0)} failed\n`);
-  return j.ok ? 0 : 1;
+  const failed = j.failed + (j.runProblems.length > 0 ? 1 : 0);
+  process.stdout.write(`Xen ${r.release}: ${j.passed} passed, ${failed} failed\n`);
+  return { release: r.release, passed: j.passed, failed, ok: j.ok, seconds: total };
 }
 
 if (require.main === module) {

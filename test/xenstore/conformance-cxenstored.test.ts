@@ -1,4 +1,4 @@
-/** The conformance suite against Debian's C xenstored (xen-utils-4.17), started by the harness. */
+/** The conformance suite against Debian 12's C xenstored (xen-utils-4.17), started by the harness. */
 import { startDaemon } from '../harness/daemons';
 import { defineConformanceSuite } from './conformance';
 

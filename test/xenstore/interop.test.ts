@@ -1,10 +1,11 @@
 /**
- * Interoperability with the reference clients, on both real daemons: what this client writes,
- * xenstore-read / xenstore-ls (xenstore-utils) and pyxs read back identically, and the reverse.
+ * Interoperability with the reference clients, on the four real daemons (C and OCaml, Xen 4.17
+ * and 4.20): what this client writes, xenstore-read / xenstore-ls (xenstore-utils of the daemon's
+ * own release) and pyxs read back identically, and the reverse.
  */
 import test from 'ava';
 import { connect, XenstoreClient } from '../../xenstore-wire';
-import { DAEMON_KINDS, DaemonKind, RunningDaemon, startDaemon } from '../harness/daemons';
+import { daemonLabel, RealDaemon, REAL_DAEMONS, RunningDaemon, startDaemon } from '../harness/daemons';
 import { runPyxs, runXenstoreCli } from '../harness/clients';
 import { nextEvent } from './helpers/async';
 
@@ -20,13 +21,14 @@ const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
 /** The bytes pyxs agrees to write: NUL and 0x20..0x7f. */
 const PYXS_BYTES = Buffer.concat([Buffer.from([0]), ALL_BYTES.subarray(0x20, 0x80)]);
 
-function defineInterop(kind: DaemonKind): void {
+function defineInterop(real: RealDaemon): void {
+  const { kind, release } = real;
   let d: RunningDaemon | undefined;
   let xs: XenstoreClient | undefined;
-  const name = (s: string) => `${kind}: ${s}`;
+  const name = (s: string) => `${daemonLabel(real)}: ${s}`;
 
   test.before(async () => {
-    d = await startDaemon(kind);
+    d = await startDaemon(kind, { release });
     xs = await connect({ path: d.socketPath });
   });
   test.after.always(async () => {
@@ -144,10 +146,10 @@ function defineInterop(kind: DaemonKind): void {
       t.deepEqual(r.stdout.split('\n').filter(Boolean).sort(), names);
     } else {
       // oxenstored 4.17's oversized DIRECTORY reply defeats libxenstore (FACTS.md section 3).
-      t.log(`xenstore-list failed on ${kind}: ${r.stderr.trim()}`);
+      t.log(`xenstore-list failed on ${daemonLabel(real)}: ${r.stderr.trim()}`);
       t.is(kind, 'oxenstored', `xenstore-list failed on ${kind}: ${r.stderr}`);
     }
   });
 }
 
-for (const kind of DAEMON_KINDS) defineInterop(kind);
+for (const real of REAL_DAEMONS) defineInterop(real);

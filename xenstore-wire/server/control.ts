@@ -15,6 +15,18 @@ interface QuotaRow {
   set(v: number): void;
 }
 
+/**
+ * The log switches C xenstored 4.20 lists for `log` without arguments, with the harness's and
+ * Debian's default (obj and io on: xenstored_core.c trace_switches).
+ */
+const LOG_SWITCHES_420 = 'Log switch settings:\nobj     : on\nio      : on\nwrl     : off\nacc     : off\ntdb     : off\n';
+
+/** 4.20's parameter help where it differs from 4.17's (xenstored_control.c). */
+const PARS_420: Record<string, string> = {
+  log: '[on|off|+<switch>|-<switch>]',
+  quota: '[set <name> <val>|<domid>|max [-r]]',
+};
+
 /** xenstored_control.c's command table (names, parameter help, max parameters). */
 const CONTROL_COMMANDS: { cmd: string; pars: string; maxPars?: number }[] = [
   { cmd: 'check', pars: '' },
@@ -47,6 +59,7 @@ export class Control {
         if (args.length) throw new XsErrno('EINVAL');
         return ack();
       case 'log':
+        if (args.length === 0 && this.r.state.release.controlTexts420) return reply(LOG_SWITCHES_420);
         if (args.length !== 1 || (args[0] !== 'on' && args[0] !== 'off')) throw new XsErrno('EINVAL');
         return ack();
       case 'logfile':
@@ -62,6 +75,9 @@ export class Control {
         throw new XsErrno('ENOSYS');
       case 'help':
         if (args.length) throw new XsErrno('EINVAL');
+        if (this.r.state.release.controlTexts420) {
+          return reply(CONTROL_COMMANDS.map((c) => `${c.cmd.padEnd(16)}${PARS_420[c.cmd] ?? c.pars}\n`).join(''));
+        }
         return reply(CONTROL_COMMANDS.map((c) => `${c.cmd}\t${c.pars}\n`).join(''));
       case 'quota':
       case 'quota-soft': {
@@ -91,6 +107,19 @@ export class Control {
   private hardQuotaTable(): QuotaRow[] {
     const q = this.r.state.quotas;
     const row = (name: string, key: keyof Quotas, descr: string): QuotaRow => ({ name, descr, get: () => q[key], set: (v) => (q[key] = v) });
+    if (this.r.state.release.controlTexts420) {
+      return [
+        row('nodes', 'nodes', 'Nodes per domain'),
+        row('watches', 'watches', 'Watches per domain'),
+        row('outstanding', 'outstanding', 'Outstanding requests per domain'),
+        row('memory', 'memory', 'Total Xenstore memory per domain (error level)'),
+        row('transactions', 'transactions', 'Active transactions per domain'),
+        row('transaction-nodes', 'transactionNodes', 'Max. number of accessed nodes per transaction'),
+        row('node-permissions', 'permissions', 'Max. number of permissions per node'),
+        row('path-max', 'pathMax', 'Max. length of a node path'),
+        row('node-size', 'nodeSize', 'Max. size of a node'),
+      ];
+    }
     return [
       row('nodes', 'nodes', 'Nodes per domain'),
       row('watches', 'watches', 'Watches per domain'),

@@ -111,6 +111,8 @@ export class XenstoredCore {
     rooms.domains.init();
     rooms.db.init();
     rooms.domains.domains.get(0)!.nbentry += 3;
+    // 4.18+: the special nodes are created next, taking a generation each.
+    if (this.state.release.specialNodesInDatabase) rooms.db.generation += 2;
   }
 
   // ------------------------------------------------------------------------------------

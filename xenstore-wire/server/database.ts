@@ -92,8 +92,11 @@ export class Database {
     return perms[0].perms & mask;
   }
 
-  /** is_valid_nodename(): absolute, no "//", no trailing "/", path-max beyond /local/domain/N/. */
-  isValidNodename(node: string): boolean {
+  /**
+   * is_valid_nodename(): absolute, no "//", no trailing "/", path-max beyond /local/domain/N/ (from
+   * 4.20 for unprivileged connections only: pass the connection asking).
+   */
+  isValidNodename(node: string, conn?: ServerConnection): boolean {
     if (!node.startsWith('/')) return false;
     if (node.endsWith('/') && node !== '/') return false;
     if (node.includes('//')) return false;
@@ -101,7 +104,8 @@ export class Database {
     // sscanf("/local/domain/%5u/%n"): up to five characters of (signed) number, then '/'.
     const m = /^\/local\/domain\/([+-]?\d+)\//.exec(node);
     if (m && m[1].length <= 5) localOff = m[0].length;
-    if (node.length > localOff + this.r.state.quotas.pathMax) return false;
+    const exempt = this.r.state.release.privilegedPathUnlimited && conn !== undefined && !isUnprivileged(conn);
+    if (!exempt && node.length > localOff + this.r.state.quotas.pathMax) return false;
     return VALID_CHARS.test(node);
   }
 
@@ -258,7 +262,7 @@ export class Database {
 
   /** get_node(): read with a permission check, errors masked by the parents' permissions. */
   getNode(conn: ServerConnection, name: string | null, perm: number): ReadResult {
-    if (name === null || !this.isValidNodename(name)) return 'EINVAL';
+    if (name === null || !this.isValidNodename(name, conn)) return 'EINVAL';
     let r = this.readNode(conn, name);
     if (!isErr(r) && (this.permForConn(conn, r.perms) & perm) !== perm) r = 'EACCES';
     if (isErr(r) && !PROPAGATE.has(r)) r = this.errnoFromParents(conn, name, r, perm);

@@ -172,6 +172,8 @@ export class Transaction {
   readonly changedDomains = new Map<number, number>();
   nodeCreated = false;
   fail = false;
+  /** 4.20: SET_PERMS of a special node inside this transaction, applied when it commits. */
+  readonly specialPerms = new Map<string, readonly XsPerm[]>();
   constructor(
     public readonly id: number,
     public readonly generation: number,

@@ -8,10 +8,12 @@ import { MessageType, XENSTORE_PAYLOAD_MAX } from '../constants';
 import { PROPAGATE } from './database';
 import { atou, countStrings, getStrings, longToU32, onearg, strtol, u32AsInt } from './cstr';
 import {
+  AccessedNode,
   childrenBuffer,
   getParent,
   isErr,
   isUnprivileged,
+  NO_GENERATION,
   Node,
   ServerConnection,
   XS_PERM_IGNORE,
@@ -100,7 +102,17 @@ export class NodeRequests {
   }
 
   doGetPerms(conn: ServerConnection, req: Frame): void {
-    const node = this.getNodeCanon(conn, onearg(req.payload), XS_PERM_READ).node;
+    const arg = onearg(req.payload);
+    if (arg !== null && arg.startsWith('@') && this.r.state.release.specialNodesInDatabase) {
+      // 4.20: the special nodes are database nodes; another `@` name is a node that is not there.
+      const perms = conn.transaction?.specialPerms.get(arg) ?? this.r.watches.specialPerms.get(arg);
+      if (!perms) throw new XsErrno('ENOENT');
+      if (!(this.r.db.permForConn(conn, perms) & XS_PERM_READ)) throw new XsErrno('EACCES');
+      const text = perms.map((p) => `${permLetter(p.perms)}${u32AsInt(p.id)}\0`).join('');
+      this.r.output.sendReply(conn, req, MessageType.GET_PERMS, Buffer.from(text, 'latin1'));
+      return;
+    }
+    const node = this.getNodeCanon(conn, arg, XS_PERM_READ).node;
     const strings = node.perms.map((p) => `${permLetter(p.perms)}${u32AsInt(p.id)}\0`).join('');
     this.r.output.sendReply(conn, req, MessageType.GET_PERMS, Buffer.from(strings, 'latin1'));
   }
@@ -176,12 +188,31 @@ export class NodeRequests {
     if (perms[0].perms & XS_PERM_IGNORE) throw new XsErrno('ENOENT');
     const path = strings[0];
     if (path.startsWith('@')) {
-      const current = watches.specialPerms.get(path);
-      if (!current) throw new XsErrno('EINVAL');
+      const inDatabase = this.r.state.release.specialNodesInDatabase;
+      const current = (inDatabase ? conn.transaction?.specialPerms.get(path) : undefined) ?? watches.specialPerms.get(path);
+      if (!current) throw new XsErrno(inDatabase ? 'ENOENT' : 'EINVAL');
       if ((db.permForConn(conn, current) & (XS_PERM_WRITE | XS_PERM_OWNER)) !== (XS_PERM_WRITE | XS_PERM_OWNER)) {
         throw new XsErrno('EACCES');
       }
-      watches.setSpecialPerms(path, perms);
+      if (!(inDatabase && conn.transaction)) watches.setSpecialPerms(path, perms);
+      if (inDatabase) {
+        // 4.20: written like any node, and its watches fire; inside a transaction they fire
+        // when it commits (seen on C xenstored 4.20: the commit succeeds, the event follows it).
+        const trans = conn.transaction;
+        db.generation++;
+        if (trans) {
+          // Like a node written in the transaction: it takes effect when the transaction commits.
+          trans.specialPerms.set(path, perms);
+          const i = trans.accessed.get(path) ?? new AccessedNode(`${trans.generation}/${path}`, path);
+          i.generation = NO_GENERATION;
+          i.modified = true;
+          i.fireWatch = true;
+          i.perms ??= current;
+          trans.accessed.set(path, i);
+        } else {
+          watches.fireWatches(conn, path, null, false, current);
+        }
+      }
       this.r.output.sendAck(conn, req, MessageType.SET_PERMS);
       return;
     }

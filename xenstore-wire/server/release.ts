@@ -45,6 +45,32 @@ export interface ReleaseRules {
   readonly watchDepth: boolean;
   /** 4.22: `@releaseDomain/<domid>` and `@introduceDomain/<domid>` events (fire_special_watches). */
   readonly releaseDomainPerDomain: boolean;
+  /**
+   * 4.20 (since 4.18): `@introduceDomain` and `@releaseDomain` are database nodes, created after
+   * "/", "/tool", "/tool/xenstored": the generation counter starts two higher (the first node a
+   * client creates gets 6, not 4); GET_PERMS answers their permissions (another `@` name is
+   * ENOENT); SET_PERMS on them takes a generation and fires their watches. Seen on Debian 13's
+   * C xenstored 4.20 (test/xenstore/release-differences.test.ts).
+   */
+  readonly specialNodesInDatabase: boolean;
+  /**
+   * 4.20 CONTROL texts (xenstored_control.c): `log` without arguments lists the log switches,
+   * `help` pads names to 16 columns with the newer parameter help, `quota` lists its rows in
+   * the newer order and names (node-permissions). Seen on Debian 13's C xenstored 4.20.
+   */
+  readonly controlTexts420: boolean;
+  /**
+   * 4.20 (since 4.18) do_unwatch(): the canonical path is checked with is_valid_nodename()
+   * (special `@` names allowed) before the watch is looked up, so an invalid one is EINVAL, not
+   * ENOENT. Seen on Debian 13's C xenstored 4.20.
+   */
+  readonly unwatchChecksPath: boolean;
+  /**
+   * 4.20 (since 4.18) is_valid_nodename(): the path-max quota goes through domain_max_chk(), which
+   * exempts privileged connections: dom0's paths are limited by the payload only (4.17: 2048 past
+   * `/local/domain/<id>/` for everyone). Seen on Debian 13's C xenstored 4.20.
+   */
+  readonly privilegedPathUnlimited: boolean;
 }
 
 export function isXenRelease(s: string): s is XenRelease {
@@ -65,5 +91,9 @@ export function releaseRules(release: XenRelease = DEFAULT_RELEASE): ReleaseRule
     quotaCountsNext: r422,
     watchDepth: r422,
     releaseDomainPerDomain: r422,
+    specialNodesInDatabase: atLeast(release, '4.20'),
+    controlTexts420: atLeast(release, '4.20'),
+    unwatchChecksPath: atLeast(release, '4.20'),
+    privilegedPathUnlimited: atLeast(release, '4.20'),
   };
 }

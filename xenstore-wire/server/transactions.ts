@@ -78,6 +78,7 @@ export class Transactions {
         trans.accessed.delete(i.node);
       }
     }
+    for (const [name, perms] of trans.specialPerms) this.r.watches.setSpecialPerms(name, perms);
     for (const i of [...trans.accessed.values()]) {
       if (i.taNode) {
         const rec = db.db.get(i.transName);

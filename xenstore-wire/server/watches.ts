@@ -97,7 +97,9 @@ export class Watches {
     for (const c of output.connections.slice()) {
       if (c.watches.length === 0) continue;
       if (special) {
-        if (!this.checkPermsSpecial(name, c)) continue;
+        // `perms`: the special node's permissions before a SET_PERMS (4.20), which also let through.
+        const before = perms !== null && (this.r.db.permForConn(c, perms) & XS_PERM_READ) !== 0;
+        if (!before && !this.checkPermsSpecial(name, c)) continue;
       } else if (!this.watchPermitted(c, name, node, perms)) {
         continue;
       }
@@ -167,7 +169,7 @@ export class Watches {
     } else {
       relative = !path.startsWith('/');
       path = db.canonicalize(conn, path);
-      if (!db.isValidNodename(path)) throw new XsErrno('EINVAL');
+      if (!db.isValidNodename(path, conn)) throw new XsErrno('EINVAL');
     }
     if (conn.watches.some((w) => w.node === path && w.token === token)) throw new XsErrno('EEXIST');
     if (isUnprivileged(conn)) {
@@ -190,6 +192,11 @@ export class Watches {
     const vec = getStrings(req.payload);
     if (vec.length !== 2) throw new XsErrno('EINVAL');
     const node = this.r.db.canonicalize(conn, vec[0]);
+    if (this.r.state.release.unwatchChecksPath) {
+      // is_valid_nodename(..., allow_special): an `@` name is checked like a path from "/".
+      const asPath = node.startsWith('@') ? `/${node.slice(1)}` : node;
+      if (!this.r.db.isValidNodename(asPath, conn)) throw new XsErrno('EINVAL');
+    }
     const i = conn.watches.findIndex((w) => w.node === node && w.token === vec[1]);
     if (i < 0) throw new XsErrno('ENOENT');
     conn.watches.splice(i, 1);

@@ -1,6 +1,8 @@
 /*
  * LD_PRELOAD stand-in for the hypervisor, so that Debian's C xenstored and OCaml oxenstored
- * (xen-utils-4.17) serve their Unix socket on a machine without Xen (FACTS.md section 3).
+ * (xen-utils-4.17, and xen-utils-4.20 of Debian 13 run from a private root) serve their Unix
+ * socket on a machine without Xen (FACTS.md section 3). Built once per release, against that
+ * release's headers: the domain-info structures differ between releases.
  *
  * What it replaces, and why:
  *  - libxenctrl: xc_interface_open/close and the domain-info calls. Domain 0 is reported
@@ -35,6 +37,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include <xenctrl.h>
@@ -57,11 +60,35 @@
  * If `path` is under /var/run/xenstored/ and XENSTORED_RUNDIR is set, write the redirected
  * path into buf and return buf; otherwise return path unchanged.
  */
+/*
+ * A daemon run from a private unpacked root (Debian 13's 4.20 on a Debian 12 machine) still
+ * looks for its own files at the compiled-in /usr/lib/xen-X.Y/: oxenstored 4.20 loads its
+ * domain-info plugin from /usr/lib/xen-4.20/ocaml/xsd_glue/xenctrl_plugin/. With
+ * XEN_SSHM_PRELOAD_ROOT set, such paths are looked up under that root instead.
+ */
+#define XEN_LIBEXEC_PREFIX "/usr/lib/xen-"
+
+static const char *redirect_root(const char *path, char *buf, size_t buflen)
+{
+    const char *root;
+
+    if (path == NULL || strncmp(path, XEN_LIBEXEC_PREFIX, strlen(XEN_LIBEXEC_PREFIX)) != 0)
+        return path;
+    root = getenv("XEN_SSHM_PRELOAD_ROOT");
+    if (root == NULL || root[0] == '\0')
+        return path;
+    if ((size_t)snprintf(buf, buflen, "%s%s", root, path) >= buflen)
+        return path;
+    return buf;
+}
+
 static const char *redirect_path(const char *path, char *buf, size_t buflen)
 {
     const char *rundir;
     size_t plen = strlen(DEFAULT_RUNDIR);
 
+    if (path != NULL && strncmp(path, XEN_LIBEXEC_PREFIX, strlen(XEN_LIBEXEC_PREFIX)) == 0)
+        return redirect_root(path, buf, buflen);
     if (path == NULL || strncmp(path, DEFAULT_RUNDIR, plen) != 0)
         return path;
     rundir = getenv("XENSTORED_RUNDIR");
@@ -235,6 +262,108 @@ EXPORT int unlink(const char *path)
 }
 
 /* ------------------------------------------------------------------------------------------
+ * opendir/stat/access/realpath/dlopen: oxenstored 4.20's plugin under a private root
+ * ---------------------------------------------------------------------------------------- */
+
+EXPORT DIR *opendir(const char *path)
+{
+    static DIR *(*real)(const char *);
+    char buf[PATH_MAX];
+
+    if (real == NULL)
+        real = (DIR * (*)(const char *)) dlsym(RTLD_NEXT, "opendir");
+    if (real == NULL) {
+        errno = ENOSYS;
+        return NULL;
+    }
+    return real(redirect_root(path, buf, sizeof(buf)));
+}
+
+#define DEFINE_STAT(name, type)                                              \
+    EXPORT int name(const char *path, type *st)                              \
+    {                                                                        \
+        static int (*real)(const char *, type *);                            \
+        char buf[PATH_MAX];                                                  \
+        if (real == NULL)                                                    \
+            real = (int (*)(const char *, type *))dlsym(RTLD_NEXT, #name);   \
+        if (real == NULL) {                                                  \
+            errno = ENOSYS;                                                  \
+            return -1;                                                       \
+        }                                                                    \
+        return real(redirect_root(path, buf, sizeof(buf)), st);              \
+    }
+
+DEFINE_STAT(stat, struct stat)
+DEFINE_STAT(stat64, struct stat64)
+
+EXPORT int access(const char *path, int mode)
+{
+    static int (*real)(const char *, int);
+    char buf[PATH_MAX];
+
+    if (real == NULL)
+        real = (int (*)(const char *, int))dlsym(RTLD_NEXT, "access");
+    if (real == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    return real(redirect_root(path, buf, sizeof(buf)), mode);
+}
+
+EXPORT char *realpath(const char *path, char *resolved)
+{
+    static char *(*real)(const char *, char *);
+    char buf[PATH_MAX];
+
+    if (real == NULL)
+        real = (char *(*)(const char *, char *))dlsym(RTLD_NEXT, "realpath");
+    if (real == NULL) {
+        errno = ENOSYS;
+        return NULL;
+    }
+    return real(redirect_root(path, buf, sizeof(buf)), resolved);
+}
+
+/*
+ * Run through its root's loader, a daemon's /proc/self/exe is the loader, and oxenstored writes
+ * that into /tool/xenstored (Sys.executable_name). With XEN_SSHM_EXE set (the daemon's path as
+ * installed, e.g. /usr/lib/xen-4.20/bin/oxenstored), that is what /proc/self/exe reads.
+ */
+EXPORT ssize_t readlink(const char *path, char *buf, size_t size)
+{
+    static ssize_t (*real)(const char *, char *, size_t);
+    const char *exe = getenv("XEN_SSHM_EXE");
+
+    if (exe != NULL && exe[0] != '\0' && strcmp(path, "/proc/self/exe") == 0) {
+        size_t n = strlen(exe);
+
+        if (n > size)
+            n = size;
+        memcpy(buf, exe, n);
+        return (ssize_t)n;
+    }
+    if (real == NULL)
+        real = (ssize_t (*)(const char *, char *, size_t))dlsym(RTLD_NEXT, "readlink");
+    if (real == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    return real(path, buf, size);
+}
+
+EXPORT void *dlopen(const char *path, int flags)
+{
+    static void *(*real)(const char *, int);
+    char buf[PATH_MAX];
+
+    if (real == NULL)
+        real = (void *(*)(const char *, int))dlsym(RTLD_NEXT, "dlopen");
+    if (real == NULL)
+        return NULL;
+    return real(redirect_root(path, buf, sizeof(buf)), flags);
+}
+
+/* ------------------------------------------------------------------------------------------
  * setrlimit: a container refuses to raise the hard file limit; oxenstored treats that as fatal
  * ---------------------------------------------------------------------------------------- */
 
@@ -314,7 +443,13 @@ static int domain_exists(uint32_t domid)
     return domid < MAX_FAKE_DOMID && fake_domains[domid];
 }
 
-/* Like the hypercall: information on existing domains from first_domid upwards, all running. */
+#ifndef XEN_SSHM_XENCTRL_GETINFO_SINGLE
+/*
+ * Xen 4.17's libxenctrl (Debian 12): C xenstored asks through xc_domain_getinfo. It was removed
+ * in 4.18 for xc_domain_getinfo_single (below); the build says which headers it compiles
+ * against (CMakeLists.txt checks for the symbol, test/harness/release-root.ts passes the macro).
+ * Like the hypercall: information on existing domains from first_domid upwards, all running.
+ */
 EXPORT int xc_domain_getinfo(xc_interface *xch, uint32_t first_domid, unsigned int max_doms, xc_dominfo_t *info)
 {
     unsigned int n = 0;
@@ -332,6 +467,26 @@ EXPORT int xc_domain_getinfo(xc_interface *xch, uint32_t first_domid, unsigned i
     }
     return (int)n;
 }
+#else
+/*
+ * Xen 4.18 and later (4.20 of Debian 13): one domain, 0 when it exists (info filled, running),
+ * else -1 with ESRCH as the hypercall answers for a missing domain.
+ */
+EXPORT int xc_domain_getinfo_single(xc_interface *xch, uint32_t domid, xc_domaininfo_t *info)
+{
+    (void)xch;
+    if (!domain_exists(domid)) {
+        errno = ESRCH;
+        return -1;
+    }
+    if (info != NULL) {
+        memset(info, 0, sizeof(*info));
+        info->domain = (domid_t)domid;
+        info->flags = XEN_DOMINF_running;
+    }
+    return 0;
+}
+#endif
 
 EXPORT int xc_domain_getinfolist(xc_interface *xch, uint32_t first_domain, unsigned int max_domains,
                                  xc_domaininfo_t *info)

@@ -8,7 +8,10 @@
 #   XENDONE                                all checks ran (a run without it is truncated)
 /bin/busybox mkdir -p /usr/bin /usr/sbin /sbin
 /bin/busybox --install -s
-export PATH=/xen/bin:/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# XEN_RELEASE, XEN_NODE_MAJOR, XEN_LIBEXEC (/usr/lib/xen-4.17 or -4.20): written by the runner.
+. /xen/release.env
+export XEN_RELEASE XEN_NODE_MAJOR XEN_LIBEXEC XEN_DEBIAN
+export PATH=/xen/bin:$XEN_LIBEXEC/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root
 
 mount -t proc proc /proc

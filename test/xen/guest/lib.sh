@@ -7,7 +7,11 @@
 # A check passes when it exits 0; its last output line is the detail shown by the runner, and
 # lines starting with "XENTIME <label> <seconds>" are copied to the console as measurements.
 
-export PATH=/xen/bin:/usr/local/bin:/usr/lib/xen-4.17/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# The release booted (XEN_RELEASE 4.17|4.20, XEN_NODE_MAJOR, XEN_LIBEXEC): written by the runner.
+. /xen/release.env
+export XEN_RELEASE XEN_NODE_MAJOR XEN_LIBEXEC XEN_DEBIAN
+# /usr/local/bin: the package installed from the packed tarball (xen-sshm, xs-trace).
+export PATH=/xen/bin:/usr/local/bin:$XEN_LIBEXEC/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export XEN_PKG=${XEN_PKG:-/opt/xen-sshm}
 export XEN_SSHM_PKG=${XEN_SSHM_PKG:-/usr/local/lib/node_modules/xen-sshm}
 
