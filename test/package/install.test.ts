@@ -13,7 +13,7 @@
 import test from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { installTarball, packCheckout } from './pack';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,6 +54,12 @@ function sh(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.Proc
 }
 
 let installed: Installed;
+
+/** The files under `dir`, as paths relative to it (none when it does not exist). */
+function walk(dir: string, rel = ''): string[] {
+  if (!existsSync(join(dir, rel))) return [];
+  return readdirSync(join(dir, rel), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(dir, join(rel, e.name)) : [join(rel, e.name)]));
+}
 
 /** A folder of build tools that record their call in `log` and fail. */
 function hideBuildTools(work: string, name: string): { dir: string; log: string } {
@@ -111,6 +117,10 @@ test('the tarball holds the library, CLIs, prebuilt addons, shim sources, units 
   }
   for (const bad of f.filter((p) => /^(test|fixtures|bench|\.ci|dist\/test|dist\/bench|node_modules|build|lib|xenstore-wire|docs\/notes)\//.test(p) || p.endsWith('.map') || p.endsWith('.ts') && !p.endsWith('.d.ts'))) {
     t.fail(`the tarball should not have ${bad}`);
+  }
+  // Whatever the checkout has under guest/ and systemd/ (the guest programs, the units) ships whole.
+  for (const dir of ['guest', 'systemd']) {
+    for (const rel of walk(join(ROOT, dir))) t.true(f.includes(`${dir}/${rel}`), `the tarball has ${dir}/${rel}`);
   }
   t.true(f.length < 300, `${f.length} files`);
   t.log(`tarball: ${f.length} files, ${(installed.bytes / 1024).toFixed(0)} KiB`);
