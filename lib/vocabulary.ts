@@ -40,3 +40,9 @@ export const SHM_ID_RE = /^[A-Za-z0-9_]+$/;
 export const MAX_ID_LENGTH = 128;
 /** The longest `xen,shm-id` Xen's dom0less static shared memory accepts. */
 export const MAX_DOM0LESS_ID_LENGTH = 15;
+
+/**
+ * The most pages a domain can have: Xen keeps max_pages and tot_pages as `unsigned int` (struct
+ * domain, xen/include/xen/sched.h; XEN_DOMCTL_max_mem clamps to it). 16 TiB less one page.
+ */
+export const MAX_DOMAIN_PAGES = 0xffffffff;

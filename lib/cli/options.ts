@@ -1,63 +1,94 @@
 /**
- * Options every manager command shares, validated in one place, and the context they open:
+ * The options every command shares, checked in one place (optionsOf), and the host they open.
  *
+ * Global (accepted before or after the command name, by every command):
  *   --json             machine-readable output (errors too, through handle-error)
- *   --root PATH        where the records live (default /local/shared_mem)
- *   --xenstore PATH    xenstored's socket or /dev/xen/xenbus (default: libxenstore's discovery)
  *   --sandbox          the embedded default: in-memory xenstored + simulated host, kept in
  *   --sandbox-dir DIR  DIR (implies --sandbox; default $XEN_SSHM_SANDBOX or ~/.xen-sshm/sandbox)
+ * Host options (commands that talk to xenstore and Xen):
+ *   --root PATH        where the records live (default /local/shared_mem)
+ *   --xenstore PATH    xenstored's socket or /dev/xen/xenbus (default: libxenstore's discovery)
  *   --sim DIR          a simulated host kept in DIR, with whatever xenstored --xenstore names
  *                      (tests, and tools that bring their own xenstored)
  *
  * Without --sandbox or --sim the hypervisor is the real one (/dev/xen/privcmd), opened only
- * when a command first needs it: `ls` works wherever xenstore does. The simulated host is
- * never chosen silently.
+ * when a command first needs it: `ls` works wherever xenstore does, and without the native
+ * addon. The simulated host is never chosen silently.
+ *
+ * This module is loaded by every command before it knows what it needs: it imports nothing
+ * heavy at the top (the xenstore client, the hypervisor layer and the manager are loaded when a
+ * command opens a host), which keeps `xen-sshm check` and `--version` fast.
  */
-import { Command, Option } from 'commander';
-import { connect, type XenstoreClient } from '../../xenstore-wire';
-import { openPrivcmd } from '../hypervisor';
-import { SimHypervisor } from '../hypervisor/sim';
+import type { Command } from 'commander';
+import type { XenstoreClient } from '../../xenstore-wire';
 import type { Hypervisor } from '../hypervisor/types';
-import { SharedMemoryManager, type ProgressEvent } from '../manager';
-import { ManagerError } from '../manager/errors';
-import { defaultSandboxDir, Sandbox } from '../sandbox/sandbox';
+import type { SimHypervisor } from '../hypervisor/sim';
+import type { ProgressEvent, SharedMemoryManager } from '../manager';
+import type { Sandbox } from '../sandbox/sandbox';
+import { elide, UsageError } from './handle-error';
 import { DOMID_FIRST_RESERVED, isDomid } from '../vocabulary';
 
-export interface CommonOptions {
+export interface GlobalOptions {
   json?: boolean;
-  root?: string;
-  xenstore?: string;
   sandbox?: boolean;
   sandboxDir?: string;
+}
+
+export interface CommonOptions extends GlobalOptions {
+  root?: string;
+  xenstore?: string;
   sim?: string;
 }
 
-/** Adds the shared options to a command. */
+/** The program-wide options; commander recognises program options before and after the command. */
+export function addGlobalOptions(program: Command): Command {
+  return program
+    .option('--json', 'print the result (or the error) as JSON on stdout')
+    .option('--sandbox', 'use the sandbox: an in-memory xenstored and a simulated Xen host, kept between runs')
+    .option('--sandbox-dir <dir>', 'sandbox folder (implies --sandbox; default $XEN_SSHM_SANDBOX or ~/.xen-sshm/sandbox)');
+}
+
+/** --root, --xenstore and --sim, for the commands that talk to a host. */
 export function withCommonOptions(cmd: Command): Command {
   return cmd
-    .option('--json', 'print the result (or the error) as JSON on stdout')
     .option('--root <path>', 'xenstore folder of the records', '/local/shared_mem')
     .option('--xenstore <path>', 'xenstored socket or /dev/xen/xenbus (default: XENSTORED_PATH, then the usual places)')
-    .option('--sandbox', 'use the sandbox: an in-memory xenstored and a simulated Xen host, kept between runs')
-    .option('--sandbox-dir <dir>', 'sandbox folder (implies --sandbox; default $XEN_SSHM_SANDBOX or ~/.xen-sshm/sandbox)')
-    .addOption(new Option('--sim <dir>', 'simulated Xen host kept in DIR, with the xenstored of --xenstore').conflicts(['sandbox', 'sandboxDir']));
+    .option('--sim <dir>', 'simulated Xen host kept in DIR, with the xenstored of --xenstore');
+}
+
+/**
+ * A command's options merged with the global ones, after the checks every command shares. Every
+ * action starts with it; a bad combination is a UsageError (exit status 2).
+ */
+export function optionsOf<T extends object = Record<string, never>>(cmd: Command): T & CommonOptions {
+  const o = cmd.optsWithGlobals() as T & CommonOptions;
+  const sandbox = !!o.sandbox || o.sandboxDir !== undefined;
+  if (o.sandboxDir !== undefined && o.sandboxDir.trim() === '') throw new UsageError('--sandbox-dir needs a folder', { option: '--sandbox-dir' });
+  if (sandbox && o.xenstore !== undefined) {
+    throw new UsageError('--xenstore and --sandbox exclude each other: the sandbox has its own xenstored', { option: '--xenstore' });
+  }
+  if (sandbox && o.sim !== undefined) throw new UsageError('--sim and --sandbox exclude each other: the sandbox has its own simulated host', { option: '--sim' });
+  if (o.root !== undefined && !/^\/[^\0]*$/.test(o.root)) {
+    throw new UsageError(`--root ${JSON.stringify(elide(o.root, 80))} is not an absolute xenstore path`, { option: '--root' });
+  }
+  return o;
 }
 
 /** The sandbox the options name, or null for a real host. */
-export function sandboxOf(opts: CommonOptions): Sandbox | null {
-  if (!opts.sandbox && !opts.sandboxDir) return null;
-  return new Sandbox(opts.sandboxDir ?? defaultSandboxDir());
+export async function sandboxOf(opts: CommonOptions): Promise<Sandbox | null> {
+  if (!opts.sandbox && opts.sandboxDir === undefined) return null;
+  const { Sandbox: SandboxClass, defaultSandboxDir } = (require('../sandbox/sandbox') as typeof import('../sandbox/sandbox'));
+  return new SandboxClass(opts.sandboxDir ?? defaultSandboxDir());
 }
 
-/** A hypervisor opened on first use (ls needs none). */
-function lazyHypervisor(open: () => Hypervisor): Hypervisor & { opened(): Hypervisor | null } {
+/** A hypervisor opened on first use (ls needs none, and no native addon). */
+function lazyHypervisor(open: () => Hypervisor): Hypervisor {
   let hv: Hypervisor | null = null;
   const get = (): Hypervisor => (hv ??= open());
   return {
     get backend() {
       return get().backend;
     },
-    opened: () => hv,
     xenVersion: () => get().xenVersion(),
     domctlInterfaceVersion: () => get().domctlInterfaceVersion(),
     domainInfo: (d) => get().domainInfo(d),
@@ -77,10 +108,43 @@ function lazyHypervisor(open: () => Hypervisor): Hypervisor & { opened(): Hyperv
   };
 }
 
+/**
+ * The host the options name: how to reach its xenstored, and its hypervisor. Every command that
+ * talks to a host gets it here (the daemon too, which reconnects through `connect`).
+ */
+export interface Host {
+  sandbox: Sandbox | null;
+  connect(): Promise<XenstoreClient>;
+  /** The simulated host (--sandbox, --sim), or the real one: privcmd, opened lazily unless `eager`. */
+  openHypervisor(opts?: { eager?: boolean }): Promise<{ hv: Hypervisor; sim: SimHypervisor | null }>;
+}
+
+export async function hostOf(opts: CommonOptions): Promise<Host> {
+  const sandbox = await sandboxOf(opts);
+  const { connect } = (require('../../xenstore-wire') as typeof import('../../xenstore-wire'));
+  return {
+    sandbox,
+    connect: () => (sandbox ? sandbox.connect() : connect(opts.xenstore ? { path: opts.xenstore } : {})),
+    async openHypervisor(o = {}) {
+      if (sandbox) {
+        const sim = sandbox.openHypervisor();
+        return { hv: sim, sim };
+      }
+      if (opts.sim !== undefined) {
+        const { SimHypervisor: Sim } = (require('../hypervisor/sim') as typeof import('../hypervisor/sim'));
+        const sim = new Sim({ dir: opts.sim, allowOnXenHost: true });
+        return { hv: sim, sim };
+      }
+      const { openPrivcmd } = (require('../hypervisor') as typeof import('../hypervisor'));
+      return { hv: o.eager ? openPrivcmd() : lazyHypervisor(() => openPrivcmd()), sim: null };
+    },
+  };
+}
+
 export interface Context {
   xs: XenstoreClient;
   hv: Hypervisor;
-  /** The simulated host when --sandbox or --sim is in use (create, destroy, demo need it). */
+  /** The simulated host when --sandbox or --sim is in use. */
   sim: SimHypervisor | null;
   sandbox: Sandbox | null;
   manager: SharedMemoryManager;
@@ -89,29 +153,24 @@ export interface Context {
 
 /** Connects to xenstore and prepares the hypervisor the options name. */
 export async function openContext(opts: CommonOptions): Promise<Context> {
-  const sandbox = sandboxOf(opts);
-  let sim: SimHypervisor | null = null;
-  let xs: XenstoreClient;
-  if (sandbox) {
-    if (opts.xenstore) {
-      throw new ManagerError({ code: 'EINVAL', reason: 'domain', message: '--xenstore and --sandbox exclude each other: the sandbox has its own xenstored' });
-    }
-    xs = await sandbox.connect();
-    sim = sandbox.openHypervisor();
-  } else {
-    xs = await connect(opts.xenstore ? { path: opts.xenstore } : {});
-    if (opts.sim) sim = new SimHypervisor({ dir: opts.sim, allowOnXenHost: true });
+  const host = await hostOf(opts);
+  const xs = await host.connect();
+  try {
+    const { hv, sim } = await host.openHypervisor();
+    const { SharedMemoryManager: Manager } = (require('../manager') as typeof import('../manager'));
+    const manager = new Manager({ xenstore: xs, hypervisor: hv, root: opts.root });
+    return {
+      xs, hv, sim, sandbox: host.sandbox, manager,
+      async close() {
+        manager.dispose();
+        await xs.close().catch(() => undefined);
+        await hv.close().catch(() => undefined);
+      },
+    };
+  } catch (e) {
+    await xs.close().catch(() => undefined);
+    throw e;
   }
-  const hv: Hypervisor = sim ?? lazyHypervisor(() => openPrivcmd());
-  const manager = new SharedMemoryManager({ xenstore: xs, hypervisor: hv, root: opts.root });
-  return {
-    xs, hv, sim, sandbox, manager,
-    async close() {
-      manager.dispose();
-      await xs.close().catch(() => undefined);
-      await hv.close().catch(() => undefined);
-    },
-  };
 }
 
 /** Runs `fn` with a context, always closing it. */
@@ -135,17 +194,35 @@ export function printJSON(value: unknown): void {
 
 /** A number of bytes: decimal or 0x hex, with an optional K/M/G suffix. */
 export function parseBytes(text: string, what: string): bigint {
-  const m = /^(0x[0-9a-fA-F]+|\d+)([kKmMgG]?)$/.exec(text.trim());
-  if (!m) throw new ManagerError({ code: 'EINVAL', reason: 'mismatch', message: `${what} ${JSON.stringify(text)} is not a number (decimal or 0x hex, optionally K, M or G)` });
+  const m = /^(0x[0-9a-fA-F]{1,16}|\d{1,20})([kKmMgG]?)$/.exec(text.trim());
+  if (!m) throw new UsageError(`${what} ${JSON.stringify(elide(text, 80))} is not a number of bytes (decimal or 0x hex, optionally K, M or G)`, { option: what });
   const mult: Record<string, bigint> = { '': 1n, k: 1024n, m: 1n << 20n, g: 1n << 30n };
   return BigInt(m[1]) * mult[m[2].toLowerCase()];
 }
 
-export function parseDomid(text: string): number {
-  if (!/^\d+$/.test(text) || !isDomid(Number(text))) {
-    throw new ManagerError({ code: 'EINVAL', reason: 'domain', message: `${JSON.stringify(text)} is not a domain id (0..${DOMID_FIRST_RESERVED - 1})` });
+export function parseDomid(text: string, what = '--domid'): number {
+  if (!/^\d{1,5}$/.test(text) || !isDomid(Number(text))) {
+    throw new UsageError(`${what} ${JSON.stringify(elide(text, 80))} is not a domain id (0..${DOMID_FIRST_RESERVED - 1})`, { option: what });
   }
   return Number(text);
+}
+
+/** The apply options `apply` and `create` share. */
+export interface ApplyCliOptions {
+  allowSetTarget?: boolean;
+  raiseMaxmem?: boolean;
+  dom0less?: boolean;
+}
+
+export function withApplyOptions(cmd: Command): Command {
+  return cmd
+    .option('--allow-set-target', 'consent to XEN_DOMCTL_set_target for a domU borrower (never undone)')
+    .option('--raise-maxmem', "raise an owner's max memory when its regions do not fit (XEN_DOMCTL_max_mem)")
+    .option('--dom0less', 'also enforce the dom0less export limits (IDs <= 15 characters)');
+}
+
+export function applyFlags(o: ApplyCliOptions): { allowSetTarget: boolean; raiseMaxMem: boolean; dom0less: boolean } {
+  return { allowSetTarget: !!o.allowSetTarget, raiseMaxMem: !!o.raiseMaxmem, dom0less: !!o.dom0less };
 }
 
 /**

@@ -38,6 +38,10 @@ export class PrivcmdTransport implements XenTransport {
   constructor(opts: PrivcmdOptions = {}) {
     const privcmd = opts.privcmdPath ?? PRIVCMD_PATH;
     const hypercall = opts.hypercallPath ?? HYPERCALL_PATH;
+    // Without the device the addon would be no use: say that first (also where no addon loads).
+    if (!fs.existsSync(privcmd)) {
+      throw new HypercallError({ call: 'open', errno: errnoOf('ENOENT'), path: privcmd, message: missingPrivcmdMessage(privcmd) });
+    }
     this.shim = loadShim();
     try {
       this.fd = this.shim.open(privcmd);

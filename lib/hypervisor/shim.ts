@@ -1,7 +1,11 @@
 /**
- * Loader and typed wrapper of the native shim (shim/, built by cmake-js during npm install).
- * The addon loads on any Linux; it touches /dev/xen only when a function is called. Its errors
- * carry `errno` and `syscall`; toHypercallError() names them.
+ * Loader and typed wrapper of the native shim (shim/). The package ships it prebuilt for
+ * linux-x64 and linux-arm64 (prebuilds/<platform>-<arch>/, made by scripts/prebuild.sh when the
+ * package is packed); elsewhere, and in a development checkout, it is built from source into
+ * build/Release/ (cmake-js, `npm run build:shim`). The addon loads on any Linux and touches
+ * /dev/xen only when a function is called. Its errors carry `errno` and `syscall`;
+ * toHypercallError() names them. Only privcmd needs it: config checks, the xenstore client,
+ * xs-trace and the sandbox do not.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -28,6 +32,9 @@ export interface Shim {
   unmap(buffer: ArrayBuffer): void;
 }
 
+/** The addon's file name, in every place it is looked for. */
+export const SHIM_FILE = 'xen_sshm_shim.node';
+
 /** Package root: dist/lib/hypervisor -> ../../.., lib/hypervisor (ts-node) -> ../.. */
 function packageRoot(): string {
   let dir = __dirname;
@@ -38,39 +45,53 @@ function packageRoot(): string {
   return path.resolve(__dirname, '../../..');
 }
 
-/** Where the addon is looked for, in order. */
-export function shimCandidates(): string[] {
-  const root = packageRoot();
-  const list: string[] = [];
-  if (process.env.XEN_SSHM_SHIM) list.push(path.resolve(process.env.XEN_SSHM_SHIM));
-  list.push(path.join(root, 'build', 'Release', 'xen_sshm_shim.node'));
-  // The cross-built addon of scripts/cross-build-shim-arm64.sh, for arm64 dom0s.
-  if (process.arch === 'arm64') list.push(path.join(root, 'build', 'arm64', 'xen_sshm_shim.node'));
-  return list;
+export interface ShimCandidate {
+  path: string;
+  /** `prebuilt`: shipped in the package for this platform; `local`: built from source here. */
+  origin: 'prebuilt' | 'local';
 }
 
-let loaded: Shim | undefined;
+/** Where the addon is looked for, in order: the prebuilt binary for this platform, then a local build. */
+export function shimCandidates(root: string = packageRoot(), platform: string = `${process.platform}-${process.arch}`): ShimCandidate[] {
+  return [
+    { path: path.join(root, 'prebuilds', platform, SHIM_FILE), origin: 'prebuilt' },
+    { path: path.join(root, 'build', 'Release', SHIM_FILE), origin: 'local' },
+  ];
+}
 
-/** Loads the addon once. A missing or unloadable addon is a HypercallError naming the paths tried. */
+let loaded: { shim: Shim; from: ShimCandidate } | undefined;
+
+/**
+ * Loads the addon once. A missing or unloadable addon is a HypercallError (call `dlopen`, code
+ * ENOENT) naming every place tried and why each failed.
+ */
 export function loadShim(): Shim {
-  if (loaded) return loaded;
+  if (loaded) return loaded.shim;
   const tried: string[] = [];
-  for (const p of shimCandidates()) {
-    if (!fs.existsSync(p)) {
-      tried.push(`${p} (absent)`);
+  for (const c of shimCandidates()) {
+    if (!fs.existsSync(c.path)) {
+      tried.push(`${c.path} (absent)`);
       continue;
     }
     try {
-      loaded = require(p) as Shim;
-      return loaded;
+      loaded = { shim: require(c.path) as Shim, from: c };
+      return loaded.shim;
     } catch (e) {
-      tried.push(`${p} (${(e as Error).message})`);
+      // dlopen's own words (wrong architecture, a missing libstdc++...), first line only.
+      tried.push(`${c.path} (${String((e as Error)?.message ?? e).split('\n')[0].slice(0, 200)})`);
     }
   }
   throw new HypercallError({
-    call: 'dlopen', errno: errnoOf('ENOENT'), path: shimCandidates()[0],
-    message: `the native shim xen_sshm_shim.node could not be loaded (tried ${tried.join('; ')}): run \`npm ci\` (or \`npx cmake-js compile\`), or set XEN_SSHM_SHIM to its path`,
+    call: 'dlopen', errno: errnoOf('ENOENT'), path: shimCandidates()[0].path,
+    message: `the native addon ${SHIM_FILE}, needed for /dev/xen/privcmd, could not be loaded for ${process.platform}-${process.arch}; ` +
+      `tried ${tried.join(', ')}. Build it from source with \`npm run build:shim\` in the package (needs cmake and a C/C++ compiler); ` +
+      'everything that does not need privcmd works without it (check, ls, reconcile, xs-trace, the xenstore client, --sandbox)',
   });
+}
+
+/** Which file the addon was loaded from (null before the first loadShim()). */
+export function loadedShim(): ShimCandidate | null {
+  return loaded ? { ...loaded.from } : null;
 }
 
 /** Turns an error thrown by the addon ({errno, syscall, path}) into a HypercallError. */

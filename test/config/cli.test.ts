@@ -101,6 +101,6 @@ test('check --help teaches the syntax; the CLI lists check', (t) => {
   }
   t.regex(runCli(['--help']).stdout, /check \[options\] <cfg\.\.\.>/);
   const none = runCli(['check']);
-  t.is(none.status, 1);
+  t.is(none.status, 2, 'usage');
   t.regex(none.stderr, /missing required argument 'cfg'/);
 });

@@ -59,6 +59,10 @@ export const CHECKS: CheckSpec[] = [
   // --- this package, as the pieces land ------------------------------------------------------
   { name: 'shim', script: 'checks/shim.sh', expect: 'PASS', limit: 60, needs: ['dist', 'shim'],
     what: 'the cross-built arm64 shim loads; xen_version through /dev/xen/privcmd names the release booted, on Arm' },
+  { name: 'installed-package', script: 'checks/installed-package.sh', expect: 'PASS', limit: 120, needs: ['dist', 'shim'],
+    what: 'the package installed from the packed tarball (npm install -g, linux-arm64) in a dom0 with no compiler: xen-sshm on PATH, nothing built, the shipped prebuilt addon loads (sha256 as in its manifest) and reaches privcmd' },
+  { name: 'cli-startup', script: 'checks/cli-startup.sh', expect: 'PASS', limit: 240, needs: ['dist', 'shim'],
+    what: 'start-up in dom0: node -e 0, xenstore-ls, xen-sshm --version, xen-sshm check of the three-VM configs (mean of interleaved rounds, ratios to node -e 0)' },
   { name: 'shared-page', script: 'checks/shared-page.sh', expect: 'PASS', limit: 180, needs: ['dist', 'shim'],
     what: 'probe1 and probe2 share 16 pages (populate, set_target, gmfn_foreign); /dev/mem bytes cross both ways' },
   { name: 'shared-page-broken', script: 'checks/shared-page.sh', expect: 'FAIL', limit: 180, broken: true, needs: ['dist', 'shim'],
@@ -79,7 +83,9 @@ export const CHECKS: CheckSpec[] = [
   // large-region; Xen has ~1250 MiB beside dom0's 768), which the four checks after it use;
   // lifecycle destroys them. Each `xen-sshm` run is a node process: 4-8 s of start-up under QEMU.
   { name: 'three-vm', script: 'checks/three-vm.sh', expect: 'PASS', limit: 360, needs: ['dist', 'shim'],
-    what: "the proposal's three VMs: xl create -p with static_shm, xen-sshm apply, unpause; vm1's bytes read by vm2 (ID1) and vm3 (ID2) at their addresses and back; xenstore-ls -f records" },
+    what: "the proposal's three VMs, one xen-sshm create each (xl create -p, apply, xl unpause); vm1's bytes read by vm2 (ID1) and vm3 (ID2) at their addresses and back; xenstore-ls -f records" },
+  { name: 'create-undo', script: 'checks/create-undo.sh', expect: 'PASS', limit: 180, needs: ['dist', 'shim'],
+    what: 'xen-sshm create of a config whose apply fails (no set_target consent): exit 1 at step apply, release and xl destroy undone, no domain left in xl list, records unchanged' },
   { name: 'guest-view', script: 'checks/guest-view.sh', expect: 'PASS', limit: 120, needs: ['dist', 'shim'],
     what: "inside vm2, xenstore-utils over /dev/xen/xenbus read its mirror; writes (and rm, read) of the region's records are refused with EACCES" },
   { name: 'three-vm-broken', script: 'checks/three-vm.sh', expect: 'FAIL', limit: 240, broken: true, needs: ['dist', 'shim'],
@@ -88,7 +94,7 @@ export const CHECKS: CheckSpec[] = [
   { name: 'large-region', script: 'checks/large-region.sh', expect: 'PASS', limit: 300, needs: ['dist', 'shim'],
     what: 'a 64 MiB region through xen-sshm apply (owner: populate, borrower: map), bytes at both ends, released; timed per page' },
   { name: 'lifecycle', script: 'checks/lifecycle.sh', expect: 'PASS', limit: 300, needs: ['dist', 'shim'],
-    what: 'xen-sshm daemon: xl destroy vm2 removes its records; the owner destroyed first leaves ID2 orphaned (vm3 still reads it); xen-sshm release cleans up' },
+    what: 'xen-sshm destroy vm2 (release, xl destroy); with xen-sshm daemon running, plain xl destroy of the owner leaves ID2 orphaned (vm3 still reads it); xen-sshm destroy vm3 leaves no records' },
   // --- the guest side of a doorbell (guest/xen-sshm-guest.c): its own three domUs, bell1-3 ---
   { name: 'doorbell-guest', script: 'checks/doorbell-guest.sh', expect: 'PASS', limit: 420, needs: ['dist', 'shim'],
     what: 'xen-sshm-guest in domUs: mirrors read over xenbus; a port made for another borrower refused (EINVAL); wait/notify; 1,000 ping-pongs owner<->borrower (0 lost, 0 out of order, median/p99); after release' },

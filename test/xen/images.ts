@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { XenTierError } from './errors';
 import { run } from './exec';
 import { closure, FetchedPackages, kernelPackage } from './fetch';
+import { installTarball } from '../package/pack';
 import { TierReleaseSpec, TIER_RELEASE_SPECS } from './releases';
 
 /** Packages the 4.17 guest images get (each release's list: releases.ts). */
@@ -52,8 +53,8 @@ export interface BootFiles {
 export interface ProjectPayload {
   /** Repository root (holds package.json, dist/, node_modules/). */
   repoRoot: string;
-  /** Cross-built arm64 shim, or undefined when it is not built. */
-  shimPath?: string;
+  /** The packed package (`npm pack`, with its prebuilt arm64 addon), or undefined when packing failed. */
+  tarball?: string;
   /** Files to add under /xen in dom0: name -> contents. */
   xenFiles: Map<string, { data: string | Buffer; mode: number }>;
   /** Files of the domU image, by path inside it ('init', 'usr/local/bin/...'). */
@@ -261,25 +262,32 @@ function buildProject(payload: ProjectPayload, domuImage: string, workDir: strin
   }
   fs.copyFileSync(domuImage, path.join(stage, 'xen/domu.cpio.gz'));
 
-  // This package as npm would install it: package.json, dist/, production node_modules and
-  // the arm64 shim where cmake-js would put the native one.
+  // This package as a user installs it: `npm install -g` of the packed tarball for linux-arm64
+  // (npm's --os/--cpu, here on the host: dom0 has no npm and no compiler), at /usr/local:
+  // bin/xen-sshm, bin/xs-trace and lib/node_modules/xen-sshm with its shipped prebuilt addon.
+  const installed = '/usr/local/lib/node_modules/xen-sshm';
+  if (payload.tarball) installTarball(payload.tarball, path.join(stage, 'usr/local'), { os: 'linux', cpu: 'arm64' });
+  // The checks' own programs (dist/test/xen/guest, the contract and client suites) at
+  // /opt/xen-sshm: this checkout's dist/ and package.json, with the installed package's
+  // dependencies and prebuilt addon (symlinks), so that they load the shipped binary too.
   const pkgRoot = path.join(stage, 'opt/xen-sshm');
   fs.mkdirSync(pkgRoot, { recursive: true });
   fs.copyFileSync(path.join(payload.repoRoot, 'package.json'), path.join(pkgRoot, 'package.json'));
   const dist = path.join(payload.repoRoot, 'dist');
   if (!fs.existsSync(dist)) throw new XenTierError('image', 'ENOENT', 'dist/ is missing: run `npx tsc -p .` first', dist);
   run('image', 'cp', ['-a', '--no-preserve=ownership', dist, pkgRoot]);
-  const nmOut = path.join(pkgRoot, 'node_modules');
-  fs.mkdirSync(nmOut, { recursive: true });
-  for (const dir of productionModules(payload.repoRoot)) {
-    const rel = path.relative(path.join(payload.repoRoot, 'node_modules'), dir);
-    fs.mkdirSync(path.dirname(path.join(nmOut, rel)), { recursive: true });
-    run('image', 'cp', ['-a', '--no-preserve=ownership', dir, path.join(nmOut, rel)]);
-  }
-  if (payload.shimPath) {
-    const dest = path.join(pkgRoot, 'build/Release/xen_sshm_shim.node');
-    fs.mkdirSync(path.dirname(dest), { recursive: true });
-    fs.copyFileSync(payload.shimPath, dest);
+  if (payload.tarball) {
+    fs.symlinkSync(`${installed}/node_modules`, path.join(pkgRoot, 'node_modules'));
+    fs.symlinkSync(`${installed}/prebuilds`, path.join(pkgRoot, 'prebuilds'));
+  } else {
+    // No package: the checks that need it fail on /xen/shim-status; the client checks still run.
+    const nmOut = path.join(pkgRoot, 'node_modules');
+    fs.mkdirSync(nmOut, { recursive: true });
+    for (const dir of productionModules(payload.repoRoot)) {
+      const rel = path.relative(path.join(payload.repoRoot, 'node_modules'), dir);
+      fs.mkdirSync(path.dirname(path.join(nmOut, rel)), { recursive: true });
+      run('image', 'cp', ['-a', '--no-preserve=ownership', dir, path.join(nmOut, rel)]);
+    }
   }
   const out = path.join(workDir, 'dom0-project.cpio.gz');
   makeCpioGz(stage, out);

@@ -1,9 +1,11 @@
 /**
  * `npm run test:xen`: the real-Xen tier, for each release (Xen 4.17 with a Debian 12 dom0, Xen
  * 4.20 with a Debian 13 dom0). Fetches Debian's arm64 Xen, kernel, tools and node (cached in
- * .cache/xen-arm64, 4.20 in its subfolder xen-4.20), cross-builds the shim, builds the dom0 and
- * domU images, boots Xen under qemu-system-aarch64, runs the checks of checks.ts inside dom0 and
- * judges the serial console. Exits non-zero on any failed or missing check, a timeout or a panic.
+ * .cache/xen-arm64, 4.20 in its subfolder xen-4.20), packs this package once (`npm pack`:
+ * prepack cross-builds the arm64 addon it ships) and installs it into each dom0's image, builds
+ * the dom0 and domU images, boots Xen under qemu-system-aarch64, runs the checks of checks.ts
+ * inside dom0 and judges the serial console. Exits non-zero on any failed or missing check, a
+ * timeout or a panic.
  *
  *   node dist/test/xen/run.js [--release 4.17|4.20] [--timeout SEC] [--verbose]
  *                             [--inject-failure] [--refresh] [--only NAME,NAME]
@@ -20,16 +22,12 @@ import { XenTierError } from './errors';
 import { run } from './exec';
 import { fetchPackages, FetchedPackages } from './fetch';
 import { buildImages } from './images';
+import { packCheckout } from '../package/pack';
 import { releaseApt, releaseCacheDir, tierRelease, TierReleaseSpec, TIER_RELEASES } from './releases';
 import { excerpt, judge, Judgement, parseConsole, ParsedConsole } from './results';
 
 const REPO = path.resolve(__dirname, '../../..');
 const GUEST_SRC = path.join(REPO, 'test/xen/guest');
-/** The hypervisor layer's cross-build script (XEN_SHIM_SCRIPT overrides it, e.g. to see the run
- * fail loudly without a shim). */
-const SHIM_SCRIPT = process.env.XEN_SHIM_SCRIPT ? path.resolve(process.env.XEN_SHIM_SCRIPT) : path.join(REPO, 'scripts/cross-build-shim-arm64.sh');
-/** Where scripts/cross-build-shim-arm64.sh leaves the arm64 addon. */
-const SHIM_OUT = path.join(REPO, 'build/arm64/xen_sshm_shim.node');
 
 export interface RunOptions {
   /** The releases to boot, in order (default all: 4.17 then 4.20). */
@@ -111,23 +109,23 @@ function requireHostTools(): void {
 }
 
 /**
- * Cross-builds the shim with the hypervisor layer's script. Its absence is not fatal here:
- * the checks that need the shim then fail in dom0 with this reason, so the run fails loudly.
+ * Packs this package as a user gets it (`npm pack` of a copy of the checkout: prepack builds the
+ * prebuilt addons, the arm64 one with scripts/cross-build-shim-arm64.sh's toolchain). A failure
+ * is not fatal here: the checks that need the package then fail in dom0 with this reason (in
+ * /xen/shim-status), so the run fails loudly.
  */
-function crossBuildShim(log: (s: string) => void): { path?: string; status: string } {
-  if (!fs.existsSync(SHIM_SCRIPT)) {
-    return { status: `not built: ${path.relative(REPO, SHIM_SCRIPT)} does not exist yet` };
+function packPackage(cacheDir: string, log: (s: string) => void): { path?: string; status: string } {
+  const work = path.join(cacheDir, 'pack');
+  fs.rmSync(work, { recursive: true, force: true });
+  fs.mkdirSync(work, { recursive: true });
+  try {
+    const p = packCheckout(REPO, work);
+    if (!p.files.includes('prebuilds/linux-arm64/xen_sshm_shim.node')) return { status: `not built: ${path.basename(p.tarball)} has no prebuilds/linux-arm64` };
+    log(`package: ${path.basename(p.tarball)}, ${p.files.length} files, ${(p.size / 1024).toFixed(0)} KiB, with the prebuilt linux-arm64 addon`);
+    return { path: p.tarball, status: 'built' };
+  } catch (e) {
+    return { status: `not built: npm pack failed: ${(e as Error).message}` };
   }
-  const r = run('shim', 'bash', [SHIM_SCRIPT], { cwd: REPO, allowFail: true });
-  if (r.status !== 0) {
-    const tail = (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' / ');
-    return { status: `not built: ${path.relative(REPO, SHIM_SCRIPT)} exited ${r.status}: ${tail}` };
-  }
-  if (!fs.existsSync(SHIM_OUT)) {
-    return { status: `not built: ${path.relative(REPO, SHIM_SCRIPT)} left no ${path.relative(REPO, SHIM_OUT)}` };
-  }
-  log(`shim: ${path.relative(REPO, SHIM_OUT)} (${fs.statSync(SHIM_OUT).size} bytes)`);
-  return { path: SHIM_OUT, status: 'built' };
 }
 
 /**
@@ -270,10 +268,14 @@ interface ReleaseOutcome { release: string; passed: number; failed: number; ok: 
 export async function main(argv: string[]): Promise<number> {
   const opts = parseArgs(argv);
   requireHostTools();
+  fs.mkdirSync(opts.cacheDir, { recursive: true });
+  const t0 = Date.now();
+  const packed = { ...packPackage(opts.cacheDir, (s) => process.stdout.write(`[xen] ${s}\n`)), seconds: 0 };
+  packed.seconds = (Date.now() - t0) / 1000;
   const outcomes: ReleaseOutcome[] = [];
   for (const r of opts.releases) {
     try {
-      outcomes.push(await runRelease(r, opts));
+      outcomes.push(await runRelease(r, opts, packed));
     } catch (err) {
       // One release's preparation failing (a download, an image) must not hide the other's run.
       const e = err as XenTierError;
@@ -290,7 +292,7 @@ export async function main(argv: string[]): Promise<number> {
   return outcomes.every((o) => o.ok) ? 0 : 1;
 }
 
-async function runRelease(r: TierReleaseSpec, opts: RunOptions): Promise<ReleaseOutcome> {
+async function runRelease(r: TierReleaseSpec, opts: RunOptions, packed: { path?: string; status: string; seconds: number }): Promise<ReleaseOutcome> {
   const tStart = Date.now();
   const cacheDir = releaseCacheDir(opts.cacheDir, r);
   const log = (s: string): void => { process.stdout.write(`[xen ${r.release}] ${s}\n`); };
@@ -304,8 +306,11 @@ async function runRelease(r: TierReleaseSpec, opts: RunOptions): Promise<Release
 
   fs.mkdirSync(cacheDir, { recursive: true });
   const pkgs = step('fetch', () => fetchPackages({ cacheDir, seeds: r.seeds, refresh: opts.refresh, log, apt: releaseApt(opts.cacheDir, r) }));
-  const shim = step('shim', () => crossBuildShim(log));
-  if (!shim.path) log(`shim: ${shim.status}`);
+  // `shim` is the packed package (packed once for all releases): its prebuilt arm64 addon is
+  // what dom0 loads.
+  const shim = packed;
+  prep.package = packed.seconds;
+  if (!shim.path) log(`package: ${shim.status}`);
 
   let checks = CHECKS;
   if (opts.only) {
@@ -327,7 +332,7 @@ async function runRelease(r: TierReleaseSpec, opts: RunOptions): Promise<Release
     if (!guest.path) log(`guest program: ${guest.status}`);
     return buildImages(pkgs, r, {
       repoRoot: REPO,
-      shimPath: shim.path,
+      tarball: shim.path,
       xenFiles: guestFiles(r, checks, shim.status, tools.setMaxMem, opts.adhoc, tools.evtchn, guest),
       domuFiles: domuFiles(tools.xenbusReq, guest.path),
     }, path.join(cacheDir, 'images'), log);

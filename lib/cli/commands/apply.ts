@@ -5,18 +5,14 @@
  * `xl unpause`.
  */
 import type { Command } from 'commander';
-import { readXlConfig } from '../../config/xl-reader';
 import { hex, humanSize } from '../../config/numbers';
 import type { ApplyResult } from '../../manager';
-import { PAGE_BYTES } from '../../store';
-import { attachProgress, CommonOptions, parseDomid, printJSON, progressWanted, withCommonOptions, withContext } from '../options';
+import { PAGE_SIZE_N, PAGES_PER_MIB } from '../../vocabulary';
+import { ApplyCliOptions, applyFlags, attachProgress, optionsOf, parseDomid, printJSON, progressWanted, withApplyOptions, withCommonOptions, withContext } from '../options';
 
-interface ApplyOptions extends CommonOptions {
+interface ApplyOptions extends ApplyCliOptions {
   domid?: string;
   domain?: string;
-  allowSetTarget?: boolean;
-  raiseMaxmem?: boolean;
-  dom0less?: boolean;
 }
 
 const HELP = `
@@ -25,6 +21,8 @@ The domain must exist: create it paused, apply, then let it run.
   xl create -p /etc/xen/vm1.cfg
   xen-sshm apply /etc/xen/vm1.cfg --domain vm1
   xl unpause vm1
+
+(\`xen-sshm create /etc/xen/vm1.cfg\` does all three, and undoes them if one fails.)
 
 For static_shared_mem the first domain to apply an ID owns it; apply owners before borrowers.
 An owner's regions are populated in it and count against its max memory: when they do not
@@ -49,7 +47,7 @@ export function renderApply(r: ApplyResult): string {
   const who = `${r.domain ?? 'domain'} (d${r.domid})`;
   if (r.entries.length === 0) return `${who}: the config declares no shared memory\n`;
   const lines = r.entries.map((e) => {
-    const size = humanSize(BigInt(e.pages) * PAGE_BYTES);
+    const size = humanSize(BigInt(e.pages) * PAGE_SIZE_N);
     const where = `${hex(e.begin)}-${hex(e.end)}`;
     if (e.role === 'owner') {
       return e.action === 'unchanged' ? `${e.id}: owner, already in place at ${where} (${size})` : `${e.id}: owner, ${size} populated at ${where}`;
@@ -61,38 +59,32 @@ export function renderApply(r: ApplyResult): string {
   });
   if (r.maxMemRaised) {
     const { fromPages, toPages } = r.maxMemRaised;
-    lines.unshift(`max memory raised from ${fromPages / 256} to ${toPages / 256} MiB for the frames it owns (XEN_DOMCTL_max_mem)`);
+    lines.unshift(`max memory raised from ${fromPages / PAGES_PER_MIB} to ${toPages / PAGES_PER_MIB} MiB for the frames it owns (XEN_DOMCTL_max_mem)`);
   }
   return `${who}:\n` + lines.map((l) => `  ${l}\n`).join('');
 }
 
 export function registerApply(program: Command): void {
-  withCommonOptions(
+  const cmd = withCommonOptions(
     program
       .command('apply')
       .summary("set up a domain's static shared memory from its xl config")
       .description('Set up the static shared memory an xl config declares, for a domain that exists (created paused).')
       .argument('<cfg>', "the domain's xl config file")
       .option('--domid <n>', 'the domain id')
-      .option('--domain <name>', 'the domain name (default: the config\'s name)')
-      .option('--allow-set-target', 'consent to XEN_DOMCTL_set_target for a domU borrower (never undone)')
-      .option('--raise-maxmem', "raise an owner's max memory when its regions do not fit (XEN_DOMCTL_max_mem)")
-      .option('--dom0less', 'also enforce the dom0less export limits (IDs <= 15 characters)'),
-  )
+      .option('--domain <name>', 'the domain name (default: the config\'s name)'),
+  );
+  withApplyOptions(cmd)
     .addHelpText('after', HELP)
-    .action(async (file: string, opts: ApplyOptions) => {
+    .action(async (file: string, _o: unknown, self: Command) => {
+      const opts = optionsOf<ApplyOptions>(self);
+      const domid = opts.domid !== undefined ? parseDomid(opts.domid) : undefined;
+      const { readXlConfig } = (require('../../config/xl-reader') as typeof import('../../config/xl-reader'));
       const config = await readXlConfig(file);
       await withContext(opts, async (ctx) => {
         const stop = attachProgress(ctx.manager, { enabled: progressWanted(opts) });
         try {
-          const result = await ctx.manager.apply({
-            config,
-            domid: opts.domid !== undefined ? parseDomid(opts.domid) : undefined,
-            domain: opts.domain,
-            allowSetTarget: !!opts.allowSetTarget,
-            raiseMaxMem: !!opts.raiseMaxmem,
-            dom0less: !!opts.dom0less,
-          });
+          const result = await ctx.manager.apply({ config, domid, domain: opts.domain, ...applyFlags(opts) });
           if (opts.json) printJSON({ ok: true, ...result });
           else process.stdout.write(renderApply(result));
         } finally {

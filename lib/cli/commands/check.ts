@@ -3,12 +3,11 @@
  * print the plan (who owns each ID, who borrows it, where). Exit 0 when valid, 1 otherwise.
  * Collecting (lib/config/check.ts) is kept apart from printing, so --json is the same data.
  */
-import Table from 'cli-table3';
 import type { Command } from 'commander';
-import { checkConfigFiles, CheckResult } from '../../config/check';
-import { formatWarning } from '../../config/errors';
-import { hex, humanSize } from '../../config/numbers';
-import { Plan, planToJSON } from '../../config/plan';
+import type { CheckResult } from '../../config/check';
+import type { Plan } from '../../config/plan';
+import { elide, printable } from '../handle-error';
+import { optionsOf } from '../options';
 
 const SYNTAX_HELP = `
 Shared memory is declared in the domains' own xl config files, in either spelling:
@@ -39,6 +38,10 @@ Examples:
 `;
 
 function printPlan(plan: Plan): string {
+  // Loaded here: only a valid plan is drawn as a table.
+
+  const Table = require('cli-table3') as typeof import('cli-table3');
+  const { hex, humanSize } = require('../../config/numbers') as typeof import('../../config/numbers');
   const table = new Table({
     head: ['ID', 'Owner', 'Owner range', 'Borrowers (range, offset into the region)'],
     style: { head: [], border: [] },
@@ -68,14 +71,18 @@ function printPlan(plan: Plan): string {
 }
 
 export function renderCheck(result: CheckResult, json: boolean): { stdout: string; stderr: string } {
+  const { formatWarning } = require('../../config/errors') as typeof import('../../config/errors');
+  const { planToJSON } = require('../../config/plan') as typeof import('../../config/plan');
   if (json) {
     const body = { ok: result.ok, plan: result.ok ? planToJSON(result.plan) : null, errors: result.errors.map((e) => e.toJSON()), warnings: result.warnings };
     return { stdout: JSON.stringify(body, null, 2) + '\n', stderr: '' };
   }
-  const warnings = result.warnings.map((w) => formatWarning(w) + '\n').join('');
+  // Config text echoed in messages is shown escaped and each message bounded, as by the handler.
+  const shown = (text: string): string => printable(elide(text)) + '\n';
+  const warnings = result.warnings.map((w) => shown(formatWarning(w))).join('');
   if (result.ok) return { stdout: printPlan(result.plan), stderr: warnings };
   const n = result.errors.length;
-  const errors = result.errors.map((e) => e.format() + '\n').join('');
+  const errors = result.errors.map((e) => shown(e.format())).join('');
   return { stdout: '', stderr: warnings + errors + `${n} error${n === 1 ? '' : 's'}\n` };
 }
 
@@ -85,11 +92,12 @@ export function registerCheck(program: Command): void {
     .summary('validate xl configs and print the shared memory plan')
     .description('Validate the static shared memory of xl config files, each alone and all together, and print the plan.')
     .argument('<cfg...>', 'xl config files of the domains that share memory')
-    .option('--json', 'print { ok, plan, errors } as JSON')
     .option('--dom0less', 'also check the limits of a dom0less device-tree export (IDs <= 15 characters)')
     .option('--doorbell', 'doorbell=yes for every entry that does not say (as apply --doorbell; static_shared_mem)')
-    .addHelpText('after', SYNTAX_HELP)
-    .action(async (files: string[], opts: { json?: boolean; dom0less?: boolean; doorbell?: boolean }) => {
+    .addHelpText('after', SYNTAX_HELP + '\nWith --json: { ok, plan, errors, warnings } on stdout.\n')
+    .action(async (files: string[], _o: unknown, cmd: Command) => {
+      const opts = optionsOf<{ dom0less?: boolean; doorbell?: boolean }>(cmd);
+      const { checkConfigFiles } = (require('../../config/check') as typeof import('../../config/check'));
       const result = await checkConfigFiles(files, { dom0less: !!opts.dom0less, doorbell: !!opts.doorbell });
       const out = renderCheck(result, !!opts.json);
       if (out.stderr) process.stderr.write(out.stderr);

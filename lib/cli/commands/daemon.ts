@@ -5,12 +5,8 @@
  * restarts. Runs until SIGINT or SIGTERM; one line per event (JSON lines with --json).
  */
 import type { Command } from 'commander';
-import { connect } from '../../../xenstore-wire';
-import { openPrivcmd } from '../../hypervisor';
-import { SimHypervisor } from '../../hypervisor/sim';
-import type { Hypervisor } from '../../hypervisor/types';
-import { runDaemon, type DaemonEvent } from '../../manager';
-import { CommonOptions, sandboxOf, withCommonOptions, toJSON } from '../options';
+import type { DaemonEvent } from '../../manager';
+import { hostOf, optionsOf, toJSON, withCommonOptions } from '../options';
 import { renderReconcile } from './reconcile';
 
 export function renderDaemonEvent(e: DaemonEvent): string {
@@ -37,20 +33,20 @@ export function registerDaemon(program: Command): void {
       .summary('clean up after dying domains (watches @releaseDomain)')
       .description('Watch @releaseDomain and release what dying domains held; reconnect and reconcile when xenstored restarts.'),
   )
-    .addHelpText('after', '\nRun it as a service next to xenstored, e.g. from a systemd unit:\n  ExecStart=/usr/bin/xen-sshm daemon\n')
-    .action(async (opts: CommonOptions) => {
-      const sandbox = sandboxOf(opts);
-      let hv: Hypervisor;
-      if (sandbox) hv = sandbox.openHypervisor();
-      else if (opts.sim) hv = new SimHypervisor({ dir: opts.sim, allowOnXenHost: true });
-      else hv = openPrivcmd();
+    .addHelpText('after', '\nRun it as a service after xenstored: `xen-sshm install-units` installs xen-sshm.service\n(reconcile, then daemon).\n')
+    .action(async (_o: unknown, self: Command) => {
+      const opts = optionsOf(self);
+      const host = await hostOf(opts);
+      // The real hypervisor is opened at once: a daemon that cannot release should not start.
+      const { hv } = await host.openHypervisor({ eager: true });
+      const { runDaemon } = (require('../../manager') as typeof import('../../manager'));
       const ac = new AbortController();
       const stop = (): void => ac.abort();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
       try {
         await runDaemon({
-          connect: () => (sandbox ? sandbox.connect() : connect(opts.xenstore ? { path: opts.xenstore } : {})),
+          connect: () => host.connect(),
           hypervisor: hv,
           root: opts.root,
           signal: ac.signal,

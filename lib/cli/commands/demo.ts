@@ -5,7 +5,6 @@
  * daemon cleaning up. Uses a fresh temporary sandbox (removed at the end) unless
  * --sandbox-dir is given.
  */
-import type { Command } from 'commander';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +13,6 @@ import { readXlConfig } from '../../config';
 import { hexdump, listDomains, ManagerError, openRegion, runDaemon, SharedMemoryManager, type DaemonEvent, type ReconcileAction } from '../../manager';
 import { createDomain, destroyDomain, domainSpecFromConfig, Sandbox } from '../../sandbox';
 import { gfnsOf, sharedMemoryTree } from '../../store';
-import { printJSON } from '../options';
 import { renderApply } from './apply';
 import { renderReconcile } from './reconcile';
 
@@ -42,35 +40,10 @@ static_shared_mem = ["0x50000000+1M = ID2"]
 
 const MESSAGE = 'Hello vm2, this is vm1 writing at its guest address 0x50000000.';
 
-interface DemoOptions {
+export interface DemoOptions {
   sandboxDir?: string;
   keep?: boolean;
   json?: boolean;
-}
-
-export function registerDemo(program: Command): void {
-  program
-    .command('demo')
-    .summary("play the proposal's three-VM example on a sandbox (no Xen needed)")
-    .description("Create vm1, vm2 and vm3 on a sandbox, apply the proposal's example, show the xenstore records and the shared bytes, then destroy vm2 and show the cleanup.")
-    .option('--sandbox-dir <dir>', 'use (and keep) this sandbox folder instead of a fresh temporary one')
-    .option('--keep', 'keep the temporary sandbox folder, to explore it afterwards with --sandbox-dir')
-    .option('--json', 'print what happened as JSON')
-    .action(async (opts: DemoOptions) => {
-      // `xen-sshm demo | head` closes stdout early: the demo still cleans its sandbox up.
-      let closed = false;
-      const onError = (e: NodeJS.ErrnoException): void => {
-        if (e.code === 'EPIPE') closed = true;
-        else throw e;
-      };
-      process.stdout.on('error', onError);
-      try {
-        const result = await runDemo(opts, opts.json ? () => undefined : (s) => void (closed || process.stdout.write(s)));
-        if (opts.json) printJSON({ ok: true, ...result });
-      } finally {
-        process.stdout.off('error', onError);
-      }
-    });
 }
 
 export async function runDemo(opts: DemoOptions, out: (s: string) => void): Promise<Record<string, unknown>> {
@@ -110,7 +83,7 @@ export async function runDemo(opts: DemoOptions, out: (s: string) => void): Prom
 
     const created: Record<string, number> = {};
     for (const name of Object.keys(DEMO_CONFIGS)) {
-      cmd(`xen-sshm create ${shown(name)}${sb}          # plays: xl create -p ${name}.cfg`);
+      cmd(`xen-sshm create ${shown(name)} --no-apply --paused${sb}    # plays: xl create -p ${name}.cfg`);
       const d = await createDomain(xs, sim, domainSpecFromConfig(await readXlConfig(cfgPath(name))));
       created[name] = d.domid;
       say(`created ${d.name} as d${d.domid} (${d.memoryMiB} MiB, max ${d.maxPages / 256} MiB), paused`);
@@ -215,7 +188,7 @@ export async function runDemo(opts: DemoOptions, out: (s: string) => void): Prom
     const vm2Left = (await sim.domains()).some((d) => d.domid === created.vm2);
     say(`\nvm2 is gone from the host${vm2Left ? ' (still dying)' : ''} and from ID1's mappings; vm1 still owns ID1 and ID2, vm3 still maps ID2.`);
     if (keep) say(`The sandbox stays in ${dir}: try  xen-sshm ls --sandbox-dir ${dir}`);
-    else say('Your own sandbox (kept in ~/.xen-sshm/sandbox): xen-sshm create CFG --sandbox, xen-sshm apply CFG --sandbox, xen-sshm ls --sandbox');
+    else say('Your own sandbox (kept in ~/.xen-sshm/sandbox), one command per domain as on a real host: xen-sshm create CFG --sandbox [--raise-maxmem | --allow-set-target], xen-sshm ls --sandbox, xen-sshm destroy NAME --sandbox');
     return json;
   } finally {
     ac.abort();

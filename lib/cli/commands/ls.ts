@@ -3,14 +3,12 @@
  * state, and the set_target records. `--tree` prints the records as `xenstore-ls -f` would.
  * Reads xenstore only: no hypervisor needed.
  */
-import Table from 'cli-table3';
 import type { Command } from 'commander';
 import { hex, humanSize } from '../../config/numbers';
 import type { ListResult } from '../../manager';
-import { roleOf, sharedMemoryTree } from '../../store';
-import { CommonOptions, printJSON, withCommonOptions, withContext } from '../options';
+import { optionsOf, printJSON, withCommonOptions, withContext } from '../options';
 
-interface LsOptions extends CommonOptions {
+interface LsOptions {
   tree?: boolean;
 }
 
@@ -21,6 +19,9 @@ function domainLabel(r: ListResult, domid: number): string {
 
 export function renderList(r: ListResult): string {
   if (r.regions.length === 0) return `no static shared memory under ${r.root}\n`;
+
+  const Table = require('cli-table3') as typeof import('cli-table3');
+  const { roleOf } = require('../../store') as typeof import('../../store');
   const table = new Table({ head: ['ID', 'State', 'Size', 'Owner', 'Mappings (domain, role, range, offset, prot, state)'], style: { head: [], border: [] } });
   for (const g of r.regions) {
     const maps = [...g.mappings]
@@ -44,7 +45,8 @@ export function registerLs(program: Command): void {
       .summary('list regions, owners, mappings and states')
       .description('List the static shared memory regions recorded in xenstore.')
       .option('--tree', 'print the records as `xenstore-ls -f` lines'),
-  ).action(async (opts: LsOptions) => {
+  ).action(async (_o: unknown, self: Command) => {
+    const opts = optionsOf<LsOptions>(self);
     await withContext(opts, async (ctx) => {
       const r = await ctx.manager.list();
       if (opts.json) {
@@ -52,6 +54,7 @@ export function registerLs(program: Command): void {
         return;
       }
       if (opts.tree) {
+        const { sharedMemoryTree } = (require('../../store') as typeof import('../../store'));
         const lines = await sharedMemoryTree(ctx.xs, r.root, r.domains.map((d) => d.domid));
         process.stdout.write(lines.map((l) => l + '\n').join(''));
         return;

@@ -3,10 +3,9 @@
  * prints them as `hexdump -C` would. Dom0 is always a possible peer (on x86 the only one).
  */
 import type { Command } from 'commander';
-import { openRegion, hexdump } from '../../manager';
-import { CommonOptions, parseBytes, printJSON, withCommonOptions, withContext } from '../options';
+import { optionsOf, parseBytes, printJSON, withCommonOptions, withContext } from '../options';
 
-interface PeekOptions extends CommonOptions {
+interface PeekOptions {
   offset?: string;
   length?: string;
 }
@@ -22,11 +21,14 @@ export function registerPeek(program: Command): void {
       .option('--length <bytes>', 'bytes to show (default 256; "all" for the whole region)', '256'),
   )
     .addHelpText('after', '\nExamples:\n  xen-sshm peek ID1\n  xen-sshm peek ID1 --offset 4K --length 64 --json\n')
-    .action(async (id: string, opts: PeekOptions) => {
+    .action(async (id: string, _o: unknown, self: Command) => {
+      const opts = optionsOf<PeekOptions>(self);
+      const offset = parseBytes(opts.offset ?? '0', '--offset');
+      const wanted = opts.length === 'all' ? null : parseBytes(opts.length ?? '256', '--length');
       await withContext(opts, async (ctx) => {
-        const offset = parseBytes(opts.offset ?? '0', '--offset');
+        const { openRegion, hexdump } = (require('../../manager') as typeof import('../../manager'));
         const region = await ctx.manager.region(id);
-        let length = opts.length === 'all' ? region.size - offset : parseBytes(opts.length ?? '256', '--length');
+        let length = wanted ?? region.size - offset;
         // Shown up to the region's end rather than refused: the default is only a preview.
         if (offset < region.size && offset + length > region.size) length = region.size - offset;
         const h = await openRegion(ctx.manager, id, { offset, length });

@@ -5,9 +5,9 @@
  */
 import type { Command } from 'commander';
 import type { ReconcileReport } from '../../manager';
-import { CommonOptions, printJSON, withCommonOptions, withContext } from '../options';
+import { optionsOf, printJSON, withCommonOptions, withContext } from '../options';
 
-interface ReconcileCliOptions extends CommonOptions {
+interface ReconcileCliOptions {
   deadDomains?: boolean;
 }
 
@@ -32,7 +32,8 @@ export function registerReconcile(program: Command): void {
       .summary('roll back what crashed runs left, release what dead domains held')
       .description('Roll back intents whose process is gone, and release what domains that no longer run held.')
       .option('--no-dead-domains', 'only roll back intents; leave the records of dead domains'),
-  ).action(async (opts: ReconcileCliOptions) => {
+  ).action(async (_o: unknown, self: Command) => {
+    const opts = optionsOf<ReconcileCliOptions>(self);
     await withContext(opts, async (ctx) => {
       const report = await ctx.manager.reconcile({ deadDomains: opts.deadDomains !== false });
       if (opts.json) printJSON({ ok: true, ...report });

@@ -6,12 +6,11 @@
  * already unmapped.
  */
 import type { Command } from 'commander';
+import { UsageError } from '../handle-error';
 import type { ReleaseResult } from '../../manager';
-import { findDomainByName } from '../../manager/domains';
-import { CommonOptions, parseDomid, printJSON, withCommonOptions, withContext, attachProgress, progressWanted } from '../options';
-import { ManagerError } from '../../manager/errors';
+import { attachProgress, optionsOf, parseDomid, printJSON, progressWanted, withCommonOptions, withContext } from '../options';
 
-interface ReleaseOptions extends CommonOptions {
+interface ReleaseOptions {
   domid?: string;
   domain?: string;
   id?: string[];
@@ -41,12 +40,13 @@ export function registerRelease(program: Command): void {
       .option('--force', 'release the borrowers of an owned region first instead of leaving it orphaned'),
   )
     .addHelpText('after', '\nExamples:\n  xen-sshm release --domid 5\n  xen-sshm release --domain vm1 --force\n  xen-sshm release --domain vm2 --id ID1\n')
-    .action(async (opts: ReleaseOptions) => {
-      if ((opts.domid === undefined) === (opts.domain === undefined)) {
-        throw new ManagerError({ code: 'EINVAL', reason: 'domain', message: 'give exactly one of --domid N or --domain NAME' });
-      }
+    .action(async (_o: unknown, self: Command) => {
+      const opts = optionsOf<ReleaseOptions>(self);
+      if ((opts.domid === undefined) === (opts.domain === undefined)) throw new UsageError('give exactly one of --domid N or --domain NAME');
+      const given = opts.domid !== undefined ? parseDomid(opts.domid) : undefined;
       await withContext(opts, async (ctx) => {
-        const domid = opts.domid !== undefined ? parseDomid(opts.domid) : await findDomainByName(ctx.xs, opts.domain!);
+        const { findDomainByName } = (require('../../manager/domains') as typeof import('../../manager/domains'));
+        const domid = given ?? (await findDomainByName(ctx.xs, opts.domain!));
         const stop = attachProgress(ctx.manager, { enabled: progressWanted(opts) });
         try {
           const result = await ctx.manager.release({ domid, ids: opts.id, force: !!opts.force });

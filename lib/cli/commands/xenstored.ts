@@ -4,7 +4,10 @@
  * developed on a machine without Xen. Runs until SIGINT/SIGTERM; exit 0 after a clean stop.
  */
 import type { Command } from 'commander';
-import { DEFAULT_RELEASE, isXenRelease, startServer, XEN_RELEASES, XenstoreServer, XenstoredServerError } from '../../../xenstore-wire/server';
+import type { XenstoreServer } from '../../../xenstore-wire/server';
+import { DEFAULT_RELEASE, isXenRelease, XEN_RELEASES } from '../../../xenstore-wire/server/release';
+import { elide, UsageError } from '../handle-error';
+import { optionsOf } from '../options';
 
 const HELP = `
 Clients find it through the environment, like the real daemon's socket:
@@ -38,7 +41,7 @@ export function parseDomainList(text: string): number[] {
     const lo = m ? Number(m[1]) : NaN;
     const hi = m && m[2] !== undefined ? Number(m[2]) : lo;
     if (!m || lo < 1 || hi < lo || hi >= 0x7ff0) {
-      throw new XenstoredServerError('domain', 'EINVAL', `--domains: ${JSON.stringify(part)} is not a domid or range of guest domids (1..32751)`);
+      throw new UsageError(`--domains: ${JSON.stringify(elide(part, 80))} is not a domid or range of guest domids (1..32751)`, { option: '--domains' });
     }
     for (let d = lo; d <= hi; d++) out.push(d);
   }
@@ -48,10 +51,11 @@ export function parseDomainList(text: string): number[] {
 /** Starts the daemon and resolves once it has stopped after a signal. */
 export async function runXenstored(opts: XenstoredCommandOptions, signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM']): Promise<XenstoreServer> {
   if (opts.release !== undefined && !isXenRelease(opts.release)) {
-    // A usage error: exit code 2, like commander's own.
-    throw Object.assign(new XenstoredServerError('options', 'EINVAL', `--release: ${JSON.stringify(opts.release)} is not one of ${XEN_RELEASES.join(', ')}`), { exitCode: 2 });
+    throw new UsageError(`--release: ${JSON.stringify(elide(opts.release, 80))} is not one of ${XEN_RELEASES.join(', ')}`, { option: '--release' });
   }
   const release = opts.release ?? DEFAULT_RELEASE;
+  const domains = opts.domains ? parseDomainList(opts.domains) : [];
+  const { startServer } = (require('../../../xenstore-wire/server') as typeof import('../../../xenstore-wire/server'));
   const server = await startServer({
     release,
     rundir: opts.rundir,
@@ -62,7 +66,7 @@ export async function runXenstored(opts: XenstoredCommandOptions, signals: NodeJ
       process.stderr.write(`xen-sshm xenstored: ${err.message}\n`);
       process.exit(1);
     },
-    domains: opts.domains ? parseDomainList(opts.domains) : [],
+    domains,
     domainSockets: true,
   });
   const info = { socket: server.socketPath, rundir: server.rundir, persist: opts.persist ?? null, pid: process.pid, release };
@@ -94,11 +98,10 @@ export function registerXenstored(program: Command): void {
     .option('--trace', 'log every message in and out on stderr')
     .option('--persist <file>', 'keep the tree in this JSON file across restarts')
     .option('--domains <list>', 'guest domids that exist in the simulated hypervisor, e.g. 1-4,7')
-    .option('--json', 'print the socket path and pid as JSON at start')
     .option('--release <version>', `Xen release whose C xenstored to model: ${XEN_RELEASES.join(', ')} (default ${DEFAULT_RELEASE})`)
-    .addHelpText('after', HELP)
-    .action(async (opts: XenstoredCommandOptions) => {
-      await runXenstored(opts);
+    .addHelpText('after', HELP + '\nWith --json: the socket path and pid as JSON at start.\n')
+    .action(async (_o: unknown, self: Command) => {
+      await runXenstored(optionsOf<XenstoredCommandOptions>(self));
       process.exitCode = 0;
     });
 }

@@ -1,15 +1,19 @@
 # Shell helpers for the dom0 check scripts (sourced; busybox sh). Every check script runs with:
 #   XENCHECK_NAME   its name in /xen/checks.list
 #   XENCHECK_BREAK  1 when the list asks for the deliberately broken variant (test of the test)
-#   XEN_PKG         this package as installed in dom0 (/opt/xen-sshm)
+#   XEN_PKG         the checks' own programs (this checkout's dist/, at /opt/xen-sshm)
+#   XEN_SSHM_PKG    the package as installed from the packed tarball (npm install -g: the
+#                   commands xen-sshm and xs-trace in /usr/local/bin)
 # A check passes when it exits 0; its last output line is the detail shown by the runner, and
 # lines starting with "XENTIME <label> <seconds>" are copied to the console as measurements.
 
 # The release booted (XEN_RELEASE 4.17|4.20, XEN_NODE_MAJOR, XEN_LIBEXEC): written by the runner.
 . /xen/release.env
 export XEN_RELEASE XEN_NODE_MAJOR XEN_LIBEXEC XEN_DEBIAN
-export PATH=/xen/bin:$XEN_LIBEXEC/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# /usr/local/bin: the package installed from the packed tarball (xen-sshm, xs-trace).
+export PATH=/xen/bin:/usr/local/bin:$XEN_LIBEXEC/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export XEN_PKG=${XEN_PKG:-/opt/xen-sshm}
+export XEN_SSHM_PKG=${XEN_SSHM_PKG:-/usr/local/lib/node_modules/xen-sshm}
 
 # Seconds since dom0's kernel started, with centiseconds.
 now() { cut -d' ' -f1 /proc/uptime; }
@@ -83,7 +87,7 @@ domu_run() {
 # ---- static shared memory through the `xen-sshm` command (three-vm, guest-view, large-region,
 # lifecycle) -----------------------------------------------------------------------------------
 
-# sshm LABEL ARGS...: runs `xen-sshm ARGS` (this package, dom0's node 18) with the timing preload
+# sshm LABEL ARGS...: runs `xen-sshm ARGS` (the installed command, dom0's node 18) with the timing preload
 # (sshm-timing.js: the manager's own time and its hypercalls', without node's start-up). Its
 # stdout is kept in /tmp/sshm-LABEL.out, its stderr in /tmp/sshm-LABEL.err; both are printed,
 # with "XENTIME LABEL:cli S" (the whole command's wall time). Returns xen-sshm's exit status.
@@ -91,7 +95,7 @@ sshm() {
   local _sm_label=$1; shift
   local _sm_start; _sm_start=$(now)
   XEN_TIMING_LABEL=$_sm_label node -r "$XEN_PKG/dist/test/xen/guest/sshm-timing.js" \
-    "$XEN_PKG/dist/lib/cli/xen-sshm.js" "$@" >/tmp/sshm-$_sm_label.out 2>/tmp/sshm-$_sm_label.err
+    /usr/local/bin/xen-sshm "$@" >/tmp/sshm-$_sm_label.out 2>/tmp/sshm-$_sm_label.err
   local _sm_rc=$?
   echo "XENTIME $_sm_label:cli $(elapsed "$_sm_start")" | tee -a /tmp/xentimes
   echo "\$ xen-sshm $* (exit $_sm_rc)"

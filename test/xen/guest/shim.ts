@@ -7,7 +7,7 @@
  * fails with that reason (it never skips).
  */
 import * as fs from 'node:fs';
-import { loadShim, shimCandidates } from '../../../lib/hypervisor/shim';
+import { loadedShim, loadShim } from '../../../lib/hypervisor/shim';
 import { openPrivcmd, SIM_RELEASES } from '../../../lib/hypervisor';
 
 async function main(): Promise<void> {
@@ -26,7 +26,8 @@ async function main(): Promise<void> {
     if (!(SIM_RELEASES as readonly string[]).includes(`${v.major}.${v.minor}`)) throw new Error(`xen_version says ${v.version}, expected one of ${SIM_RELEASES.join(', ')}`);
     if (v.arch !== 'arm') throw new Error(`xen_version capabilities "${v.capabilities}" are not Arm`);
     console.log(`XENTIME shim-load ${(loadMs / 1000).toFixed(3)}`);
-    console.log(`shim ${shimCandidates().find((p) => fs.existsSync(p))} loaded in ${loadMs.toFixed(0)} ms; ` +
+    const from = loadedShim();
+    console.log(`shim ${from?.path} (${from?.origin}) loaded in ${loadMs.toFixed(0)} ms; ` +
       `xen_version through privcmd: Xen ${v.version} (${v.arch}, ${v.capabilities.trim()}) in ${callMs.toFixed(1)} ms`);
   } finally {
     await hv.close();

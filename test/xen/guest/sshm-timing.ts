@@ -1,7 +1,10 @@
 /**
  * Preloaded into the `xen-sshm` command by the real-Xen checks (lib.sh `sshm`):
  *
- *   XEN_TIMING_LABEL=apply-vm1 node -r .../sshm-timing.js .../xen-sshm.js apply vm1.cfg ...
+ *   XEN_TIMING_LABEL=apply-vm1 node -r .../sshm-timing.js /usr/local/bin/xen-sshm apply vm1.cfg ...
+ *
+ * It instruments the manager of the xen-sshm being run (the installed package, found from the
+ * command's real path), not this checkout's copy.
  *
  * so that a figure measures the manager's work on real Xen and not node's start-up under QEMU
  * (4-8 s there). The command runs unchanged: timers are only wrapped around the manager's
@@ -15,8 +18,15 @@
  * Kinds: populate, map (add_to_physmap gmfn_foreign), unmap (remove_from_physmap), free
  * (decrease_reservation), set-target, max-mem, map-dom0 (MMAPBATCH_V2).
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { GfnList, Hypervisor } from '../../../lib/hypervisor/types';
-import { SharedMemoryManager } from '../../../lib/manager';
+import type { SharedMemoryManager as Manager } from '../../../lib/manager';
+
+/** The manager module of the command this preload runs in: <package>/dist/lib/cli/xen-sshm.js -> <package>/dist/lib/manager. */
+const managerModule = path.resolve(path.dirname(fs.realpathSync(process.argv[1])), '..', 'manager');
+
+const { SharedMemoryManager } = require(managerModule) as { SharedMemoryManager: typeof Manager };
 
 const label = process.env.XEN_TIMING_LABEL || 'xen-sshm';
 
@@ -76,7 +86,7 @@ type Method = 'apply' | 'release' | 'reconcile';
 const proto = SharedMemoryManager.prototype as unknown as Record<Method, (...args: unknown[]) => Promise<unknown>>;
 for (const method of ['apply', 'release', 'reconcile'] as Method[]) {
   const orig = proto[method];
-  proto[method] = async function (this: SharedMemoryManager, ...args: unknown[]): Promise<unknown> {
+  proto[method] = async function (this: Manager, ...args: unknown[]): Promise<unknown> {
     instrument(this.hv);
     const t0 = process.hrtime.bigint();
     try {

@@ -1,10 +1,10 @@
-# The proposal's three-VM scenario on real Xen, set up by `xen-sshm apply` (the whole tool, in
-# dom0, under Debian's node 18): vm1 owns ID1 and ID2, vm2 borrows ID1, vm3 borrows ID2 (with
-# set_target consent). The domUs are created paused from xl configs carrying static_shm entries
-# (xl itself ignores the key), applied, then unpaused. Bytes written by vm1 at its address
-# are read by vm2 (ID1) and vm3 (ID2) at theirs through /dev/mem, and the reverse;
-# `xenstore-ls -f` shows the records. The domUs stay up for guest-view, large-region and
-# lifecycle.
+# The proposal's three-VM scenario on real Xen, set up by `xen-sshm create` once per VM (the
+# installed package, in dom0, under Debian's node 18): each is `xl create -p`, apply, `xl
+# unpause` in one command. vm1 owns ID1 and ID2, vm2 borrows ID1, vm3 borrows ID2 (with
+# set_target consent). The xl configs carry static_shm entries (xl itself ignores the key).
+# Bytes written by vm1 at its address are read by vm2 (ID1) and vm3 (ID2) at theirs through
+# /dev/mem, and the reverse; `xenstore-ls -f` shows the records. The domUs stay up for
+# create-undo, guest-view, large-region and lifecycle.
 #
 # Broken variant (XENCHECK_BREAK=1, after the real one): vm2's ID1 mapping is released and
 # applied again from a config whose window starts one page into the region (offset=0x1000, a
@@ -37,36 +37,37 @@ if [ "$XENCHECK_BREAK" = 1 ]; then
   exit 0
 fi
 
+# One command per VM, owners first. vm1's 2 MiB need more than xl's 1 MiB of slack above its
+# RAM: --raise-maxmem; the borrowers consent to set_target.
 start=$(now)
 for vm in vm1 vm2 vm3; do
-  case $vm in vm1) shm=$VM1_SHM ;; vm2) shm=$VM2_SHM ;; vm3) shm=$VM3_SHM ;; esac
+  case $vm in
+    vm1) shm=$VM1_SHM; flags=--raise-maxmem ;;
+    vm2) shm=$VM2_SHM; flags=--allow-set-target ;;
+    vm3) shm=$VM3_SHM; flags=--allow-set-target ;;
+  esac
   cfg=$(domu_cfg $vm "$shm")
-  out=$(xl create -p "$cfg" 2>&1) || fail "xl create -p $vm failed: $(echo "$out" | tail -n 2 | tr '\n' ' ')"
-  state=$(xl list "$vm" | awk -v n="$vm" '$1 == n { print $5 }')
-  case "$state" in *p*) ;; *) fail "$vm is not paused after xl create -p (state '$state')" ;; esac
+  sshm create-$vm create "$cfg" $flags --json || fail "xen-sshm create $vm failed: $(sshm_error create-$vm)"
+  sshm_flat create-$vm | grep -q '"toolstack":"xl"' && sshm_flat create-$vm | grep -q '"paused":false' \
+    || fail "xen-sshm create $vm did not report an xl domain, unpaused"
 done
 xentime three-vm:create "$start"
 d1=$(domid_of vm1); d2=$(domid_of vm2); d3=$(domid_of vm3)
-echo "created paused: vm1 d$d1, vm2 d$d2, vm3 d$d3"
-
-# Owners first. vm1's 2 MiB need more than xl's 1 MiB of slack above its RAM: --raise-maxmem.
-sshm apply-vm1 apply /tmp/vm1.cfg --domain vm1 --raise-maxmem --json \
-  || fail "xen-sshm apply vm1 failed: $(sshm_error apply-vm1)"
-[ "$(sshm_flat apply-vm1 | grep -o '"action":"created"' | wc -l)" = 2 ] || fail "apply vm1 did not create ID1 and ID2"
-sshm_flat apply-vm1 | grep -q '"maxMemRaised":{' || fail "apply vm1 --raise-maxmem did not raise vm1's max memory"
+echo "created and unpaused: vm1 d$d1, vm2 d$d2, vm3 d$d3"
+[ "$(sshm_flat create-vm1 | grep -o '"action":"created"' | wc -l)" = 2 ] || fail "create vm1 did not create ID1 and ID2"
+sshm_flat create-vm1 | grep -q '"maxMemRaised":{' || fail "create vm1 --raise-maxmem did not raise vm1's max memory"
 for vm in vm2 vm3; do
-  sshm apply-$vm apply /tmp/$vm.cfg --domain $vm --allow-set-target --json \
-    || fail "xen-sshm apply $vm failed: $(sshm_error apply-$vm)"
-  sshm_flat apply-$vm | grep -q '"action":"mapped"' || fail "apply $vm did not map its region"
-  sshm_flat apply-$vm | grep -q '"setTarget":"done"' || fail "apply $vm did not make set_target($vm -> vm1)"
+  sshm_flat create-$vm | grep -q '"action":"mapped"' || fail "create $vm did not map its region"
+  sshm_flat create-$vm | grep -q '"setTarget":"done"' || fail "create $vm did not make set_target($vm -> vm1)"
 done
 
 start=$(now)
-xl unpause vm1 && xl unpause vm2 && xl unpause vm3 || fail "xl unpause failed"
 for vm in vm1 vm2 vm3; do
+  state=$(xl list "$vm" | awk -v n="$vm" '$1 == n { print $5 }')
+  case "$state" in *p*) fail "$vm is still paused after xen-sshm create (state '$state')" ;; esac
   if ! wait_for 120 domu_ready $vm; then
     tail -n 25 /var/log/xen/console/guest-$vm.log
-    fail "$vm did not report ready within 120 s after unpause (its console log is above)"
+    fail "$vm did not report ready within 120 s after xen-sshm create (its console log is above)"
   fi
 done
 xentime three-vm:boot "$start"
@@ -102,5 +103,5 @@ start=$(now)
 shm_check ID1 vm1 0x50000000 vm2 0x50000000 $PAGES
 shm_check ID2 vm1 0x50100000 vm3 0x50000000 $PAGES
 xentime three-vm:data "$start"
-echo "vm1 (d$d1) owns ID1+ID2, vm2 (d$d2) borrows ID1, vm3 (d$d3) ID2, set up by xen-sshm apply" \
-  "(vm1 $(time_of apply-vm1:cli) s, vm2 $(time_of apply-vm2:cli) s, vm3 $(time_of apply-vm3:cli) s); pages $PAGES cross both ways; records in xenstore"
+echo "vm1 (d$d1) owns ID1+ID2, vm2 (d$d2) borrows ID1, vm3 (d$d3) ID2, each made by one xen-sshm create" \
+  "(vm1 $(time_of create-vm1:cli) s, vm2 $(time_of create-vm2:cli) s, vm3 $(time_of create-vm3:cli) s); pages $PAGES cross both ways; records in xenstore"
