@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { parseArgs } from 'node:util';
 import { encodeFrame, decodeHeader } from '../xenstore-wire/codec';
 import { MessageType, XS_HEADER_SIZE } from '../xenstore-wire/constants';
 import { request } from '../xenstore-wire/payload';
@@ -27,16 +28,24 @@ interface Options {
   format: 'human' | 'json';
 }
 
-function parseArgs(argv: string[]): Options {
-  const o: Options = { warmup: 3000, rounds: 8000, block: 200, format: 'human' };
-  for (let i = 0; i < argv.length; i++) {
-    const [k, v] = [argv[i], argv[i + 1]];
-    if (k === '--rounds') o.rounds = Number(v), i++;
-    else if (k === '--warmup') o.warmup = Number(v), i++;
-    else if (k === '--block') o.block = Number(v), i++;
-    else if (k === '--json-format') o.format = 'json';
-  }
-  return o;
+/** Command-line options (node:util parseArgs: unknown options and bad numbers are refused). */
+function options(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      rounds: { type: 'string', default: '8000' },
+      warmup: { type: 'string', default: '3000' },
+      block: { type: 'string', default: '200' },
+      'json-format': { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const int = (name: 'rounds' | 'warmup' | 'block', min: number): number => {
+    const v = Number(values[name]);
+    if (!Number.isInteger(v) || v < min) throw new Error(`--${name} expects an integer >= ${min}, got ${JSON.stringify(values[name])}`);
+    return v;
+  };
+  return { rounds: int('rounds', 1), warmup: int('warmup', 0), block: int('block', 1), format: values['json-format'] ? 'json' : 'human' };
 }
 
 /** A minimal synchronous-style client: one outstanding READ at a time. */
@@ -103,8 +112,7 @@ async function waitForSocket(p: string, child: ChildProcess, ms: number): Promis
   throw new Error(`xs-trace did not listen on ${p} within ${ms} ms`);
 }
 
-async function main(): Promise<void> {
-  const o = parseArgs(process.argv.slice(2));
+async function main(o: Options): Promise<void> {
   const root = projectRoot();
   const daemon = await startDaemon('cxenstored');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xs-trace-bench-'));
@@ -231,7 +239,14 @@ function plainForwarder(listenPath: string, upstream: string): void {
 if (process.argv[2] === '--plain-forwarder') {
   plainForwarder(process.argv[3], process.argv[4]);
 } else {
-  main().catch((e) => {
+  let parsed: Options | undefined;
+  try {
+    parsed = options(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`bench:trace: ${(e as Error).message}\n`);
+    process.exitCode = 2;
+  }
+  if (parsed) main(parsed).catch((e) => {
     process.stderr.write(`bench:trace: ${(e as Error).stack ?? e}\n`);
     process.exitCode = 1;
   });

@@ -33,12 +33,23 @@ export function errorToJSON(err: unknown): unknown {
   return { ...own, kind: e.kind ?? 'error', code: e.code, message: typeof e.message === 'string' ? e.message : String(err), hint: e.hint };
 }
 
-export function handleError(err: unknown, opts: { json?: boolean } = {}): never {
+export interface ReportOptions {
+  json?: boolean;
+  /** The command named in front of text errors; default xen-sshm (xs-trace passes its own). */
+  program?: string;
+}
+
+/** Prints the error like handleError and returns the exit code, without exiting. */
+export function reportError(err: unknown, opts: ReportOptions = {}): number {
   const e = (err ?? {}) as ErrorLike;
   if (opts.json) {
     process.stdout.write(JSON.stringify({ ok: false, error: errorToJSON(err) }, null, 2) + '\n');
   } else {
-    process.stderr.write(`xen-sshm: ${describe(err)}\n`);
+    process.stderr.write(`${opts.program ?? 'xen-sshm'}: ${describe(err)}\n`);
   }
-  process.exit(typeof e.exitCode === 'number' ? e.exitCode : 1);
+  return typeof e.exitCode === 'number' ? e.exitCode : 1;
+}
+
+export function handleError(err: unknown, opts: ReportOptions = {}): never {
+  process.exit(reportError(err, opts));
 }

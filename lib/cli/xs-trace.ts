@@ -12,24 +12,17 @@ import { addCommonOptions, CommonOptions } from '../trace/commands/options';
 import { listen } from '../trace/commands/listen';
 import { ReadOptions, readCommand } from '../trace/commands/read';
 import { runCommand } from '../trace/commands/run';
-import { TraceError } from '../trace/errors';
+import { usageError } from '../trace/errors';
+import { reportError } from './handle-error';
 
 interface MainOptions extends CommonOptions {
   listen?: string;
   upstream?: string;
 }
 
-/** Prints an error (as JSON with --json) and returns the exit status. */
-export function reportError(err: unknown, json: boolean): number {
-  const e = err as { message?: string; code?: string; kind?: string; toJSON?: () => unknown };
-  if (json) {
-    const body = typeof e?.toJSON === 'function' ? e.toJSON() : { kind: e?.kind ?? 'error', code: e?.code, message: e?.message ?? String(err) };
-    process.stderr.write(JSON.stringify({ ok: false, error: body }) + '\n');
-  } else {
-    process.stderr.write(`xs-trace: ${e?.message ?? String(err)}\n`);
-  }
-  // 127 like a shell when the command cannot be found.
-  return err instanceof TraceError && err.code === 'ENOENT' && err.option === undefined && e?.message?.startsWith('cannot run') ? 127 : 1;
+/** Prints an error through the shared handler (one format, one stream, for every command). */
+function fail(err: unknown, json: boolean): number {
+  return reportError(err, { json, program: 'xs-trace' });
 }
 
 /**
@@ -50,13 +43,13 @@ export function buildProgram(done: (status: number) => void, withRead = true): C
   program.action(async (argv: string[], o: MainOptions) => {
     try {
       if (o.listen !== undefined) {
-        if (argv.length > 0) throw new TraceError('EINVAL', '--listen and a command are exclusive', { option: '--listen' });
+        if (argv.length > 0) throw usageError('--listen and a command are exclusive', '--listen');
         done(await listen({ ...o, listen: o.listen }));
       } else {
         done(await runCommand(argv, o));
       }
     } catch (e) {
-      done(reportError(e, o.json ?? false));
+      done(fail(e, o.json ?? false));
     }
   });
   if (withRead) {
@@ -70,7 +63,7 @@ export function buildProgram(done: (status: number) => void, withRead = true): C
       try {
         done(await readCommand(file, all));
       } catch (e) {
-        done(reportError(e, all.json ?? false));
+        done(fail(e, all.json ?? false));
       }
     });
     program.addCommand(read);
@@ -87,8 +80,12 @@ export function main(args: string[]): Promise<number> {
     const program = buildProgram(resolve, withRead);
     program.exitOverride();
     program.parseAsync(args, { from: 'user' }).catch((e: { exitCode?: number; code?: string }) => {
-      // commander already printed help or the usage error.
-      resolve(typeof e?.exitCode === 'number' ? e.exitCode : 1);
+      // commander already printed the help or the usage error: 0 for help, 2 for a usage error.
+      if (typeof e?.code === 'string' && e.code.startsWith('commander.')) {
+        resolve(e.exitCode === 0 || e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2);
+      } else {
+        resolve(fail(e, args.includes('--json')));
+      }
     });
   });
 }

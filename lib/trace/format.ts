@@ -201,7 +201,7 @@ export function formatHuman(r: TraceRecord, opts: FormatOptions = {}): string {
   const paint = painter(opts.color ?? false);
   const maxValue = opts.maxValue ?? DEFAULT_MAX_VALUE_BYTES;
   const time = paint('dim', formatClock(r.tsUs, r.tsPrecision, opts.timeZone));
-  const conn = `#${r.conn}`.padEnd(4);
+  const conn = (r.connDomid !== undefined ? `#${r.conn}/d${r.connDomid}` : `#${r.conn}`).padEnd(4);
   const a = arrow(r);
   let line: string;
   if (r.kind === 'request' || r.kind === 'reply' || r.kind === 'event') {
@@ -231,6 +231,7 @@ export function toJson(r: TraceRecord, opts: { maxValue?: number } = {}): Record
   const o: Record<string, unknown> = { seq: r.seq, time: isoTime(r.tsUs), ts: r.tsUs };
   if (r.tsPrecision === 's') o.tsPrecision = 's';
   o.conn = r.conn;
+  if (r.connDomid !== undefined) o.connDomid = r.connDomid;
   o.kind = r.kind;
   const copy = ['type', 'typeNum', 'op', 'reqId', 'txId', 'len', 'path'] as const;
   for (const k of copy) if (r[k] !== undefined) o[k] = r[k];

@@ -34,7 +34,13 @@ export type WarningCode =
   /** The proxy could not connect to the daemon: the client's connection is closed. */
   | 'daemon-unreachable'
   /** A trace-file line that could not be understood. */
-  | 'unparsed-line';
+  | 'unparsed-line'
+  /** The connection closed in the middle of a message: its first bytes only were sent. */
+  | 'truncated-message'
+  /** C xenstored logged that it could not write this message to the client (OUT(ERR)). */
+  | 'send-failed'
+  /** A log line the daemon cut short (oxenstored's access-log-nb-chars): the payload is incomplete. */
+  | 'truncated-line';
 
 export interface TraceWarning {
   code: WarningCode;
@@ -101,6 +107,8 @@ export interface TraceRecord {
   tsPrecision?: 'us' | 's';
   /** Connection number, from 1, in order of appearance. */
   conn: number;
+  /** The domain the connection belongs to, when the source tells it (daemon logs). */
+  connDomid?: number;
   kind: RecordKind;
   /** Message type on the wire, xs_wire.h name without XS_ ('READ', 'ERROR', 'UNKNOWN(20)'). */
   type?: string;

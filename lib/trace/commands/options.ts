@@ -3,7 +3,8 @@
  * place.
  */
 import { Command, Option } from 'commander';
-import { TraceError } from '../errors';
+import { quoteInput } from '../../elide';
+import { usageError } from '../errors';
 import { TraceFilter, parseTypeName } from '../filter';
 import { Sink, TraceWriter, WriterOptions } from '../output';
 
@@ -43,7 +44,7 @@ function positiveInts(list: string[] | undefined, option: string, allowZero = fa
     .map((s) => {
       const t = s.trim();
       if (!/^\d+$/.test(t) || (!allowZero && Number(t) === 0) || Number(t) > 0xffffffff) {
-        throw new TraceError('EINVAL', `${option} expects ${allowZero ? 'a non-negative' : 'a positive'} integer, got ${JSON.stringify(s)}`, { option });
+        throw usageError(`${option} expects ${allowZero ? 'a non-negative' : 'a positive'} integer, got ${quoteInput(s)}`, option);
       }
       return Number(t);
     });
@@ -53,7 +54,7 @@ export function filterFrom(o: CommonOptions): TraceFilter {
   const f: TraceFilter = {};
   if (o.path?.length) {
     for (const p of o.path) {
-      if (p === '') throw new TraceError('EINVAL', '--path expects a non-empty path prefix', { option: '--path' });
+      if (p === '') throw usageError('--path expects a non-empty path prefix', '--path');
     }
     f.paths = o.path;
   }
