@@ -32,3 +32,44 @@ export function elide(s: string, max: number = ECHO_MAX): string {
 export function quoteInput(s: string, max: number = ECHO_MAX): string {
   return JSON.stringify(elide(s, max));
 }
+
+/** `s` with every run of characters without a blank longer than `maxRun` elided (words stay whole). */
+export function elideRuns(s: string, maxRun: number = ECHO_MAX): string {
+  if (s.length <= maxRun) return s;
+  let re = RUN_RES.get(maxRun);
+  if (!re) {
+    re = new RegExp(`[^\\s]{${maxRun + 1},}`, 'g');
+    RUN_RES.set(maxRun, re);
+  }
+  return s.replace(re, (run) => elide(run, maxRun));
+}
+
+/** The run-finding expressions, one per run length (built once: errors can be many). */
+const RUN_RES = new Map<number, RegExp>();
+
+/** Longest line of an error message, after long runs are elided (a last resort for sentences). */
+export const LINE_MAX = 2000;
+/**
+ * Longest blank-free run kept by boundMessage: above what typed errors print after their own
+ * elision (a 120-character source window, a 200-character entry), so their output is unchanged.
+ */
+export const RUN_MAX = 256;
+
+/**
+ * The last line of defence for what an error prints (lib/cli/handle-error.ts): every line with
+ * its long runs elided, then cut to LINE_MAX. Messages that bound their own echo are unchanged.
+ */
+export function boundMessage(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => elide(elideRuns(l, RUN_MAX), LINE_MAX))
+    .join('\n');
+}
+
+/** `v` (a JSON-ready value) with every string passed through boundMessage: for --json errors. */
+export function boundJson(v: unknown, depth = 0): unknown {
+  if (typeof v === 'string') return boundMessage(v);
+  if (depth > 32 || v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) return v.map((x) => boundJson(x, depth + 1));
+  return Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, boundJson(x, depth + 1)]));
+}

@@ -5,6 +5,8 @@
  * hint; `--json` prints `{ ok: false, error }` using the error's own `toJSON()` when present.
  * An error may carry `exitCode`; the default is 1.
  */
+import { boundJson, boundMessage } from '../elide';
+
 interface ErrorLike {
   message?: string;
   kind?: string;
@@ -42,10 +44,11 @@ export interface ReportOptions {
 /** Prints the error like handleError and returns the exit code, without exiting. */
 export function reportError(err: unknown, opts: ReportOptions = {}): number {
   const e = (err ?? {}) as ErrorLike;
+  // Echoed input is bounded whatever error carries it (lib/elide.ts; issue 13).
   if (opts.json) {
-    process.stdout.write(JSON.stringify({ ok: false, error: errorToJSON(err) }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ ok: false, error: boundJson(errorToJSON(err)) }, null, 2) + '\n');
   } else {
-    process.stderr.write(`${opts.program ?? 'xen-sshm'}: ${describe(err)}\n`);
+    process.stderr.write(`${opts.program ?? 'xen-sshm'}: ${boundMessage(describe(err))}\n`);
   }
   return typeof e.exitCode === 'number' ? e.exitCode : 1;
 }

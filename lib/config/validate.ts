@@ -5,6 +5,7 @@
  */
 import { ConfigError, ConfigLocation, ConfigWarning, RuleId } from './errors';
 import { didYouMean } from './did-you-mean';
+import { boundErrors } from './errors';
 import { hex, humanSize, PAGE_SIZE, U64_MAX } from './numbers';
 import { CachePolicy, domainName, parseSharedMemEntries, ShmEntry, ShmProt, ShmSpelling, StaticShmKey } from './shm-entries';
 import { XlConfig } from './xl-reader';
@@ -358,7 +359,8 @@ export function planConfigs(configs: XlConfig[], opts: ValidateOptions = {}): Pl
 
   const order = new Map(configs.map((c, i) => [c.file, i]));
   errors.sort((a, b) => (order.get(a.file) ?? 0) - (order.get(b.file) ?? 0) || a.line - b.line || a.column - b.column);
-  return { plan, errors, warnings };
+  // Bounded report (docs/config.md, "Bounds"): repeats once, at most ERRORS_PER_FILE per file.
+  return { plan, errors: boundErrors(errors), warnings };
 }
 
 /** The plan with bigints as 0x hex strings, for JSON. */
