@@ -313,7 +313,22 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
     return new Promise<Buffer>((resolve, reject) => {
       this.pending.set(reqId, { type, path, txId, resolve, reject });
       this.transport.send(encodeFrame({ type, reqId, txId, payload }), reqId);
+      if (payload.length === 0) this.nudge();
     });
+  }
+
+  /**
+   * oxenstored (every release; tools/ocaml/libs/xb/xb.ml `input`) completes a message only when
+   * the connection becomes readable again after its header: a request with an empty payload
+   * (GET_FEATURE or GET_QUOTA without arguments) stays unanswered until more bytes arrive.
+   * Verified on Debian's oxenstored 4.17. So an empty request is followed by a harmless one,
+   * GET_DOMAIN_PATH of dom0 (any connection may ask it), whose answer is dropped.
+   */
+  private nudge(): void {
+    const reqId = this.allocReqId();
+    const drop = () => undefined;
+    this.pending.set(reqId, { type: MessageType.GET_DOMAIN_PATH, txId: 0, resolve: drop, reject: drop });
+    this.transport.send(encodeFrame({ type: MessageType.GET_DOMAIN_PATH, reqId, txId: 0, payload: request.getDomainPath(0) }), reqId);
   }
 
   private allocReqId(): number {

@@ -1,8 +1,9 @@
 /**
  * Wire constants of the xenstore protocol, named once.
  *
- * Source: xen/include/public/io/xs_wire.h (Xen 4.17, plus the type numbers 23-26 that
- * Xen 4.21 added) and docs/misc/xenstore.txt. Names follow xs_wire.h without the XS_ prefix.
+ * Source: xen/include/public/io/xs_wire.h and docs/misc/xenstore.txt of Xen 4.22 (4.17, the
+ * release Debian 12 ships, stops at DIRECTORY_PART = 22). Names follow xs_wire.h without the
+ * XS_ prefix.
  */
 
 /** `enum xsd_sockmsg_type` in xs_wire.h. */
@@ -31,7 +32,11 @@ export enum MessageType {
   /* 20 was XS_RESTRICT, removed from the protocol: deliberately absent here. */
   RESET_WATCHES = 21,
   DIRECTORY_PART = 22,
-  /* Added in Xen 4.21; a 4.17 daemon answers them with an ERROR. */
+  /*
+   * Added to xs_wire.h in Xen 4.21 (all four optional in xenstore.txt): C xenstored answers
+   * GET/SET_FEATURE from 4.21 and GET/SET_QUOTA from 4.22; older daemons and oxenstored
+   * answer ENOSYS. Payloads: payload.ts.
+   */
   GET_FEATURE = 23,
   SET_FEATURE = 24,
   GET_QUOTA = 25,
@@ -102,3 +107,21 @@ export function isXsErrnoName(name: string): name is XsErrnoName {
 
 /** Special watch paths (docs/misc/xenstore.txt "Watches"). */
 export const SPECIAL_WATCH_PATHS = ['@introduceDomain', '@releaseDomain'] as const;
+
+/**
+ * xs_wire.h XENSTORE_SERVER_FEATURE_*: bits of the feature bitmap that GET_FEATURE returns
+ * (and of the ring page's server_features field, docs/misc/xenstore-ring.txt).
+ */
+export const XenstoreFeature = {
+  /** The ring can be reset and reconnected (ring transports only). */
+  RECONNECTION: 1,
+  /** The ring page has an error field. */
+  ERROR: 2,
+  /** WATCH takes a depth argument; `@releaseDomain/<domid>` watches one domain (Xen 4.22). */
+  WATCHDEPTH: 4,
+  /** DOMID_ANY may be used in node permissions (Xen 4.22). */
+  DOMID_ANY: 8,
+} as const;
+
+export type XenstoreFeatureName = keyof typeof XenstoreFeature;
+

@@ -5,7 +5,8 @@
  * `A-Z a-z 0-9 - / _ @`; absolute paths start with `/`; no `//`; no trailing `/` except the
  * root itself; absolute at most XENSTORE_ABS_PATH_MAX (3072) bytes, relative (to the
  * connection's domain home, /local/domain/<domid>) at most XENSTORE_REL_PATH_MAX (2048).
- * Names starting with `@` are special watch paths (@introduceDomain, @releaseDomain).
+ * Names starting with `@` are special watch paths (@introduceDomain, @releaseDomain, and on
+ * Xen 4.22 `@releaseDomain/<domid>`).
  */
 import { XENSTORE_ABS_PATH_MAX, XENSTORE_REL_PATH_MAX, SPECIAL_WATCH_PATHS } from './constants';
 import { XenstoreError } from './errors';
@@ -39,16 +40,15 @@ export function pathProblem(path: string, rules: PathRules = {}): string | null 
     const bad = [...path].find((c) => !/[A-Za-z0-9\-/_@]/.test(c)) ?? '?';
     return `character ${JSON.stringify(bad)} not allowed (only A-Z a-z 0-9 - / _ @)`;
   }
-  if (isSpecialPath(path)) {
-    if (!rules.allowSpecial) return 'special @ paths are only valid as watch paths';
-    if (path.includes('/')) return 'special @ paths have no components';
-    if (path.length > XENSTORE_ABS_PATH_MAX) return `longer than ${XENSTORE_ABS_PATH_MAX} bytes`;
-    return null;
-  }
+  const special = isSpecialPath(path);
+  if (special && !rules.allowSpecial) return 'special @ paths are only valid as watch paths';
   const absolute = path.startsWith('/');
-  if (!absolute && rules.allowRelative === false) return 'relative path not allowed here';
+  if (!absolute && !special && rules.allowRelative === false) return 'relative path not allowed here';
+  // Special names follow the same rules (C xenstored canonicalize()): `@releaseDomain/5`
+  // watches one domain on Xen 4.22.
   if (path.includes('//')) return 'contains //';
   if (path.endsWith('/') && path !== '/') return 'trailing /';
+  if (special) return path.length > XENSTORE_ABS_PATH_MAX ? `longer than ${XENSTORE_ABS_PATH_MAX} bytes` : null;
   const max = absolute ? XENSTORE_ABS_PATH_MAX : XENSTORE_REL_PATH_MAX;
   // Valid characters are all ASCII, so string length is the byte length here.
   if (path.length > max) return `${absolute ? 'absolute' : 'relative'} path longer than ${max} bytes`;

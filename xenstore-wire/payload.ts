@@ -5,8 +5,8 @@
  * with no trailing NUL; acks are "OK\0"; errors are "<ERRNO NAME>\0".
  */
 import { MessageType, messageTypeName, isXsErrnoName, XS_ERRNO_NAMES } from './constants';
-import { ProtocolError } from './errors';
-import { Permission, PermissionLike, formatPerms, parsePerm } from './perms';
+import { ProtocolError, XenstoreError } from './errors';
+import { DOMID_MAX, Permission, PermissionLike, formatPerms, parsePerm } from './perms';
 
 const NUL = Buffer.from([0]);
 
@@ -58,6 +58,31 @@ function u32String(what: string, n: number): string {
   return String(n);
 }
 
+/** docs/misc/xenstore.txt: "<domid> Integer domid, represented as decimal number 0..65535". */
+function domidString(n: number): string {
+  if (!Number.isInteger(n) || n < 0 || n > DOMID_MAX) throw new RangeError(`domid must be an integer in 0..${DOMID_MAX}, got ${n}`);
+  return String(n);
+}
+
+/** C xenstored reads the watch depth with atoi() into an int and refuses negatives. */
+const WATCH_DEPTH_MAX = 0x7fffffff;
+
+function depthString(n: number): string {
+  if (!Number.isInteger(n) || n < 0 || n > WATCH_DEPTH_MAX) throw new RangeError(`watch depth must be an integer in 0..${WATCH_DEPTH_MAX}, got ${n}`);
+  return String(n);
+}
+
+/**
+ * A quota name travels as a NUL-terminated string, and GET_QUOTA's list separates names with
+ * blanks: refuse NUL, blanks and the empty name before anything is sent.
+ */
+function quotaName(name: string, op: string): string {
+  if (typeof name !== 'string' || !/^[^\0\s]+$/.test(name)) {
+    throw new XenstoreError('EINVAL', { op, source: 'client', detail: `quota name ${JSON.stringify(name)}: a non-empty name without NUL or blanks` });
+  }
+  return name;
+}
+
 function u64String(what: string, n: number | bigint): string {
   const b = typeof n === 'bigint' ? n : Number.isInteger(n) && n >= 0 ? BigInt(n) : -1n;
   if (b < 0n || b > 0xffffffffffffffffn) throw new RangeError(`${what} must be a uint64, got ${n}`);
@@ -73,7 +98,12 @@ export const request = {
   directoryPart: (path: string, offset: number) => joinNul(path, u32String('offset', offset)),
   read: (path: string) => joinNul(path),
   getPerms: (path: string) => joinNul(path),
-  watch: (path: string, token: string) => joinNul(path, token),
+  /**
+   * `depth` (Xen 4.22, XENSTORE_SERVER_FEATURE_WATCHDEPTH): how many levels below `path` still
+   * fire; 0 = the node itself only. Without it every descendant fires.
+   */
+  watch: (path: string, token: string, depth?: number) =>
+    depth === undefined ? joinNul(path, token) : joinNul(path, token, depthString(depth)),
   unwatch: (path: string, token: string) => joinNul(path, token),
   /** An empty string: a single NUL. */
   transactionStart: () => joinNul(''),
@@ -93,10 +123,32 @@ export const request = {
   resetWatches: () => joinNul(''),
   /** CONTROL: the command and its arguments, each NUL-terminated (as xenstore-control sends). */
   control: (command: string, ...args: (string | Buffer)[]) => joinNul(command, ...args),
-  /** Xen 4.21+: GET_FEATURE [domid]. */
-  getFeature: (domid?: number) => (domid === undefined ? joinNul('') : joinNul(u32String('domid', domid))),
-  getQuota: (domid?: number, quota?: string) =>
-    joinNul(...[domid === undefined ? [] : [u32String('domid', domid)], quota === undefined ? [] : [quota]].flat()),
+  /**
+   * GET_FEATURE `[<domid>|]`: without a domid, the features of the asking connection. That is
+   * an empty payload (as libxenstore sends it): a lone NUL would be an empty domid, which
+   * C xenstored's strtoul() reads as domain 0.
+   */
+  getFeature: (domid?: number) => (domid === undefined ? Buffer.alloc(0) : joinNul(domidString(domid))),
+  /** SET_FEATURE `<domid>|<value>|`: the feature bitmap as a decimal number. */
+  setFeature: (domid: number, features: number) => joinNul(domidString(domid), u32String('features', features)),
+  /**
+   * GET_QUOTA `[[<domid>|]<quota>|]`: nothing = the list of quota names; a name alone = the
+   * global (default) value; domid and name = that domain's value. A domid needs a name.
+   */
+  getQuota: (domid?: number, quota?: string) => {
+    if (quota === undefined) {
+      if (domid !== undefined) throw new RangeError('GET_QUOTA with a domid needs a quota name');
+      return Buffer.alloc(0);
+    }
+    const name = quotaName(quota, 'GET_QUOTA');
+    return domid === undefined ? joinNul(name) : joinNul(domidString(domid), name);
+  },
+  /** SET_QUOTA `[<domid>|]<quota>|<value>|`: without a domid, the global (default) value. */
+  setQuota: (domid: number | undefined, quota: string, value: number) => {
+    const name = quotaName(quota, 'SET_QUOTA');
+    const v = u32String('quota value', value);
+    return domid === undefined ? joinNul(name, v) : joinNul(domidString(domid), name, v);
+  },
 } as const;
 
 // ----------------------------------------------------------------------------------------
@@ -162,6 +214,23 @@ export function parseBool(payload: Buffer, type: number = MessageType.IS_DOMAIN_
   throw malformed(type, `expected "T" or "F", got ${JSON.stringify(s.slice(0, 20))}`);
 }
 
+/**
+ * GET_FEATURE (the feature bitmap) and GET_QUOTA of one quota (its value): an unsigned
+ * decimal number, NUL-terminated.
+ */
+export function parseDecimal(payload: Buffer, type: number): number {
+  const s = parseString(payload);
+  if (!/^\d{1,10}$/.test(s) || Number(s) > 0xffffffff) throw malformed(type, `expected an unsigned decimal number, got ${JSON.stringify(s.slice(0, 20))}`);
+  return Number(s);
+}
+
+/** GET_QUOTA with no argument: the quota names the daemon knows, separated by blanks. */
+export function parseQuotaNames(payload: Buffer): string[] {
+  const s = parseString(payload);
+  if (s.includes('\0')) throw malformed(MessageType.GET_QUOTA, 'NUL inside the list of quota names');
+  return s.split(' ').filter((n) => n !== '');
+}
+
 /** GET_PERMS: permission strings, each NUL-terminated. */
 export function parseGetPerms(payload: Buffer, path?: string): Permission[] {
   const list = splitNul(payload);
@@ -207,7 +276,8 @@ export function parseErrorName(payload: Buffer, op?: string, path?: string): str
 export type DecodedRequest =
   | { type: MessageType.DIRECTORY | MessageType.READ | MessageType.GET_PERMS | MessageType.MKDIR | MessageType.RM; path: string }
   | { type: MessageType.DIRECTORY_PART; path: string; offset: number }
-  | { type: MessageType.WATCH | MessageType.UNWATCH; path: string; token: string }
+  | { type: MessageType.WATCH; path: string; token: string; depth?: number }
+  | { type: MessageType.UNWATCH; path: string; token: string }
   | { type: MessageType.TRANSACTION_START | MessageType.RESET_WATCHES }
   | { type: MessageType.TRANSACTION_END; commit: boolean }
   | { type: MessageType.INTRODUCE; domid: number; mfn: bigint; port: number }
@@ -216,11 +286,20 @@ export type DecodedRequest =
   | { type: MessageType.SET_PERMS; path: string; perms: Permission[] }
   | { type: MessageType.SET_TARGET; domid: number; target: number }
   | { type: MessageType.CONTROL; args: string[] }
-  | { type: MessageType.GET_FEATURE | MessageType.SET_FEATURE | MessageType.GET_QUOTA | MessageType.SET_QUOTA; args: string[] };
+  // Types 23-26 keep `args` (their raw strings) beside the decoded fields.
+  | { type: MessageType.GET_FEATURE; args: string[]; domid?: number }
+  | { type: MessageType.SET_FEATURE; args: string[]; domid: number; features: number }
+  | { type: MessageType.GET_QUOTA; args: string[]; domid?: number; quota?: string }
+  | { type: MessageType.SET_QUOTA; args: string[]; domid?: number; quota: string; value: number };
 
 function decimal(type: number, what: string, s: string | undefined, max: number): number {
   if (s === undefined || !/^\d{1,10}$/.test(s) || Number(s) > max) throw malformed(type, `${what} ${JSON.stringify(s ?? '(missing)')}`);
   return Number(s);
+}
+
+function requestQuotaName(type: number, s: string): string {
+  if (s === '' || /\s/.test(s)) throw malformed(type, `quota name ${JSON.stringify(s.slice(0, 40))}`);
+  return s;
 }
 
 /**
@@ -244,7 +323,15 @@ export function parseRequest(type: number, payload: Buffer): DecodedRequest {
       if (path === undefined) throw malformed(type, 'missing path');
       return { type, path, offset: decimal(type, 'offset', off, 0xffffffff) };
     }
-    case MessageType.WATCH:
+    case MessageType.WATCH: {
+      // `<wpath>|<token>|[<depth>|]`: the depth exists from Xen 4.22 on.
+      const parts = splitNul(payload);
+      const [path, token, depth] = parts;
+      if (path === undefined || token === undefined) throw malformed(type, 'expected path and token');
+      if (parts.length > 3) throw malformed(type, `expected path, token and an optional depth, got ${parts.length} fields`);
+      if (depth === undefined) return { type, path, token };
+      return { type, path, token, depth: decimal(type, 'depth', depth, WATCH_DEPTH_MAX) };
+    }
     case MessageType.UNWATCH: {
       const [path, token] = splitNul(payload);
       if (path === undefined || token === undefined) throw malformed(type, 'expected path and token');
@@ -289,11 +376,32 @@ export function parseRequest(type: number, payload: Buffer): DecodedRequest {
       return { type, domid: decimal(type, 'domid', d, 0xffff), target: decimal(type, 'target', tgt, 0xffff) };
     }
     case MessageType.CONTROL:
-    case MessageType.GET_FEATURE:
-    case MessageType.SET_FEATURE:
-    case MessageType.GET_QUOTA:
-    case MessageType.SET_QUOTA:
       return { type, args: splitNul(payload) };
+    case MessageType.GET_FEATURE: {
+      const args = splitNul(payload);
+      if (args.length > 1) throw malformed(type, `expected at most a domid, got ${args.length} fields`);
+      return args.length === 0 ? { type, args } : { type, args, domid: decimal(type, 'domid', args[0], DOMID_MAX) };
+    }
+    case MessageType.SET_FEATURE: {
+      const args = splitNul(payload);
+      if (args.length !== 2) throw malformed(type, `expected domid and value, got ${args.length} field(s)`);
+      return { type, args, domid: decimal(type, 'domid', args[0], DOMID_MAX), features: decimal(type, 'features', args[1], 0xffffffff) };
+    }
+    case MessageType.GET_QUOTA: {
+      const args = splitNul(payload);
+      if (args.length === 0) return { type, args };
+      if (args.length === 1) return { type, args, quota: requestQuotaName(type, args[0]) };
+      if (args.length === 2) return { type, args, domid: decimal(type, 'domid', args[0], DOMID_MAX), quota: requestQuotaName(type, args[1]) };
+      throw malformed(type, `expected at most domid and quota, got ${args.length} fields`);
+    }
+    case MessageType.SET_QUOTA: {
+      const args = splitNul(payload);
+      if (args.length === 2) return { type, args, quota: requestQuotaName(type, args[0]), value: decimal(type, 'value', args[1], 0xffffffff) };
+      if (args.length === 3) {
+        return { type, args, domid: decimal(type, 'domid', args[0], DOMID_MAX), quota: requestQuotaName(type, args[1]), value: decimal(type, 'value', args[2], 0xffffffff) };
+      }
+      throw malformed(type, `expected [domid] quota value, got ${args.length} field(s)`);
+    }
     default:
       throw new ProtocolError('unknown-message-type', `${messageTypeName(type)} is not a request type`, { op: messageTypeName(type) });
   }

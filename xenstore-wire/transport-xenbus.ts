@@ -16,7 +16,8 @@
  *   to the previous one has been read; the rest wait in a queue. WATCH and UNWATCH are the
  *   exception: the kernel handles them inside write() (xenbus_write_watch) and queues its
  *   synthesised "OK" before write() returns, so they free the slot as soon as write() returns.
- *   Watch events are not replies and never free it.
+ *   So does a request with an empty payload: xs_send() has copied its header, and nothing of it
+ *   is left in the buffer. Watch events are not replies and never free it.
  * - A write the driver refuses (E2BIG, EINVAL, EILSEQ ...) fails that write only: the driver
  *   resets its buffer and the file stays usable, so only that request fails (nothing was queued
  *   for the xenbus thread, so the slot is free again).
@@ -270,8 +271,9 @@ export class XenbusTransport implements Transport {
           }
           sendError = err;
         }
-        // A refused write queued nothing; WATCH/UNWATCH are finished when write() returns.
-        if (sendError || answeredInWrite(type)) this.releaseSlot(reqId);
+        // A refused write queued nothing; WATCH/UNWATCH are finished when write() returns; a
+        // request with an empty payload leaves nothing in the driver's buffer to overwrite.
+        if (sendError || answeredInWrite(type) || message.length === XS_HEADER_SIZE) this.releaseSlot(reqId);
         if (sendError) this.sink?.onSendError(reqId, sendError);
       }
     } finally {

@@ -284,3 +284,29 @@ test('close() waits for replies in flight; destroy() does not', async (t) => {
   t.like(await t.throwsAsync(r2, { instanceOf: ConnectionError }), { code: 'ECONNABORTED', op: 'READ' });
   await second.done();
 });
+
+test('a request with an empty payload is followed by GET_DOMAIN_PATH 0, whose answer is dropped (oxenstored waits for more bytes)', async (t) => {
+  const { peer, xs, done } = await setup();
+  const features = xs._request(T.GET_FEATURE, Buffer.alloc(0), 0);
+  await peer.waitFrames(2);
+  t.deepEqual(
+    peer.frames.map((f) => [f.type, f.payload.toString('latin1')]),
+    [
+      [T.GET_FEATURE, ''],
+      [T.GET_DOMAIN_PATH, '0\0'],
+    ],
+  );
+  t.is(xs.inFlight, 2);
+  // Answered in reverse order: the nudge's reply goes nowhere, the request gets its own.
+  peer.send(frameBytes(T.GET_DOMAIN_PATH, peer.frames[1].reqId, 0, nul('/local/domain/0')));
+  peer.send(frameBytes(T.GET_FEATURE, peer.frames[0].reqId, 0, nul('6')));
+  t.deepEqual(await features, nul('6'));
+  t.is(xs.inFlight, 0);
+  // Requests with a payload get no nudge.
+  const r = xs.read('/x');
+  await peer.waitFrames(3);
+  peer.send(frameBytes(T.READ, peer.frames[2].reqId, 0, 'v'));
+  t.is((await r).toString(), 'v');
+  t.is(peer.frames.length, 3);
+  await done();
+});

@@ -14,6 +14,7 @@ import {
   connect,
   XS_ERRNO_NAMES,
 } from '../../xenstore-wire';
+import { DecodedRequest, parseRequest, request } from '../../xenstore-wire/payload';
 import { Rng } from './helpers/rng';
 import { frameBytes, headerBytes, nul } from './helpers/wire';
 import { FakeSocketPeer, FakeTransport, FixtureReader, SeenFrame } from './helpers/fake-peer';
@@ -80,6 +81,81 @@ test('decoder: 5000 seeded random, truncated and mutated streams give frames or 
   }
   t.true(protocolErrors > 1000, `${protocolErrors} protocol errors`);
   t.true(frames > 1000, `${frames} frames`);
+});
+
+/** A random request of types 23-26 or a depth watch, with the decoding it must get back. */
+function randomNewRequest(rng: Rng): { type: number; payload: Buffer; decoded: DecodedRequest } {
+  const domid = rng.next() < 0.5 ? undefined : rng.pick([0, 1, 7, 0x7ff0, 65535, rng.int(0, 65535)]);
+  const quota = rng.pick(['nodes', 'watches', 'transactions', 'node-size', 'permissions', 'soft-memory', 'path-max']);
+  const value = rng.pick([0, 1, 4294967295, rng.int(0, 0xffffffff)]);
+  const extra = (o: object) => (domid === undefined ? o : { ...o, domid });
+  const args = (...xs: (string | number | undefined)[]) => xs.filter((x) => x !== undefined).map(String);
+  switch (rng.int(0, 4)) {
+    case 0:
+      return { type: T.GET_FEATURE, payload: request.getFeature(domid), decoded: extra({ type: T.GET_FEATURE, args: args(domid) }) as DecodedRequest };
+    case 1: {
+      const d = domid ?? 0;
+      return { type: T.SET_FEATURE, payload: request.setFeature(d, value), decoded: { type: T.SET_FEATURE, args: args(d, value), domid: d, features: value } };
+    }
+    case 2: {
+      if (domid === undefined && rng.next() < 0.3) return { type: T.GET_QUOTA, payload: request.getQuota(), decoded: { type: T.GET_QUOTA, args: [] } };
+      return { type: T.GET_QUOTA, payload: request.getQuota(domid, quota), decoded: extra({ type: T.GET_QUOTA, args: args(domid, quota), quota }) as DecodedRequest };
+    }
+    case 3:
+      return {
+        type: T.SET_QUOTA,
+        payload: request.setQuota(domid, quota, value),
+        decoded: extra({ type: T.SET_QUOTA, args: args(domid, quota, value), quota, value }) as DecodedRequest,
+      };
+    default: {
+      const path = rng.pick(['/', '/a', '/local/domain/3/device', '@releaseDomain', '@introduceDomain', `@releaseDomain/${rng.int(0, 65535)}`, 'rel/x']);
+      const token = rng.pick(['t', 'xs1', 'token-with-dashes']);
+      const depth = rng.next() < 0.25 ? undefined : rng.pick([0, 1, 2, 0x7fffffff, rng.int(0, 100)]);
+      const decoded: DecodedRequest = depth === undefined ? { type: T.WATCH, path, token } : { type: T.WATCH, path, token, depth };
+      return { type: T.WATCH, payload: request.watch(path, token, depth), decoded };
+    }
+  }
+}
+
+test('types 23-26 and depth watches: 3000 seeded requests round-trip through random splits; mutations give ProtocolError only', (t) => {
+  let mutatedTyped = 0;
+  let mutatedParsed = 0;
+  for (let seed = 1; seed <= 3000; seed++) {
+    const rng = new Rng(seed * 65537);
+    const reqs = Array.from({ length: rng.int(1, 6) }, () => randomNewRequest(rng));
+    const stream = Buffer.concat(reqs.map((r, i) => frameBytes(r.type, i + 1, 0, r.payload)));
+    const d = new FrameDecoder({ maxPayload: 4096 });
+    const frames = rng.split(stream, rng.pick([1, 5, 64, 4096])).flatMap((c) => d.push(c));
+    if (frames.length !== reqs.length) {
+      t.fail(`seed ${seed}: ${frames.length} of ${reqs.length} frames`);
+      return;
+    }
+    for (let i = 0; i < frames.length; i++) {
+      t.deepEqual(parseRequest(frames[i].type, frames[i].payload), reqs[i].decoded, `seed ${seed} request ${i}`);
+    }
+    // The same payloads with bytes flipped, cut or extended: a decoded request or a typed error.
+    for (const r of reqs) {
+      const m = Buffer.from(r.payload);
+      const k = rng.int(0, 2);
+      const mutated =
+        k === 0 && m.length > 0
+          ? (m.fill(rng.pick([0, 0x20, 0x2d, 0x39, 0x61, rng.int(0, 255)]), rng.int(0, m.length - 1), rng.int(0, m.length)), m)
+          : k === 1
+            ? m.subarray(0, rng.int(0, m.length))
+            : Buffer.concat([m, Buffer.from(rng.pick(['1\0', '\0', 'x\0', '99999999999\0']), 'latin1')]);
+      try {
+        parseRequest(r.type, mutated);
+        mutatedParsed++;
+      } catch (e) {
+        if (!(e instanceof ProtocolError) || e.reason !== 'malformed-payload') {
+          t.fail(`seed ${seed}: ${String(e)} for ${mutated.toString('hex')}`);
+          return;
+        }
+        mutatedTyped++;
+      }
+    }
+  }
+  t.true(mutatedTyped > 1000 && mutatedParsed > 1000, `${mutatedTyped} refused, ${mutatedParsed} parsed`);
 });
 
 /** Valid replies for the requests the client sent, to be mutated by the fuzzer. */

@@ -10,6 +10,9 @@ test('valid paths', (t) => {
   }
   t.is(validatePath('@releaseDomain', { allowSpecial: true }), '@releaseDomain');
   t.is(validatePath('@introduceDomain', { allowSpecial: true }), '@introduceDomain');
+  // Xen 4.22: one domain's release; the daemon applies the usual rules to special names.
+  t.is(validatePath('@releaseDomain/5', { allowSpecial: true }), '@releaseDomain/5');
+  t.is(validatePath('@releaseDomain/5', { allowSpecial: true, allowRelative: false }), '@releaseDomain/5');
 });
 
 test('invalid paths throw XenstoreError EINVAL from the client', (t) => {
@@ -25,7 +28,10 @@ test('invalid paths throw XenstoreError EINVAL from the client', (t) => {
     ['/' + 'a'.repeat(3072)],
     ['b'.repeat(2049)],
     ['@releaseDomain'],
-    ['@x/y', { allowSpecial: true }],
+    ['@releaseDomain/5'],
+    ['@releaseDomain/', { allowSpecial: true }],
+    ['@releaseDomain//5', { allowSpecial: true }],
+    ['@releaseDomain/5.1', { allowSpecial: true }],
     ['rel', { allowRelative: false }],
   ];
   for (const [p, rules] of bad) {

@@ -14,6 +14,8 @@ import {
   parseGetPerms,
   parseWatchEvent,
   parseErrorName,
+  parseDecimal,
+  parseQuotaNames,
   DecodedRequest,
 } from '../../xenstore-wire/payload';
 import { FrameDecoder } from '../../xenstore-wire/framing';
@@ -68,8 +70,21 @@ const cases: Case[] = [
   { name: 'SET_TARGET', type: T.SET_TARGET, built: request.setTarget(2, 3), wire: nul('2', '3'), decoded: { type: T.SET_TARGET, domid: 2, target: 3 } },
   { name: 'RESET_WATCHES', type: T.RESET_WATCHES, built: request.resetWatches(), wire: nul(''), decoded: { type: T.RESET_WATCHES } },
   { name: 'CONTROL', type: T.CONTROL, built: request.control('log', 'on'), wire: nul('log', 'on'), decoded: { type: T.CONTROL, args: ['log', 'on'] } },
-  { name: 'GET_FEATURE', type: T.GET_FEATURE, built: request.getFeature(4), wire: nul('4'), decoded: { type: T.GET_FEATURE, args: ['4'] } },
-  { name: 'GET_QUOTA', type: T.GET_QUOTA, built: request.getQuota(4, 'nodes'), wire: nul('4', 'nodes'), decoded: { type: T.GET_QUOTA, args: ['4', 'nodes'] } },
+  // Xen 4.22 (docs/misc/xenstore.txt): WATCH <wpath>|<token>|[<depth>|]
+  { name: 'WATCH depth 0', type: T.WATCH, built: request.watch('/a', 't', 0), wire: nul('/a', 't', '0'), decoded: { type: T.WATCH, path: '/a', token: 't', depth: 0 } },
+  { name: 'WATCH depth 2', type: T.WATCH, built: request.watch('/local/domain', 'tok', 2), wire: nul('/local/domain', 'tok', '2'), decoded: { type: T.WATCH, path: '/local/domain', token: 'tok', depth: 2 } },
+  { name: 'WATCH @releaseDomain depth 1', type: T.WATCH, built: request.watch('@releaseDomain', 'r', 1), wire: nul('@releaseDomain', 'r', '1'), decoded: { type: T.WATCH, path: '@releaseDomain', token: 'r', depth: 1 } },
+  { name: 'WATCH @releaseDomain/<domid>', type: T.WATCH, built: request.watch('@releaseDomain/7', 'r7'), wire: nul('@releaseDomain/7', 'r7'), decoded: { type: T.WATCH, path: '@releaseDomain/7', token: 'r7' } },
+  // GET_FEATURE [<domid>|] -> <value>|; SET_FEATURE <domid>|<value>|
+  { name: 'GET_FEATURE own', type: T.GET_FEATURE, built: request.getFeature(), wire: Buffer.alloc(0), decoded: { type: T.GET_FEATURE, args: [] } },
+  { name: 'GET_FEATURE domid', type: T.GET_FEATURE, built: request.getFeature(4), wire: nul('4'), decoded: { type: T.GET_FEATURE, args: ['4'], domid: 4 } },
+  { name: 'SET_FEATURE', type: T.SET_FEATURE, built: request.setFeature(65535, 6), wire: nul('65535', '6'), decoded: { type: T.SET_FEATURE, args: ['65535', '6'], domid: 65535, features: 6 } },
+  // GET_QUOTA [[<domid>|]<quota>|] ; SET_QUOTA [<domid>|]<quota>|<value>|
+  { name: 'GET_QUOTA names', type: T.GET_QUOTA, built: request.getQuota(), wire: Buffer.alloc(0), decoded: { type: T.GET_QUOTA, args: [] } },
+  { name: 'GET_QUOTA global', type: T.GET_QUOTA, built: request.getQuota(undefined, 'node-size'), wire: nul('node-size'), decoded: { type: T.GET_QUOTA, args: ['node-size'], quota: 'node-size' } },
+  { name: 'GET_QUOTA domain', type: T.GET_QUOTA, built: request.getQuota(4, 'nodes'), wire: nul('4', 'nodes'), decoded: { type: T.GET_QUOTA, args: ['4', 'nodes'], domid: 4, quota: 'nodes' } },
+  { name: 'SET_QUOTA global', type: T.SET_QUOTA, built: request.setQuota(undefined, 'watches', 256), wire: nul('watches', '256'), decoded: { type: T.SET_QUOTA, args: ['watches', '256'], quota: 'watches', value: 256 } },
+  { name: 'SET_QUOTA domain', type: T.SET_QUOTA, built: request.setQuota(9, 'soft-memory', 4294967295), wire: nul('9', 'soft-memory', '4294967295'), decoded: { type: T.SET_QUOTA, args: ['9', 'soft-memory', '4294967295'], domid: 9, quota: 'soft-memory', value: 4294967295 } },
 ];
 
 for (const c of cases) {
@@ -93,6 +108,23 @@ test('request builders refuse numbers that are not uint32 / uint64', (t) => {
   t.throws(() => request.introduce(1, 2n ** 64n, 1), { instanceOf: RangeError });
   t.throws(() => request.setPerms('/a', []), { instanceOf: XenstoreError });
   t.throws(() => request.setPerms('/a', ['x0']), { instanceOf: XenstoreError });
+  // Types 23-26 and the watch depth.
+  for (const bad of [-1, 65536, 1.5, NaN]) {
+    t.throws(() => request.getFeature(bad), { instanceOf: RangeError }, `getFeature(${bad})`);
+    t.throws(() => request.setFeature(bad, 0), { instanceOf: RangeError }, `setFeature(${bad})`);
+    t.throws(() => request.getQuota(bad, 'nodes'), { instanceOf: RangeError }, `getQuota(${bad})`);
+    t.throws(() => request.setQuota(bad, 'nodes', 1), { instanceOf: RangeError }, `setQuota(${bad})`);
+  }
+  t.throws(() => request.setFeature(1, -1), { instanceOf: RangeError });
+  t.throws(() => request.setQuota(undefined, 'nodes', 2 ** 32), { instanceOf: RangeError });
+  t.throws(() => request.getQuota(3), { instanceOf: RangeError }, 'a domid without a quota name');
+  for (const name of ['', 'a b', 'x\0y', ' nodes']) {
+    const e = t.throws(() => request.getQuota(undefined, name), { instanceOf: XenstoreError }, JSON.stringify(name));
+    t.is(e?.code, 'EINVAL');
+    t.is(e?.source, 'client');
+    t.throws(() => request.setQuota(1, name, 1), { instanceOf: XenstoreError });
+  }
+  for (const bad of [-1, 2 ** 31, 0.5]) t.throws(() => request.watch('/a', 't', bad), { instanceOf: RangeError }, `depth ${bad}`);
 });
 
 test('parseRequest refuses malformed payloads with typed errors', (t) => {
@@ -109,6 +141,24 @@ test('parseRequest refuses malformed payloads with typed errors', (t) => {
     [T.SET_PERMS, nul('/a')],
     [T.SET_PERMS, nul('/a', 'q1')],
     [T.SET_TARGET, nul('1')],
+    [T.WATCH, nul('/a', 't', 'x')],
+    [T.WATCH, nul('/a', 't', '-1')],
+    [T.WATCH, nul('/a', 't', '2147483648')],
+    [T.WATCH, nul('/a', 't', '1', 'extra')],
+    [T.WATCH, nul('/a', 't', '')], // an empty depth: C xenstored 4.22 would atoi() it to 0
+    [T.GET_FEATURE, nul('')], // a lone NUL: C xenstored 4.22 would read domain 0
+    [T.GET_FEATURE, nul('70000')],
+    [T.GET_FEATURE, nul('1', '2')],
+    [T.SET_FEATURE, nul('1')],
+    [T.SET_FEATURE, nul('1', 'x')],
+    [T.SET_FEATURE, nul('1', '2', '3')],
+    [T.GET_QUOTA, nul('x', 'nodes')],
+    [T.GET_QUOTA, nul('1', 'nodes', 'x')],
+    [T.GET_QUOTA, nul('')],
+    [T.SET_QUOTA, nul('nodes')],
+    [T.SET_QUOTA, nul('nodes', '-1')],
+    [T.SET_QUOTA, nul('x', 'nodes', '1')],
+    [T.SET_QUOTA, nul('1', 'nodes', '1', '1')],
   ];
   for (const [type, payload] of bad) {
     const e = t.throws(() => parseRequest(type, payload), { instanceOf: ProtocolError }, `${type} ${payload.toString('hex')}`);
@@ -145,6 +195,19 @@ test('reply parsers', (t) => {
   t.is(e?.reason, 'unknown-error-name');
   t.is(e?.rawName, 'EWHAT');
   t.is(e?.path, '/x');
+  // GET_FEATURE and GET_QUOTA of one quota: an unsigned decimal, NUL-terminated.
+  t.is(parseDecimal(nul('14'), T.GET_FEATURE), 14);
+  t.is(parseDecimal(Buffer.from('0'), T.GET_QUOTA), 0);
+  t.is(parseDecimal(nul('4294967295'), T.GET_QUOTA), 4294967295);
+  for (const bad of [nul(''), nul('-1'), nul('1x'), nul('4294967296'), nul('0x10'), nul(' 1')]) {
+    const de = t.throws(() => parseDecimal(bad, T.GET_FEATURE), { instanceOf: ProtocolError }, bad.toString('hex'));
+    t.is(de?.reason, 'malformed-payload');
+    t.is(de?.op, 'GET_FEATURE');
+  }
+  // GET_QUOTA with no argument: names separated by blanks (C xenstored 4.22 domain.c).
+  t.deepEqual(parseQuotaNames(nul('nodes watches outstanding memory soft-memory')), ['nodes', 'watches', 'outstanding', 'memory', 'soft-memory']);
+  t.deepEqual(parseQuotaNames(nul('')), []);
+  t.throws(() => parseQuotaNames(Buffer.from('a\0b\0', 'latin1')), { instanceOf: ProtocolError });
 });
 
 test('DIRECTORY_PART replies as C xenstored sends them', (t) => {
@@ -166,7 +229,17 @@ test('DIRECTORY_PART replies as C xenstored sends them', (t) => {
 
 test('reply parsers never throw anything but ProtocolError on random bytes', (t) => {
   const rng = new Rng(77);
-  const parsers = [parseOk, parseDirectoryPart, parseTransactionStart, parseBool, parseGetPerms, parseWatchEvent, parseErrorName];
+  const parsers = [
+    parseOk,
+    parseDirectoryPart,
+    parseTransactionStart,
+    parseBool,
+    parseGetPerms,
+    parseWatchEvent,
+    parseErrorName,
+    (b: Buffer) => parseDecimal(b, T.GET_FEATURE),
+    parseQuotaNames,
+  ];
   let typed = 0;
   for (let i = 0; i < 3000; i++) {
     const b = rng.bytes(rng.int(0, 24));
@@ -199,6 +272,11 @@ test('reply parsers on frames split at every offset', (t) => {
     [T.WATCH_EVENT, nul('/a', 'tok'), parseWatchEvent, { path: '/a', token: 'tok' }],
     [T.ERROR, nul('EACCES'), parseErrorName, 'EACCES'],
     [T.WRITE, nul('OK'), parseOk, undefined],
+    [T.GET_FEATURE, nul('6'), (b) => parseDecimal(b, T.GET_FEATURE), 6],
+    [T.GET_QUOTA, nul('8192'), (b) => parseDecimal(b, T.GET_QUOTA), 8192],
+    [T.GET_QUOTA, nul('nodes watches'), parseQuotaNames, ['nodes', 'watches']],
+    [T.SET_FEATURE, nul('OK'), parseOk, undefined],
+    [T.SET_QUOTA, nul('OK'), parseOk, undefined],
   ];
   let checks = 0;
   for (const [type, payload, parse, expected] of replies) {

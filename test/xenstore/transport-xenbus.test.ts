@@ -115,9 +115,10 @@ class FakeXenbusDriver implements FdIo {
     const type = buf.readUInt32LE(0);
     const reqId = buf.readUInt32LE(4);
     const txId = buf.readUInt32LE(8);
-    if (this.unsent.length > 0) {
+    // Only a payload lives in the buffer until sent (xs_send copies the header at once).
+    if (this.unsent.some((u) => u.len > 0)) {
       this.violations.push(
-        `write of type ${type} req_id ${reqId} while req_id ${this.unsent[0].reqId} is not sent yet: its payload in the file's buffer is overwritten`,
+        `write of type ${type} req_id ${reqId} while req_id ${this.unsent.find((u) => u.len > 0)!.reqId} is not sent yet: its payload in the file's buffer is overwritten`,
       );
     }
     buf.copy(this.fileBuffer, 0, 0, 16 + len); // copy_from_user into u->u.buffer
@@ -269,6 +270,27 @@ test('watch events are not replies: one with the in-flight req_id does not free 
   await w.close();
   await xs.close();
   t.deepEqual(drv.violations, []);
+});
+
+test('a request with an empty payload frees the slot at write(); the nudge behind it goes out at once', async (t) => {
+  // GET_FEATURE without a domid is a bare header: nothing of it stays in the driver's buffer.
+  const { drv, xs } = fakeClient();
+  drv.holdSends = true;
+  const features = xs._request(T.GET_FEATURE, Buffer.alloc(0), 0);
+  await waitFor(() => drv.unsentCount === 2, 2000, 'GET_FEATURE and the GET_DOMAIN_PATH nudge to be written');
+  t.deepEqual(
+    drv.writes.map((w) => [w.readUInt32LE(0), w.readUInt32LE(12)]),
+    [
+      [T.GET_FEATURE, 0],
+      [T.GET_DOMAIN_PATH, 2],
+    ],
+  );
+  drv.releaseSends();
+  const e = await t.throwsAsync(features, { instanceOf: XenstoreError });
+  t.is(e?.code, 'ENOSYS');
+  await waitFor(() => xs.inFlight === 0, 2000, 'the nudge to be answered');
+  t.deepEqual(drv.violations, []);
+  await xs.close();
 });
 
 test('destroy() with a request in flight: no wake-up write over its unsent payload; its reply ends the read', async (t) => {
