@@ -93,6 +93,9 @@ function txLabel(id: number | null): string {
   return id === null ? 'tx ?' : `tx ${id}`;
 }
 
+/** Requests whose `args` are xs-trace's own descriptions of decoded numbers ("port 9"), not wire strings. */
+const DESCRIBED: ReadonlySet<string> = new Set(['INTRODUCE', 'SET_TARGET', 'SET_FEATURE', 'SET_QUOTA']);
+
 /** The message-specific part of a human line. */
 function detail(r: TraceRecord, maxValue: number): string {
   const parts: string[] = [];
@@ -114,8 +117,10 @@ function detail(r: TraceRecord, maxValue: number): string {
   if (r.kind === 'request') {
     if (r.value !== undefined) parts.push('=', value());
     if (r.token !== undefined) parts.push(`token ${renderName(r.token)}`);
+    if (r.depth !== undefined) parts.push(`depth ${r.depth}`);
     if (r.perms) parts.push(r.perms.join(' '));
     if (op === 'DIRECTORY_PART' && r.args) parts.push(`offset ${r.args[0]}`);
+    else if (r.args && DESCRIBED.has(op ?? '')) parts.push(...r.args);
     else if (r.args) parts.push(...r.args.map(renderName));
     if (r.result !== undefined) parts.push(r.result);
     if (r.watch) parts.push(`[w${r.watch.id ?? '?'}]`);
@@ -241,7 +246,7 @@ export function toJson(r: TraceRecord, opts: { maxValue?: number } = {}): Record
     o.valueBytes = v.bytes;
     if (v.elided > 0) o.valueElided = v.elided;
   }
-  const rest = ['token', 'children', 'perms', 'args', 'domid', 'error', 'result', 'latencyUs', 'requestSeq', 'tx', 'watch', 'text'] as const;
+  const rest = ['token', 'depth', 'children', 'perms', 'args', 'domid', 'error', 'result', 'latencyUs', 'requestSeq', 'tx', 'watch', 'text'] as const;
   for (const k of rest) if (r[k] !== undefined) o[k] = r[k];
   o.warnings = r.warnings;
   return o;

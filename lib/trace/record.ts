@@ -124,6 +124,8 @@ export interface TraceRecord {
   /** WRITE value, READ reply, CONTROL output; raw bytes, rendered by the formatter. */
   value?: Buffer;
   token?: string;
+  /** WATCH with a depth (Xen 4.22): levels below the path that still fire. */
+  depth?: number;
   children?: string[];
   perms?: string[];
   /** Other string fields (CONTROL arguments, unknown types). */

@@ -41,6 +41,8 @@ interface PendingRequest {
   domid?: number;
   /** TRANSACTION_END: commit asked. */
   commit?: boolean;
+  /** GET_QUOTA: the quota named (its reply is its value, not the list of names). */
+  quota?: string;
   /** The transaction this request ran in, when known. */
   tx?: OpenTransaction;
   /** Its 1-based position in that transaction. */
@@ -188,6 +190,7 @@ export class TraceSession {
     if (r.path !== undefined) p.path = r.path;
     if (r.token !== undefined) p.token = r.token;
     if (r.domid !== undefined) p.domid = r.domid;
+    if (frame.type === MessageType.GET_QUOTA && r.args?.length === 1) p.quota = r.args[0];
 
     if (frame.type === MessageType.TRANSACTION_END) {
       // decodeRequest put the raw argument ("T"/"F") in result; show it as a word.
@@ -276,7 +279,9 @@ export class TraceSession {
     if (lat !== undefined) r.latencyUs = lat;
     if (p.path !== undefined) r.path = p.path;
     if (p.domid !== undefined) r.domid = p.domid;
-    decodeReply(r, frame, p.type);
+    decodeReply(r, frame, p.type, p.quota !== undefined);
+    // A quota's value reads with its name: "nodes = 1000".
+    if (p.quota !== undefined && r.result !== undefined && r.error === undefined) r.result = `${p.quota} = ${r.result}`;
     this.followTransaction(c, r, p, tsUs);
     this.followWatch(c, r, p);
     return r;

@@ -62,6 +62,14 @@ async function main(): Promise<void> {
   await call(T.RM, 35, 0, nul(`${B}/d`));
   // Type 20 was XS_RESTRICT, removed from the protocol.
   await call(20, 36, 0, nul('0'));
+  // Xen 4.21-4.22: feature and quota requests, a watch with a depth. A 4.17 daemon answers
+  // ENOSYS (unknown types) and EINVAL (a third WATCH field); xs-trace decodes them all.
+  await call(T.GET_FEATURE, 37, 0, Buffer.alloc(0));
+  await call(T.SET_FEATURE, 38, 0, nul('1', '4'));
+  await call(T.GET_QUOTA, 39, 0, Buffer.alloc(0));
+  await call(T.GET_QUOTA, 40, 0, nul('1', 'nodes'));
+  await call(T.SET_QUOTA, 41, 0, nul('nodes', '2000'));
+  await call(T.WATCH, 42, 0, nul(`${B}/a`, 'tok2', '1'));
   await c.end();
 
   // A second connection, numbered #2.

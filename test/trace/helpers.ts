@@ -37,6 +37,10 @@ export const T = {
   SET_TARGET: 19,
   RESET_WATCHES: 21,
   DIRECTORY_PART: 22,
+  GET_FEATURE: 23,
+  SET_FEATURE: 24,
+  GET_QUOTA: 25,
+  SET_QUOTA: 26,
 } as const;
 
 /** Each part followed by a NUL, bytes taken as latin1. */
