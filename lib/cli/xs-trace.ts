@@ -5,12 +5,16 @@
  *
  *   xs-trace [options] -- CMD ARGS          trace one command
  *   xs-trace [options] --listen PATH        proxy for any client
- *   xs-trace read [options] FILE            read a C xenstored trace file
+ *   xs-trace attach [options]               follow a running daemon's own log of every connection
+ *   xs-trace detach [options]               repair what a killed attach left
+ *   xs-trace read [options] FILE            read a daemon's log file
  */
 import { Command } from 'commander';
 import { addCommonOptions, CommonOptions } from '../trace/commands/options';
 import { listen } from '../trace/commands/listen';
 import { ReadOptions, readCommand } from '../trace/commands/read';
+import { AttachOptions, DetachOptions, attachCommand, detachCommand } from '../trace/commands/attach';
+import { ATTACH_HELP } from '../trace/commands/attach-help';
 import { runCommand } from '../trace/commands/run';
 import { usageError } from '../trace/errors';
 import { reportError } from './handle-error';
@@ -26,13 +30,13 @@ function fail(err: unknown, json: boolean): number {
 }
 
 /**
- * Builds the program. `withRead` is false when `--` comes before any `read`, so that
- * `xs-trace -- read ...` runs a program called read instead of the subcommand.
+ * Builds the program. `withSubcommands` is false when `--` comes before any subcommand name,
+ * so that `xs-trace -- read ...` runs a program called read instead of the subcommand.
  */
-export function buildProgram(done: (status: number) => void, withRead = true): Command {
+export function buildProgram(done: (status: number) => void, withSubcommands = true): Command {
   const program = new Command('xs-trace')
     .description('Trace the xenstore messages a program exchanges with xenstored, decoded.')
-    .usage('[options] -- CMD [ARGS...]  |  --listen PATH [options]  |  read FILE')
+    .usage('[options] -- CMD [ARGS...]  |  --listen PATH [options]  |  attach [options]  |  detach  |  read FILE')
     .enablePositionalOptions()
     .passThroughOptions()
     .showHelpAfterError()
@@ -52,9 +56,43 @@ export function buildProgram(done: (status: number) => void, withRead = true): C
       done(fail(e, o.json ?? false));
     }
   });
-  if (withRead) {
+  if (withSubcommands) {
+    const att = new Command('attach')
+      .description("follow a running xenstored's own log of every connection (guests' rings too), decoded; its logging is put back on exit")
+      .option('--upstream <path>', 'the daemon\'s socket (default: $XENSTORED_PATH, else $XENSTORED_RUNDIR/socket, else /var/run/xenstored/socket)')
+      .option('--pid <pid>', 'the daemon\'s process (default: the one listening on the socket, from /proc)')
+      .option('--dir <dir>', 'where the attach folder with the daemon\'s log is made (default: the temporary folder); the daemon must see it')
+      .option('--rotate-size <size>', 'move the daemon to a new log file beyond this size, deleting the old one once read (default 64M)')
+      .option('--log', "also show the daemon's own log lines (wrl: statistics, store checks...)")
+      .addHelpText('after', ATTACH_HELP);
+    addCommonOptions(att);
+    att.action(async (o: AttachOptions, cmd: Command) => {
+      const all = { ...cmd.optsWithGlobals(), ...o } as AttachOptions;
+      try {
+        done(await attachCommand(all));
+      } catch (e) {
+        done(fail(e, all.json ?? false));
+      }
+    });
+    program.addCommand(att);
+    const det = new Command('detach')
+      .description('repair what an xs-trace attach killed with SIGKILL left: the daemon logging into its folder; puts its logging back as that attach recorded')
+      .option('--upstream <path>', 'the daemon\'s socket (default: as attach finds it)')
+      .option('--pid <pid>', 'the daemon\'s process (default: from /proc)')
+      .option('--dir <dir>', 'the folder attach folders were made in (default: the temporary folder)')
+      .option('--force', 'repair even while the attach that changed the daemon still runs')
+      .option('--json', 'print what was done as JSON');
+    det.action(async (o: DetachOptions) => {
+      try {
+        done(await detachCommand(o));
+      } catch (e) {
+        done(fail(e, o.json ?? false));
+      }
+    });
+    program.addCommand(det);
+
     const read = new Command('read')
-      .description('show a C xenstored trace file (xenstored -T FILE) like live traffic')
+      .description("show a daemon's log file like live traffic: C xenstored's trace (-T FILE, or an attach's log), oxenstored's access log")
       .argument('<file>', 'the trace file')
       .option('--log', "also show the daemon's own log lines (wrl: statistics, store checks...)");
     addCommonOptions(read);
@@ -75,9 +113,9 @@ export function buildProgram(done: (status: number) => void, withRead = true): C
 export function main(args: string[]): Promise<number> {
   return new Promise((resolve) => {
     const dd = args.indexOf('--');
-    const ri = args.indexOf('read');
-    const withRead = !(dd >= 0 && (ri < 0 || dd < ri));
-    const program = buildProgram(resolve, withRead);
+    const si = args.findIndex((a) => a === 'read' || a === 'attach' || a === 'detach');
+    const withSubcommands = !(dd >= 0 && (si < 0 || dd < si));
+    const program = buildProgram(resolve, withSubcommands);
     program.exitOverride();
     program.parseAsync(args, { from: 'user' }).catch((e: { exitCode?: number; code?: string }) => {
       // commander already printed the help or the usage error: 0 for help, 2 for a usage error.

@@ -59,6 +59,20 @@ export function featureText(bits: number): string {
   return `${bits} (${names.length ? names.join('|') : 'none'})`;
 }
 
+/** Requests whose payload starts with a path. */
+const PATH_FIRST: ReadonlySet<number> = new Set([
+  MessageType.DIRECTORY,
+  MessageType.DIRECTORY_PART,
+  MessageType.READ,
+  MessageType.GET_PERMS,
+  MessageType.WATCH,
+  MessageType.UNWATCH,
+  MessageType.WRITE,
+  MessageType.MKDIR,
+  MessageType.RM,
+  MessageType.SET_PERMS,
+]);
+
 /** Requests whose path may be a special `@...` name: watches and their permissions. */
 const SPECIAL_OK: ReadonlySet<number> = new Set([
   MessageType.WATCH,
@@ -115,6 +129,8 @@ export function decodeRequest(rec: TraceRecord, frame: Frame): void {
   } catch (e) {
     warn(rec, { code: 'malformed-payload', message: detail(e) });
     rec.args = splitNul(frame.payload);
+    // The path still says what the request was about (and its reply and --path use it).
+    if (PATH_FIRST.has(frame.type) && rec.args.length > 0) rec.path = rec.args.shift();
     return;
   }
   switch (r.type) {

@@ -43,7 +43,7 @@ function pad2(n: number): string {
 const clockCache = { local: { sec: NaN, text: '' }, utc: { sec: NaN, text: '' } };
 
 /** HH:MM:SS.uuuuuu (HH:MM:SS and blanks when the source had whole seconds only). */
-export function formatClock(tsUs: number, precision: 'us' | 's' | undefined, zone: 'local' | 'utc' = 'local'): string {
+export function formatClock(tsUs: number, precision: 'us' | 'ms' | 's' | undefined, zone: 'local' | 'utc' = 'local'): string {
   const sec = Math.floor(tsUs / 1_000_000);
   const c = clockCache[zone];
   if (c.sec !== sec) {
@@ -53,6 +53,7 @@ export function formatClock(tsUs: number, precision: 'us' | 's' | undefined, zon
     c.text = `${pad2(h)}:${pad2(m)}:${pad2(s)}`;
   }
   if (precision === 's') return c.text + '       ';
+  if (precision === 'ms') return `${c.text}.${String(Math.floor((tsUs - sec * 1_000_000) / 1000)).padStart(3, '0')}   `;
   return `${c.text}.${String(tsUs - sec * 1_000_000).padStart(6, '0')}`;
 }
 
@@ -211,7 +212,7 @@ export function formatHuman(r: TraceRecord, opts: FormatOptions = {}): string {
   let line: string;
   if (r.kind === 'request' || r.kind === 'reply' || r.kind === 'event') {
     const typeName = (r.kind === 'reply' ? r.op ?? r.type : r.type) ?? '?';
-    const ids = (r.reqId === null || r.reqId === undefined ? 'req=- tx=-' : `req=${r.reqId} tx=${r.txId}`).padEnd(15);
+    const ids = `req=${r.reqId ?? '-'} tx=${r.txId ?? '-'}`.padEnd(15);
     const color = r.kind === 'request' ? 'cyan' : r.kind === 'event' ? 'yellow' : r.error !== undefined ? 'red' : 'green';
     const lat = r.latencyUs !== undefined ? ' ' + paint('blue', `(${formatDuration(r.latencyUs)})`) : '';
     const d = detail(r, maxValue);
@@ -234,7 +235,7 @@ export function formatHuman(r: TraceRecord, opts: FormatOptions = {}): string {
  */
 export function toJson(r: TraceRecord, opts: { maxValue?: number } = {}): Record<string, unknown> {
   const o: Record<string, unknown> = { seq: r.seq, time: isoTime(r.tsUs), ts: r.tsUs };
-  if (r.tsPrecision === 's') o.tsPrecision = 's';
+  if (r.tsPrecision === 's' || r.tsPrecision === 'ms') o.tsPrecision = r.tsPrecision;
   o.conn = r.conn;
   if (r.connDomid !== undefined) o.connDomid = r.connDomid;
   o.kind = r.kind;

@@ -103,8 +103,8 @@ export interface TraceRecord {
   seq: number;
   /** Microseconds since the Unix epoch. */
   tsUs: number;
-  /** 's' when the source only had whole seconds (C xenstored trace files). */
-  tsPrecision?: 'us' | 's';
+  /** 's' when the source only had whole seconds (C xenstored logs), 'ms' milliseconds (oxenstored's). */
+  tsPrecision?: 'us' | 'ms' | 's';
   /** Connection number, from 1, in order of appearance. */
   conn: number;
   /** The domain the connection belongs to, when the source tells it (daemon logs). */

@@ -144,6 +144,8 @@ export class CLogParser {
   private out: TraceRecord[] = [];
   /** Records made before the first timestamped line: they get its time. */
   private early: TraceRecord[] = [];
+  /** 4.18+: connections created, not yet announced (their first message names the domain). */
+  private readonly heldCreate = new Map<number, { ptr: string; tsUs: number }>();
 
   constructor(private readonly opts: TraceFileOptions = {}) {}
 
@@ -186,6 +188,7 @@ export class CLogParser {
       this.line({ text, no: ++this.lineNo });
     }
     if (this.pending) this.finish();
+    for (const n of [...this.heldCreate.keys()]) this.announce(n);
     this.out.unshift(...this.early);
     this.early = [];
     return this.take();
@@ -210,15 +213,31 @@ export class CLogParser {
     return ms * 1000;
   }
 
-  /** The connection number of pointer `ptr`; a connection made before the log began is numbered now. */
-  private conn(ptr: string, tsUs: number): number {
+  /**
+   * The connection number of pointer `ptr`, with its domain when the line tells it (4.18+). A
+   * connection made before the log began is numbered now; one whose CREATE line was held (4.18+:
+   * that line has no domain, the connection's first message has) is announced now.
+   */
+  private conn(ptr: string, tsUs: number, domid: number | undefined): number {
     let n = this.connOf.get(ptr);
     if (n === undefined) {
       n = this.nextConn++;
       this.connOf.set(ptr, n);
+      if (domid !== undefined) this.domidOf.set(n, domid);
       this.emit(this.session.connect(n, tsUs, `${ptr} (first seen in the log)`));
+      return n;
     }
+    if (domid !== undefined) this.domidOf.set(n, domid);
+    this.announce(n);
     return n;
+  }
+
+  /** Emits the held CREATE of connection `n`, if any. */
+  private announce(n: number): void {
+    const held = this.heldCreate.get(n);
+    if (!held) return;
+    this.heldCreate.delete(n);
+    this.emit(this.session.connect(n, held.tsUs, held.ptr));
   }
 
   private line(line: Line): void {
@@ -253,10 +272,12 @@ export class CLogParser {
         const n = this.nextConn++;
         this.connOf.set(obj[3], n);
         if (this.introducing) this.domidOf.set(n, this.introducing.domid);
-        this.emit(this.session.connect(n, this.lastUs, obj[3]));
+        if (s.startsWith('obj: ')) this.heldCreate.set(n, { ptr: obj[3], tsUs: this.lastUs });
+        else this.emit(this.session.connect(n, this.lastUs, obj[3]));
       } else {
         const n = this.connOf.get(obj[3]);
         if (n !== undefined) {
+          this.announce(n);
           this.connOf.delete(obj[3]);
           for (const r of this.session.disconnect(n, this.lastUs, obj[3])) this.emit(r);
           this.domidOf.delete(n);
@@ -303,8 +324,7 @@ export class CLogParser {
       if (type === XS_TYPE_INVALID) this.stats.unknownTypes++;
       this.stats.messages++;
       const frame: Frame = { type, reqId: 0, txId: 0, payload: rebuildPayload(type, out, body) };
-      const n = this.conn(io[3], tsUs);
-      if (io[4] !== undefined) this.domidOf.set(n, Number(io[4]));
+      const n = this.conn(io[3], tsUs, io[4] !== undefined ? Number(io[4]) : undefined);
       for (const r of this.session.frame(n, out ? 'daemon' : 'client', frame, tsUs)) {
         if (type === XS_TYPE_INVALID) r.type = typeName;
         if (!closed) r.warnings.push({ code: 'unparsed-line', message: `line ${lines[0].no}: message not closed by ")" (file cut short?)` });

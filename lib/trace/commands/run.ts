@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { TraceError, usageError } from '../errors';
 import { TraceProxy } from '../proxy';
-import { CommonOptions, LIVE_BATCH_MS, writerFrom } from './options';
+import { CommonOptions, LIVE_BATCH_MS, outputFrom } from './options';
 import { resolveUpstream } from './upstream';
 
 export interface RunOptions extends CommonOptions {
@@ -24,7 +24,7 @@ const LINGER_MS = 500;
 export async function runCommand(argv: string[], o: RunOptions): Promise<number> {
   if (argv.length === 0) throw usageError('nothing to run: give a command after --, or --listen PATH', '--');
   const upstream = resolveUpstream(o.upstream, process.env);
-  const writer = writerFrom(o, process.stderr, LIVE_BATCH_MS);
+  const writer = outputFrom(o, process.stderr, LIVE_BATCH_MS, { latency: true, bytes: true }, true);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xs-trace-'));
   const listenPath = path.join(dir, 'socket');
   let proxy: TraceProxy | undefined;
