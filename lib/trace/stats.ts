@@ -188,7 +188,7 @@ export function formatStats(s: StatsSnapshot): string {
     ...(s.source.bytes ? [String(r.bytesIn), String(r.bytesOut)] : []),
   ];
   const table = (title: string, rows: StatsRow[]): string => {
-    const t = new Table({ head: [title, ...head.slice(1)], style: { head: [], border: [] } });
+    const t = new Table({ head: [title, ...head.slice(1)], style: { head: [], border: [], compact: true } });
     for (const r of rows.slice(0, TEXT_ROWS)) t.push(line(r));
     if (rows.length > TEXT_ROWS) t.push([`(${rows.length - TEXT_ROWS} more)`, ...head.slice(1).map(() => '')]);
     t.push(line({ ...s.totals, key: 'total' }));
