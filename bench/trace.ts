@@ -1,5 +1,6 @@
 /**
- * `npm run bench:trace`: the round-trip latency xs-trace adds, in one run.
+ * `npm run bench:trace`: the round-trip latency xs-trace's proxy adds, and what `xs-trace
+ * attach` costs the daemon (bench/trace-logging.ts), in one run (`--part proxy|logging`).
  *
  * One private C xenstored (test/harness), one `xs-trace --listen` process in front of it
  * (decoding and formatting every message, output to /dev/null), and one client in this
@@ -17,7 +18,11 @@ import { parseArgs } from 'node:util';
 import { encodeFrame, decodeHeader } from '../xenstore-wire/codec';
 import { MessageType, XS_HEADER_SIZE } from '../xenstore-wire/constants';
 import { request } from '../xenstore-wire/payload';
-import { startDaemon, projectRoot } from '../test/harness/daemons';
+import { DAEMON_KINDS, startDaemon, projectRoot } from '../test/harness/daemons';
+import { benchLogging } from './trace-logging';
+
+/** The C xenstored releases the harness can start (4.17; 4.20 when it has it). */
+const C_DAEMONS = DAEMON_KINDS.filter((k) => k.startsWith('cxenstored'));
 
 const TARGET_ADDED_US = 30;
 
@@ -26,6 +31,9 @@ interface Options {
   rounds: number;
   block: number;
   format: 'human' | 'json';
+  part: 'all' | 'proxy' | 'logging';
+  loggingRounds: number;
+  loggingBlock: number;
 }
 
 /** Command-line options (node:util parseArgs: unknown options and bad numbers are refused). */
@@ -37,15 +45,28 @@ function options(argv: string[]): Options {
       warmup: { type: 'string', default: '3000' },
       block: { type: 'string', default: '200' },
       'json-format': { type: 'boolean', default: false },
+      part: { type: 'string', default: 'all' },
+      'logging-rounds': { type: 'string', default: '6' },
+      'logging-block': { type: 'string', default: '2000' },
     },
     strict: true,
   });
-  const int = (name: 'rounds' | 'warmup' | 'block', min: number): number => {
+  const int = (name: 'rounds' | 'warmup' | 'block' | 'logging-rounds' | 'logging-block', min: number): number => {
     const v = Number(values[name]);
     if (!Number.isInteger(v) || v < min) throw new Error(`--${name} expects an integer >= ${min}, got ${JSON.stringify(values[name])}`);
     return v;
   };
-  return { rounds: int('rounds', 1), warmup: int('warmup', 0), block: int('block', 1), format: values['json-format'] ? 'json' : 'human' };
+  const part = values.part as string;
+  if (part !== 'all' && part !== 'proxy' && part !== 'logging') throw new Error(`--part expects all, proxy or logging, got ${JSON.stringify(part)}`);
+  return {
+    rounds: int('rounds', 1),
+    warmup: int('warmup', 0),
+    block: int('block', 1),
+    format: values['json-format'] ? 'json' : 'human',
+    part,
+    loggingRounds: int('logging-rounds', 1),
+    loggingBlock: int('logging-block', 1),
+  };
 }
 
 /** A minimal synchronous-style client: one outstanding READ at a time. */
@@ -113,6 +134,15 @@ async function waitForSocket(p: string, child: ChildProcess, ms: number): Promis
 }
 
 async function main(o: Options): Promise<void> {
+  if (o.part !== 'logging') await proxyPart(o);
+  if (o.part !== 'proxy') {
+    const md = await benchLogging(projectRoot(), { rounds: o.loggingRounds, block: o.loggingBlock, warmup: 1000, kinds: C_DAEMONS });
+    process.stdout.write('\n' + md);
+  }
+}
+
+/** The added round-trip latency of the proxy: bench/results/trace.{json,md}. */
+async function proxyPart(o: Options): Promise<void> {
   const root = projectRoot();
   const daemon = await startDaemon('cxenstored');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xs-trace-bench-'));

@@ -170,3 +170,13 @@ test('listen mode: any number of clients, each connection numbered, until SIGTER
   t.is(recs.filter((r) => r.kind === 'disconnect').length, 3);
   t.false(fs.existsSync(sock), 'the socket is removed on exit');
 });
+
+test('attach --help explains the mechanism, states what logging costs the daemon and what SIGKILL leaves', async (t) => {
+  const r = await runXsTrace(['attach', '--help']);
+  t.is(r.code, 0);
+  t.regex(r.stdout, /logfile FILE/);
+  t.regex(r.stdout, /Cost: .*\n(.*\n)*.*requests per\s+second/);
+  t.regex(r.stdout, /bench\/results\/trace-attach\.md/);
+  t.regex(r.stdout, /SIGKILL(.|\n)*xs-trace detach/);
+  for (const o of ['--domain', '--stats', '--interval', '--json', '--upstream', '--pid', '--rotate-size']) t.true(r.stdout.includes(o), o);
+});

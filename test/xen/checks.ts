@@ -85,6 +85,9 @@ export const CHECKS: CheckSpec[] = [
     what: 'a 64 MiB region through xen-sshm apply (owner: populate, borrower: map), bytes at both ends, released; timed per page' },
   { name: 'lifecycle', script: 'checks/lifecycle.sh', expect: 'PASS', limit: 300, needs: ['dist', 'shim'],
     what: 'xen-sshm daemon: xl destroy vm2 removes its records; the owner destroyed first leaves ID2 orphaned (vm3 still reads it); xen-sshm release cleans up' },
+  // --- xs-trace on the live host -----------------------------------------------------------
+  { name: 'xs-trace-attach', script: 'checks/xs-trace-attach.sh', expect: 'PASS', limit: 240, needs: ['dist'],
+    what: "xs-trace attach --domain N --json in dom0: a new guest's reads and writes over its ring, decoded and paired, while it works; the daemon's logging off again after (CONTROL)" },
 ];
 
 /** A check that always fails, for `--inject-failure`: the whole run must then fail. */
