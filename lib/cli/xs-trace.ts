@@ -17,11 +17,20 @@ import { AttachOptions, DetachOptions, attachCommand, detachCommand } from '../t
 import { ATTACH_HELP } from '../trace/commands/attach-help';
 import { runCommand } from '../trace/commands/run';
 import { usageError } from '../trace/errors';
+import { boundMessage } from '../elide';
 import { reportError } from './handle-error';
 
 interface MainOptions extends CommonOptions {
   listen?: string;
   upstream?: string;
+}
+
+/**
+ * commander's own messages (an unknown option...) echo input: bounded like every error. Its
+ * errors are thrown (exitOverride) so that main() gives usage errors their exit status, 2.
+ */
+function bounded(cmd: Command): Command {
+  return cmd.exitOverride().configureOutput({ outputError: (str, write) => write(boundMessage(str)) });
 }
 
 /** Prints an error through the shared handler (one format, one stream, for every command). */
@@ -43,6 +52,7 @@ export function buildProgram(done: (status: number) => void, withSubcommands = t
     .option('--listen <path>', 'proxy for any client on this Unix socket, until interrupted')
     .option('--upstream <path>', 'the xenstored socket (default: $XENSTORED_PATH, else $XENSTORED_RUNDIR/socket, else /var/run/xenstored/socket)')
     .argument('[command...]', 'the command to run with XENSTORED_PATH pointing at the tracing proxy');
+  bounded(program);
   addCommonOptions(program);
   program.action(async (argv: string[], o: MainOptions) => {
     try {
@@ -65,6 +75,7 @@ export function buildProgram(done: (status: number) => void, withSubcommands = t
       .option('--rotate-size <size>', 'move the daemon to a new log file beyond this size, deleting the old one once read (default 64M)')
       .option('--log', "also show the daemon's own log lines (wrl: statistics, store checks...)")
       .addHelpText('after', ATTACH_HELP);
+    bounded(att);
     addCommonOptions(att);
     att.action(async (o: AttachOptions, cmd: Command) => {
       const all = { ...cmd.optsWithGlobals(), ...o } as AttachOptions;
@@ -82,6 +93,7 @@ export function buildProgram(done: (status: number) => void, withSubcommands = t
       .option('--dir <dir>', 'the folder attach folders were made in (default: the temporary folder)')
       .option('--force', 'repair even while the attach that changed the daemon still runs')
       .option('--json', 'print what was done as JSON');
+    bounded(det);
     det.action(async (o: DetachOptions) => {
       try {
         done(await detachCommand(o));
@@ -95,6 +107,7 @@ export function buildProgram(done: (status: number) => void, withSubcommands = t
       .description("show a daemon's log file like live traffic: C xenstored's trace (-T FILE, or an attach's log), oxenstored's access log")
       .argument('<file>', 'the trace file')
       .option('--log', "also show the daemon's own log lines (wrl: statistics, store checks...)");
+    bounded(read);
     addCommonOptions(read);
     read.action(async (file: string, o: ReadOptions, cmd: Command) => {
       const all = { ...cmd.optsWithGlobals(), ...o } as ReadOptions;

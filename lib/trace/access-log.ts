@@ -23,7 +23,8 @@ import { Frame } from '../../xenstore-wire/codec';
 import { MessageType, XS_TYPE_INVALID, messageTypeName } from '../../xenstore-wire/constants';
 import { decodeReply, decodeRequest } from './decode';
 import { RecordKind, TraceRecord } from './record';
-import { rebuildPayload } from './tracefile';
+import { elide } from '../elide';
+import { MAX_LINE, NOTE_MAX, rebuildPayload } from './tracefile';
 
 /** Operation names as logging.ml prints them (string_of_access_type), longest first. */
 const OPS: ReadonlyArray<[string, number | string]> = [
@@ -103,15 +104,33 @@ export class AccessLogParser {
   private nextWatch = 1;
   private readonly conns = new Map<string, Conn>();
   private partial = '';
+  private skipping = false;
 
   constructor(private readonly opts: AccessLogOptions = {}) {}
 
   push(chunk: Buffer): TraceRecord[] {
-    const text = this.partial + chunk.toString('latin1');
-    const lines = text.split('\n');
-    this.partial = lines.pop() as string;
+    let text = chunk.toString('latin1');
     const out: TraceRecord[] = [];
+    if (this.skipping) {
+      const nl = text.indexOf('\n');
+      if (nl < 0) return out;
+      this.skipping = false;
+      text = text.slice(nl + 1);
+    }
+    const lines = (this.partial + text).split('\n');
+    this.partial = lines.pop() as string;
     for (const l of lines) this.line(l, out);
+    if (this.partial.length > MAX_LINE) {
+      // Bounded memory: oxenstored cuts its lines at access-log-nb-chars.
+      this.stats.lines++;
+      this.stats.unparsed++;
+      const r = this.record(null, 0, 'warning');
+      r.text = `${this.partial.slice(0, 80)}...`;
+      r.warnings.push({ code: 'unparsed-line', message: `line ${this.stats.lines} is longer than ${MAX_LINE} bytes: skipped to its end` });
+      out.push(r);
+      this.partial = '';
+      this.skipping = true;
+    }
     return out;
   }
 
@@ -153,7 +172,7 @@ export class AccessLogParser {
     if (!m) {
       this.stats.unparsed++;
       const r = this.record(null, 0, 'warning');
-      r.text = raw;
+      r.text = elide(raw, NOTE_MAX);
       r.warnings.push({ code: 'unparsed-line', message: `line ${this.stats.lines} not understood` });
       out.push(r);
       return;
@@ -165,7 +184,7 @@ export class AccessLogParser {
     if (!op) {
       this.stats.unparsed++;
       const r = this.record(null, tsUs, 'warning');
-      r.text = raw;
+      r.text = elide(raw, NOTE_MAX);
       r.warnings.push({ code: 'unparsed-line', message: `line ${this.stats.lines}: unknown operation` });
       out.push(r);
       return;
@@ -175,7 +194,7 @@ export class AccessLogParser {
     if (m[8] === '=======>') {
       // CONTROL `print`: the message itself, written by the daemon.
       const r = this.record(null, tsUs, 'note');
-      r.text = `control: ${data}`;
+      r.text = `control: ${elide(data, NOTE_MAX)}`;
       out.push(r);
       return;
     }
@@ -184,8 +203,8 @@ export class AccessLogParser {
     if (!who) {
       this.stats.unparsed++;
       const r = this.record(null, tsUs, 'warning');
-      r.text = raw;
-      r.warnings.push({ code: 'unparsed-line', message: `line ${this.stats.lines}: connection ${JSON.stringify(m[8])} not understood` });
+      r.text = elide(raw, NOTE_MAX);
+      r.warnings.push({ code: 'unparsed-line', message: `line ${this.stats.lines}: connection ${JSON.stringify(elide(m[8]))} not understood` });
       out.push(r);
       return;
     }
@@ -195,8 +214,8 @@ export class AccessLogParser {
       const r = this.record(conn, tsUs, kind === 'newconn' ? 'connect' : kind === 'endconn' ? 'disconnect' : 'note');
       if (kind === 'commit') r.tx = { id: tx, event: 'commit' };
       else if (kind === 'conflict') r.tx = { id: tx, event: 'eagain' };
-      else if (kind === 'coalesce') r.text = `transaction ${tx}: coalesced ${data}`;
-      else if (kind === 'watch-not-fired') r.text = `watch not fired: ${data}`;
+      else if (kind === 'coalesce') r.text = `transaction ${tx}: coalesced ${elide(data, NOTE_MAX)}`;
+      else if (kind === 'watch-not-fired') r.text = `watch not fired: ${elide(data, NOTE_MAX)}`;
       if (kind === 'endconn') {
         for (const [k, c] of this.conns) if (c === conn) this.conns.delete(k);
       }

@@ -26,7 +26,8 @@ export interface FollowerOptions {
   reopenRenamed?: boolean;
 }
 
-const READ_SIZE = 256 * 1024;
+/** Read size: the records of one read (a line each, at worst) are held at once. */
+const READ_SIZE = 64 * 1024;
 
 export class FileFollower {
   /** Bytes read so far, over every file followed. */

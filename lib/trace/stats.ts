@@ -11,11 +11,13 @@
  * of the next ones kept, an even sample over time.
  */
 import Table from 'cli-table3';
+import { elide } from '../elide';
 import { formatDuration } from './format';
 import { TraceRecord } from './record';
 
 export const MAX_PREFIXES = 512;
 export const MAX_SAMPLES = 65_536;
+export const MAX_ERROR_NAMES = 16;
 
 export interface StatsRow {
   /** Type name (READ, WATCH_EVENT...) or path prefix. */
@@ -57,6 +59,13 @@ class Row {
   private stride = 1;
   constructor(readonly key: string) {}
 
+  /** Counts an error reply; at most MAX_ERROR_NAMES names per row (a broken daemon may send any). */
+  error(name: string): void {
+    let key = elide(name, 32);
+    if (!(key in this.errors) && Object.keys(this.errors).length >= MAX_ERROR_NAMES) key = '(other)';
+    this.errors[key] = (this.errors[key] ?? 0) + 1;
+  }
+
   latency(us: number): void {
     if (this.seen++ % this.stride !== 0) return;
     this.samples.push(us);
@@ -86,9 +95,16 @@ export interface StatsOptions {
   bytes?: boolean;
 }
 
+/** Longest prefix kept as a row's key (a hostile path of kilobytes is elided). */
+const KEY_MAX = 100;
+
 /** The first `depth` components of a path: /local/domain/5/device/vif -> /local/domain/5. */
 export function pathPrefix(path: string | undefined, depth: number): string {
   if (path === undefined) return '(no path)';
+  return elide(prefixOf(path, depth), KEY_MAX);
+}
+
+function prefixOf(path: string, depth: number): string {
   if (path.startsWith('@')) return path.split('/')[0];
   const abs = path.startsWith('/');
   const parts = path.split('/').filter((p) => p !== '');
@@ -135,7 +151,7 @@ export class TraceStats {
         row.bytesIn += r.len ?? 0;
       } else {
         if (r.kind === 'event') row.events++;
-        if (r.error !== undefined) row.errors[r.error] = (row.errors[r.error] ?? 0) + 1;
+        if (r.error !== undefined) row.error(r.error);
         row.bytesOut += r.len ?? 0;
         if (r.kind === 'reply' && r.latencyUs !== undefined) row.latency(r.latencyUs);
       }

@@ -30,6 +30,7 @@
  */
 import { Frame } from '../../xenstore-wire/codec';
 import { MessageType, XS_TYPE_INVALID } from '../../xenstore-wire/constants';
+import { elide } from '../elide';
 import { TraceRecord } from './record';
 import { TraceSession } from './session';
 
@@ -77,6 +78,12 @@ function typeNumber(name: string): number {
 }
 
 const SPACE = 0x20;
+/** Longest line kept (C xenstored's longest: a header and a 4096-byte payload). */
+export const MAX_LINE = 64 * 1024;
+/** Longest message kept across continuation lines. */
+const MAX_MESSAGE = 64 * 1024;
+/** Characters of a line not understood (or of a daemon's own line) shown in its note. */
+export const NOTE_MAX = 400;
 const NEWLINE = 0x0a;
 const CLOSE = 0x29; // ')'
 
@@ -113,6 +120,8 @@ interface Line {
 interface Pending {
   io: RegExpExecArray;
   lines: Line[];
+  /** Bytes of its lines so far. */
+  bytes: number;
   /** OUT(START): the first half of a reply logged twice; its text is consumed, not shown. */
   discard: boolean;
 }
@@ -138,6 +147,8 @@ export class CLogParser {
   private lastUs = 0;
   private lineNo = 0;
   private partial: Buffer = Buffer.alloc(0);
+  /** Dropping the rest of an over-long line. */
+  private skipping = false;
   private pending: Pending | null = null;
   /** 4.17: an INTRODUCE being processed; the connection created meanwhile is that domain's. */
   private introducing: { conn: number; domid: number } | null = null;
@@ -156,7 +167,15 @@ export class CLogParser {
 
   /** Feeds bytes of the log; returns the records they completed. */
   push(chunk: Buffer): TraceRecord[] {
-    let data = this.partial.length ? Buffer.concat([this.partial, chunk]) : chunk;
+    let data = chunk;
+    if (this.skipping) {
+      // The rest of a line too long to keep: dropped up to its end.
+      const nl = data.indexOf(NEWLINE);
+      if (nl < 0) return this.take();
+      this.skipping = false;
+      data = data.subarray(nl + 1);
+    }
+    if (this.partial.length) data = Buffer.concat([this.partial, data]);
     let start = 0;
     for (;;) {
       const i = data.indexOf(NEWLINE, start);
@@ -164,9 +183,17 @@ export class CLogParser {
       this.line({ text: data.subarray(start, i), no: ++this.lineNo });
       start = i + 1;
     }
+    if (data.length - start > MAX_LINE) {
+      // Bounded memory for a hostile or broken file: no line of C xenstored's is this long.
+      this.lineNo++;
+      this.stats.unparsed++;
+      this.emit(this.session.note(0, this.lastUs, `${data.subarray(start, start + 80).toString('latin1')}...`, { code: 'unparsed-line', message: `line ${this.lineNo} is longer than ${MAX_LINE} bytes: skipped to its end` }));
+      this.partial = Buffer.alloc(0);
+      this.skipping = true;
+      return this.take();
+    }
     // Copy: the caller may reuse its buffer.
     this.partial = Buffer.from(data.subarray(start));
-    data = Buffer.alloc(0);
     return this.take();
   }
 
@@ -245,7 +272,11 @@ export class CLogParser {
     const s = line.text.toString('latin1');
     if (this.pending) {
       if (!isStart(s)) {
+        this.pending.bytes += line.text.length + 1;
         this.pending.lines.push(line);
+        // A payload is at most XENSTORE_PAYLOAD_MAX bytes: more continuation lines than that
+        // are not its own. The message ends here; the lines after it show as not understood.
+        if (this.pending.bytes > MAX_MESSAGE) this.finish();
         return;
       }
       this.finish();
@@ -260,7 +291,7 @@ export class CLogParser {
         this.out.unshift(...this.early);
         this.early = [];
       }
-      this.pending = { io, lines: [line], discard: io[2] === 'OUT(START)' };
+      this.pending = { io, lines: [line], bytes: line.text.length, discard: io[2] === 'OUT(START)' };
       return;
     }
     const obj = OBJ_RE.exec(s);
@@ -292,11 +323,11 @@ export class CLogParser {
     }
     if (LOG_RE.test(s)) {
       this.stats.logLines++;
-      if (this.opts.logLines) this.emit(this.session.note(0, this.lastUs, s));
+      if (this.opts.logLines) this.emit(this.session.note(0, this.lastUs, elide(s, NOTE_MAX)));
       return;
     }
     this.stats.unparsed++;
-    this.emit(this.session.note(0, this.lastUs, s, { code: 'unparsed-line', message: `line ${line.no} not understood` }));
+    this.emit(this.session.note(0, this.lastUs, elide(s, NOTE_MAX), { code: 'unparsed-line', message: `line ${line.no} not understood` }));
   }
 
   /** The held message is complete: its lines up to the last ending with ')' are its text. */
@@ -335,7 +366,7 @@ export class CLogParser {
     }
     for (let k = last + 1; k < lines.length; k++) {
       this.stats.unparsed++;
-      this.emit(this.session.note(0, tsUs, lines[k].text.toString('latin1'), { code: 'unparsed-line', message: `line ${lines[k].no} not understood` }));
+      this.emit(this.session.note(0, tsUs, elide(lines[k].text.toString('latin1'), NOTE_MAX), { code: 'unparsed-line', message: `line ${lines[k].no} not understood` }));
     }
   }
 

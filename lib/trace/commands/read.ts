@@ -16,7 +16,8 @@ export interface ReadOptions extends CommonOptions {
   log?: boolean;
 }
 
-const CHUNK = 1024 * 1024;
+/** Read size: small enough that the records of one piece (a line each, at worst) stay few. */
+const CHUNK = 64 * 1024;
 
 /** oxenstored's access log starts its lines with `[YYYYMMDDTHH:MM:SS.mmmZ]`. */
 function isAccessLog(head: Buffer): boolean {
@@ -25,6 +26,9 @@ function isAccessLog(head: Buffer): boolean {
 }
 
 export async function readCommand(file: string, o: ReadOptions): Promise<number> {
+  // Options are checked before the file is looked at (a usage error is a usage error).
+  const caps = { latency: false, bytes: true };
+  const output = outputFrom(o, process.stdout, 0, caps, false);
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
@@ -33,6 +37,7 @@ export async function readCommand(file: string, o: ReadOptions): Promise<number>
       throw Object.assign(new Error('not a regular file'), { code: 'EINVAL' });
     }
   } catch (e) {
+    await output.close();
     throw fromSystemError(e, 'cannot read trace file', file);
   }
   const buf = Buffer.allocUnsafe(CHUNK);
@@ -47,11 +52,12 @@ export async function readCommand(file: string, o: ReadOptions): Promise<number>
     first = next();
   } catch (e) {
     fs.closeSync(fd);
+    await output.close();
     throw fromSystemError(e, 'cannot read trace file', file);
   }
   const oxen = isAccessLog(first);
   const parser = oxen ? new AccessLogParser() : new CLogParser({ timeZone: o.utc ? 'utc' : 'local', logLines: o.log ?? false });
-  const output = outputFrom(o, process.stdout, 0, { latency: false, bytes: !oxen }, false);
+  caps.bytes = !oxen;
   const emit = (rs: TraceRecord[]): void => {
     for (const r of rs) output.write(r);
   };
