@@ -1,26 +1,31 @@
 /**
  * `npm run bench:xenstore`: this client against Xen's own C library (libxenstore) and pyxs,
- * all talking to the same daemon in one process tree.
+ * all talking to the same C xenstored (started without its trace, which triples its latency).
  *
- * Measured per target daemon:
- *   - this client: sequential READ latency, sequential WRITE latency, pipelined READ
- *     throughput (Promise.all of 1000 reads: one burst on the wire);
- *   - libxenstore: sequential READ and WRITE latency (bench/xenstore-libxs.c, compiled now
- *     with `cc -O2 ... -lxenstore` into a temporary folder);
- *   - pyxs (Debian's python3-pyxs): sequential READ latency.
- * Rounds are interleaved (ours, libxenstore, pyxs, ours, ...) so that load from other work on
- * the machine spreads over every client alike; medians are over all samples of all rounds.
+ * Per trial (a fresh daemon each):
+ *   - warm, steady state: sequential READ and WRITE latency of this client (in this process,
+ *     after a warm-up), of libxenstore (bench/xenstore-libxs.c, compiled now with `cc -O2 ...
+ *     -lxenstore`, a process per round after 200 warm-up reads) and sequential READ of pyxs
+ *     (Debian's python3-pyxs), in interleaved rounds (ours, libxenstore, pyxs, ours, ...) so that
+ *     load from other work on the machine spreads over every client alike;
+ *   - cold: the first `coldRequests` READs of a fresh process, for each client, over
+ *     `coldProcesses` processes started in turn (ours: bench/xenstore-cold.ts);
+ *   - pipelined READ throughput of this client (Promise.all of `batch`), beside the daemon's own
+ *     ceiling: its CPU time per pipelined read (from /proc/PID/stat), since xenstored is
+ *     single-threaded.
+ * Every latency is reported as mean, median and 99th percentile over all samples.
  *
- * Writes bench/results/xenstore.json and bench/results/xenstore.md.
+ * Writes bench/results/xenstore.json and bench/results/xenstore.md (every trial, and the spread
+ * of the ratios over trials). `node dist/bench/xenstore.js --help` lists the options.
  *
- * Extension point: BENCH_TARGETS lists the daemons to measure (C xenstored by default); add
- * an entry (e.g. the in-memory server) or call benchEndpoint(label, socketPath) directly.
+ * Extension point: BENCH_TARGETS lists the daemons to measure (C xenstored by default); add an
+ * entry (e.g. the in-memory server, bench/server.ts) or call benchEndpoint() directly.
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { connect } from '../xenstore-wire';
 import { projectRoot, startDaemon } from '../test/harness/daemons';
 import { PYTHON } from '../test/harness/clients';
@@ -29,9 +34,9 @@ const execFileP = promisify(execFile);
 
 export interface Stats {
   samples: number;
+  meanUs: number;
   medianUs: number;
   p99Us: number;
-  meanUs: number;
   /** 1e6 / median: operations per second one caller gets, one at a time. */
   opsPerSec: number;
 }
@@ -49,6 +54,8 @@ export interface PipelinedStats {
    */
   daemonCpuUsPerRead?: number;
   daemonCeilingReadsPerSec?: number;
+  /** readsPerSec / daemonCeilingReadsPerSec. Target >= 0.7. */
+  fractionOfCeiling?: number;
 }
 
 export interface EndpointResults {
@@ -57,13 +64,38 @@ export interface EndpointResults {
   libxenstore: { readLatency: Stats; writeLatency: Stats };
   pyxs: { readLatency: Stats };
   ratios: {
-    /** This client's median sequential read latency / libxenstore's. Target <= 1.0. */
+    /** This client's mean sequential read latency / libxenstore's. Target <= 1.0. */
+    readMeanVsLibxenstore: number;
+    /** The same for the medians and the 99th percentiles. */
     readLatencyVsLibxenstore: number;
+    readP99VsLibxenstore: number;
+    writeMeanVsLibxenstore: number;
     writeLatencyVsLibxenstore: number;
-    /** This client's pipelined read throughput / libxenstore's sequential read throughput. Target >= 5. */
+    /** This client's pipelined read throughput / libxenstore's sequential read throughput. */
     pipelinedVsLibxenstoreSequential: number;
     readLatencyVsPyxs: number;
   };
+}
+
+export interface ColdClientStats {
+  /** Every timed request of every process. */
+  read: Stats;
+  /** The first request of each process. */
+  first: Stats;
+  processes: number;
+  /** This client only: loading xen-sshm/xenstore and connecting, per process (median ms). */
+  requireMs?: number;
+  connectMs?: number;
+}
+
+export interface ColdResults {
+  requestsPerProcess: number;
+  client: ColdClientStats;
+  libxenstore: ColdClientStats;
+  pyxs: ColdClientStats;
+  /** Mean latency of the first requests of a fresh process, ours / libxenstore's. Target <= 2. */
+  readMeanVsLibxenstore: number;
+  readP99VsLibxenstore: number;
 }
 
 export interface BenchTarget {
@@ -96,6 +128,14 @@ export interface BenchOptions {
   daemonPid?: number;
 }
 
+export interface ColdOptions {
+  /** Fresh processes per client. Default 20. */
+  processes?: number;
+  /** Requests timed in each. Default 100. */
+  requests?: number;
+  libxsBinary: string;
+}
+
 /** utime + stime of a process, in clock ticks (/proc/PID/stat fields 14 and 15). */
 function processTicks(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
@@ -108,15 +148,16 @@ async function ticksPerSecond(): Promise<number> {
   return clockTicks;
 }
 
-function stats(samplesNs: number[]): Stats {
+/** Mean, median and 99th percentile (nearest rank) of samples in nanoseconds, in µs. */
+export function stats(samplesNs: number[]): Stats {
   const s = [...samplesNs].sort((a, b) => a - b);
-  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))];
+  const q = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))];
   const median = q(0.5) / 1000;
   return {
     samples: s.length,
+    meanUs: round(s.reduce((a, b) => a + b, 0) / s.length / 1000),
     medianUs: round(median),
     p99Us: round(q(0.99) / 1000),
-    meanUs: round(s.reduce((a, b) => a + b, 0) / s.length / 1000),
     opsPerSec: Math.round(1e6 / median),
   };
 }
@@ -124,6 +165,11 @@ function stats(samplesNs: number[]): Stats {
 function round(x: number, digits = 2): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 const now = () => Number(process.hrtime.bigint());
@@ -153,11 +199,12 @@ function runCollect(file: string, args: string[], env: NodeJS.ProcessEnv): Promi
   });
 }
 
-const PYXS_BENCH = (path: string, n: number) => `
+/** pyxs: `warmup` untimed reads, then `n` timed ones; prints the samples (ns) as JSON. */
+const PYXS_BENCH = (path: string, n: number, warmup: number) => `
 import json, time, pyxs
 with pyxs.Client() as c:
     p = ${JSON.stringify(path)}.encode()
-    for _ in range(100):
+    for _ in range(${warmup}):
         c.read(p)
     s = []
     for _ in range(${n}):
@@ -167,24 +214,30 @@ with pyxs.Client() as c:
 print(json.dumps(s))
 `;
 
-/** Runs every client against the daemon at `socketPath`. */
-export async function benchEndpoint(label: string, socketPath: string, opts: BenchOptions): Promise<EndpointResults> {
-  const o = { rounds: 10, reads: 2000, writes: 500, pyxsReads: 500, batch: 1000, batchesPerRound: 6, ...opts };
+/** The environment of a child client of the daemon at `socketPath`. */
+function clientEnv(socketPath: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, XENSTORED_PATH: socketPath };
   delete env.LD_PRELOAD;
+  return env;
+}
+
+const VALUE = 'benchmark-value-0123456789';
+
+/** Warm, steady-state figures of every client against the daemon at `socketPath`. */
+export async function benchEndpoint(label: string, socketPath: string, opts: BenchOptions): Promise<EndpointResults> {
+  const o = { rounds: 10, reads: 2000, writes: 500, pyxsReads: 500, batch: 1000, batchesPerRound: 6, ...opts };
+  const env = clientEnv(socketPath);
   const node = '/bench/node';
   const libPath = '/bench/libxs';
   const pyPath = '/bench/pyxs';
   const xs = await connect({ path: socketPath });
-  const value = 'benchmark-value-0123456789';
-  await xs.write(node, value);
-  await xs.write(pyPath, value);
+  await Promise.all([xs.write(node, VALUE), xs.write(libPath, VALUE), xs.write(pyPath, VALUE)]);
 
   const ours = { read: [] as number[], write: [] as number[], batches: [] as number[], daemonTicks: 0 };
   const lib = { read: [] as number[], write: [] as number[] };
   const py: number[] = [];
   try {
-    for (let i = 0; i < 200; i++) await xs.read(node); // warm-up (JIT, socket buffers)
+    for (let i = 0; i < 2000; i++) await xs.read(node); // warm-up: JIT, socket buffers
     for (let r = 0; r < o.rounds; r++) {
       for (let i = 0; i < o.reads; i++) {
         const t0 = now();
@@ -193,7 +246,7 @@ export async function benchEndpoint(label: string, socketPath: string, opts: Ben
       }
       for (let i = 0; i < o.writes; i++) {
         const t0 = now();
-        await xs.write(node, value);
+        await xs.write(node, VALUE);
         ours.write.push(now() - t0);
       }
       const ticks0 = o.daemonPid ? processTicks(o.daemonPid) : 0;
@@ -210,22 +263,23 @@ export async function benchEndpoint(label: string, socketPath: string, opts: Ben
       };
       lib.read.push(...libOut.read);
       lib.write.push(...libOut.write);
-      py.push(...(JSON.parse(await runCollect(PYTHON, ['-c', PYXS_BENCH(pyPath, o.pyxsReads)], env)) as number[]));
+      py.push(...(JSON.parse(await runCollect(PYTHON, ['-c', PYXS_BENCH(pyPath, o.pyxsReads, 100)], env)) as number[]));
     }
   } finally {
     await xs.close();
   }
 
-  const batchMs = [...ours.batches].sort((a, b) => a - b)[Math.floor(ours.batches.length / 2)] / 1e6;
+  const batchMs = median(ours.batches) / 1e6;
   const client = {
     readLatency: stats(ours.read),
     writeLatency: stats(ours.write),
     pipelinedRead: { batch: o.batch, batches: ours.batches.length, medianBatchMs: round(batchMs, 3), readsPerSec: Math.round(o.batch / (batchMs / 1000)) } as PipelinedStats,
   };
   if (o.daemonPid && ours.daemonTicks > 0) {
-    const us = (ours.daemonTicks / (await ticksPerSecond())) * 1e6 / (o.batch * ours.batches.length);
+    const us = ((ours.daemonTicks / (await ticksPerSecond())) * 1e6) / (o.batch * ours.batches.length);
     client.pipelinedRead.daemonCpuUsPerRead = round(us);
     client.pipelinedRead.daemonCeilingReadsPerSec = Math.round(1e6 / us);
+    client.pipelinedRead.fractionOfCeiling = round(client.pipelinedRead.readsPerSec / client.pipelinedRead.daemonCeilingReadsPerSec, 3);
   }
   const libxenstore = { readLatency: stats(lib.read), writeLatency: stats(lib.write) };
   const pyxs = { readLatency: stats(py) };
@@ -235,7 +289,10 @@ export async function benchEndpoint(label: string, socketPath: string, opts: Ben
     libxenstore,
     pyxs,
     ratios: {
+      readMeanVsLibxenstore: round(client.readLatency.meanUs / libxenstore.readLatency.meanUs, 3),
       readLatencyVsLibxenstore: round(client.readLatency.medianUs / libxenstore.readLatency.medianUs, 3),
+      readP99VsLibxenstore: round(client.readLatency.p99Us / libxenstore.readLatency.p99Us, 3),
+      writeMeanVsLibxenstore: round(client.writeLatency.meanUs / libxenstore.writeLatency.meanUs, 3),
       writeLatencyVsLibxenstore: round(client.writeLatency.medianUs / libxenstore.writeLatency.medianUs, 3),
       pipelinedVsLibxenstoreSequential: round(client.pipelinedRead.readsPerSec / libxenstore.readLatency.opsPerSec, 2),
       readLatencyVsPyxs: round(client.readLatency.medianUs / pyxs.readLatency.medianUs, 3),
@@ -243,68 +300,207 @@ export async function benchEndpoint(label: string, socketPath: string, opts: Ben
   };
 }
 
-export function markdown(results: EndpointResults[], meta: Record<string, unknown>): string {
+function coldStats(perProcess: number[][]): ColdClientStats {
+  return { read: stats(perProcess.flat()), first: stats(perProcess.map((p) => p[0])), processes: perProcess.length };
+}
+
+/**
+ * The first `requests` READs of fresh processes: ours (bench/xenstore-cold.js under this Node),
+ * libxenstore and pyxs, one process of each in turn, `processes` times.
+ */
+export async function benchCold(socketPath: string, opts: ColdOptions): Promise<ColdResults> {
+  const o = { processes: 20, requests: 100, ...opts };
+  const env = clientEnv(socketPath);
+  const path = '/bench/cold';
+  const xs = await connect({ path: socketPath });
+  await xs.write(path, VALUE);
+  await xs.close();
+  const coldScript = join(projectRoot(), 'dist', 'bench', 'xenstore-cold.js');
+  const ours: number[][] = [];
+  const lib: number[][] = [];
+  const py: number[][] = [];
+  const requireMs: number[] = [];
+  const connectMs: number[] = [];
+  for (let i = 0; i < o.processes; i++) {
+    const c = JSON.parse(await runCollect(process.execPath, [coldScript, path, String(o.requests)], env)) as { requireNs: number; connectNs: number; read: number[] };
+    ours.push(c.read);
+    requireMs.push(c.requireNs / 1e6);
+    connectMs.push(c.connectNs / 1e6);
+    lib.push((JSON.parse(await runCollect(o.libxsBinary, [path, String(o.requests), '0', '0'], env)) as { read: number[] }).read);
+    py.push(JSON.parse(await runCollect(PYTHON, ['-c', PYXS_BENCH(path, o.requests, 0)], env)) as number[]);
+  }
+  const client = { ...coldStats(ours), requireMs: round(median(requireMs)), connectMs: round(median(connectMs)) };
+  const libxenstore = coldStats(lib);
+  return {
+    requestsPerProcess: o.requests,
+    client,
+    libxenstore,
+    pyxs: coldStats(py),
+    readMeanVsLibxenstore: round(client.read.meanUs / libxenstore.read.meanUs, 3),
+    readP99VsLibxenstore: round(client.read.p99Us / libxenstore.read.p99Us, 3),
+  };
+}
+
+export interface Trial {
+  label: string;
+  loadavgBefore: string;
+  warm: EndpointResults;
+  cold: ColdResults;
+}
+
+/** The issue's targets, as checked on one trial. */
+export function verdicts(t: Trial): { warmMean: boolean; coldMean: boolean; pipelined: boolean | null } {
+  const f = t.warm.client.pipelinedRead.fractionOfCeiling;
+  return { warmMean: t.warm.ratios.readMeanVsLibxenstore <= 1, coldMean: t.cold.readMeanVsLibxenstore <= 2, pipelined: f === undefined ? null : f >= 0.7 };
+}
+
+const fmt = (s: Stats) => `${s.meanUs} | ${s.medianUs} | ${s.p99Us}`;
+
+function spread(xs: number[]): string {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 1 ? String(s[0]) : `${s[0]} – ${round(median(s), 3)} – ${s[s.length - 1]}`;
+}
+
+export function markdown(trials: Trial[], meta: Record<string, unknown>): string {
   const lines = [
     '# xenstore client benchmark',
     '',
-    `Generated by \`npm run bench:xenstore\` on ${String(meta.date)}: Node ${String(meta.node)}, ${String(meta.cpus)} CPUs, load average at start ${String(meta.loadavg)}.`,
-    'Latencies are medians (and 99th percentiles) over all samples of interleaved rounds; every client talks to the same daemon.',
+    `Generated by \`npm run bench:xenstore\` on ${String(meta.date)}: Node ${String(meta.node)}, ${String(meta.cpus)} CPUs, load average at start ${String(meta.loadavg)}, ${trials.length} trial(s) with a fresh daemon each.`,
+    'Latencies in µs: mean | median | 99th percentile over all samples; every client talks to the same daemon. "Warm": steady state, rounds interleaved with libxenstore and pyxs. "Cold": the first requests of fresh processes, one process of each client in turn.',
     '',
   ];
-  for (const r of results) {
-    const row = (client: string, op: string, s: Stats, ratio: string) =>
-      `| ${client} | ${op} | ${s.medianUs} | ${s.p99Us} | ${s.opsPerSec} | ${ratio} |`;
+  if (trials.length > 1) {
+    const col = (f: (t: Trial) => number) => spread(trials.map(f));
     lines.push(
-      `## ${r.label}`,
+      '## Spread over trials (min – median – max)',
       '',
-      '| client | operation | median µs | p99 µs | ops/s | vs libxenstore |',
-      '|---|---|---:|---:|---:|---:|',
-      row('xen-sshm/xenstore', 'sequential read', r.client.readLatency, `${r.ratios.readLatencyVsLibxenstore} × latency`),
-      row('xen-sshm/xenstore', 'sequential write', r.client.writeLatency, `${r.ratios.writeLatencyVsLibxenstore} × latency`),
-      `| xen-sshm/xenstore | pipelined read (Promise.all of ${r.client.pipelinedRead.batch}) | ${round((r.client.pipelinedRead.medianBatchMs * 1000) / r.client.pipelinedRead.batch)} per read | | ${r.client.pipelinedRead.readsPerSec} | ${r.ratios.pipelinedVsLibxenstoreSequential} × sequential throughput |`,
-      row('libxenstore (C)', 'sequential read', r.libxenstore.readLatency, '1'),
-      row('libxenstore (C)', 'sequential write', r.libxenstore.writeLatency, '1'),
-      row('pyxs', 'sequential read', r.pyxs.readLatency, `${round(r.pyxs.readLatency.medianUs / r.libxenstore.readLatency.medianUs, 3)} × latency`),
-      '',
-      ...(r.client.pipelinedRead.daemonCeilingReadsPerSec
-        ? [
-            `The daemon spent ${r.client.pipelinedRead.daemonCpuUsPerRead} µs of CPU per pipelined read: being single-threaded, it cannot serve more than ${r.client.pipelinedRead.daemonCeilingReadsPerSec} reads/s on this machine (${round(r.client.pipelinedRead.daemonCeilingReadsPerSec / r.libxenstore.readLatency.opsPerSec)} × libxenstore's sequential throughput), whatever the client. Pipelining reached ${round((100 * r.client.pipelinedRead.readsPerSec) / r.client.pipelinedRead.daemonCeilingReadsPerSec, 0)} % of that ceiling.`,
-            '',
-          ]
-        : []),
-      `Targets: sequential read latency at most 1.0 × libxenstore's (measured ${r.ratios.readLatencyVsLibxenstore}: ${r.ratios.readLatencyVsLibxenstore <= 1 ? 'met' : 'not met'}); pipelined reads at least 5 × libxenstore's sequential throughput (measured ${r.ratios.pipelinedVsLibxenstoreSequential}: ${r.ratios.pipelinedVsLibxenstoreSequential >= 5 ? 'met' : 'not met'}).`,
+      '| figure | target | spread |',
+      '|---|---|---|',
+      `| warm mean sequential read, ours / libxenstore | <= 1.0 | ${col((t) => t.warm.ratios.readMeanVsLibxenstore)} |`,
+      `| warm p99 sequential read, ours / libxenstore | reported | ${col((t) => t.warm.ratios.readP99VsLibxenstore)} |`,
+      `| cold first-${trials[0].cold.requestsPerProcess} mean read, ours / libxenstore | <= 2.0 | ${col((t) => t.cold.readMeanVsLibxenstore)} |`,
+      `| cold first-${trials[0].cold.requestsPerProcess} p99 read, ours / libxenstore | reported | ${col((t) => t.cold.readP99VsLibxenstore)} |`,
+      `| pipelined reads / the daemon's ceiling | >= 0.7 | ${col((t) => t.warm.client.pipelinedRead.fractionOfCeiling ?? NaN)} |`,
+      `| warm mean sequential write, ours / libxenstore | reported | ${col((t) => t.warm.ratios.writeMeanVsLibxenstore)} |`,
       '',
     );
   }
+  trials.forEach((t, i) => {
+    const w = t.warm;
+    const c = t.cold;
+    const v = verdicts(t);
+    const yes = (b: boolean | null) => (b === null ? 'not measured' : b ? 'met' : 'not met');
+    const p = w.client.pipelinedRead;
+    lines.push(
+      `## Trial ${i + 1}: ${t.label} (load average ${t.loadavgBefore})`,
+      '',
+      '| client | measurement | samples | mean | median | p99 |',
+      '|---|---|---:|---:|---:|---:|',
+      `| xen-sshm/xenstore | warm sequential read | ${w.client.readLatency.samples} | ${fmt(w.client.readLatency)} |`,
+      `| libxenstore (C) | warm sequential read | ${w.libxenstore.readLatency.samples} | ${fmt(w.libxenstore.readLatency)} |`,
+      `| pyxs | warm sequential read | ${w.pyxs.readLatency.samples} | ${fmt(w.pyxs.readLatency)} |`,
+      `| xen-sshm/xenstore | warm sequential write | ${w.client.writeLatency.samples} | ${fmt(w.client.writeLatency)} |`,
+      `| libxenstore (C) | warm sequential write | ${w.libxenstore.writeLatency.samples} | ${fmt(w.libxenstore.writeLatency)} |`,
+      `| xen-sshm/xenstore | cold: first ${c.requestsPerProcess} reads of ${c.client.processes} processes | ${c.client.read.samples} | ${fmt(c.client.read)} |`,
+      `| libxenstore (C) | cold: first ${c.requestsPerProcess} reads of ${c.libxenstore.processes} processes | ${c.libxenstore.read.samples} | ${fmt(c.libxenstore.read)} |`,
+      `| pyxs | cold: first ${c.requestsPerProcess} reads of ${c.pyxs.processes} processes | ${c.pyxs.read.samples} | ${fmt(c.pyxs.read)} |`,
+      `| xen-sshm/xenstore | cold: the first read of each process | ${c.client.first.samples} | ${fmt(c.client.first)} |`,
+      `| libxenstore (C) | cold: the first read of each process | ${c.libxenstore.first.samples} | ${fmt(c.libxenstore.first)} |`,
+      `| pyxs | cold: the first read of each process | ${c.pyxs.first.samples} | ${fmt(c.pyxs.first)} |`,
+      '',
+      `Before its first request, a fresh process of ours spent ${c.client.requireMs} ms loading xen-sshm/xenstore and ${c.client.connectMs} ms connecting (medians).`,
+      '',
+      `Pipelined reads (Promise.all of ${p.batch}): ${p.readsPerSec} reads/s (${w.ratios.pipelinedVsLibxenstoreSequential} × libxenstore's sequential throughput).` +
+        (p.daemonCeilingReadsPerSec
+          ? ` The daemon spent ${p.daemonCpuUsPerRead} µs of CPU per pipelined read: single-threaded, it cannot serve more than ${p.daemonCeilingReadsPerSec} reads/s here, whatever the client; pipelining reached ${round(100 * (p.fractionOfCeiling ?? 0), 0)} % of that ceiling.`
+          : ''),
+      '',
+      `Targets: warm mean sequential read at most 1.0 × libxenstore's (measured ${w.ratios.readMeanVsLibxenstore}: ${yes(v.warmMean)}); cold first-${c.requestsPerProcess} mean at most 2 × (measured ${c.readMeanVsLibxenstore}: ${yes(v.coldMean)}); pipelined reads at least 70 % of the daemon's ceiling (${yes(v.pipelined)}). p99 ratios: warm ${w.ratios.readP99VsLibxenstore}, cold ${c.readP99VsLibxenstore}.`,
+      '',
+    );
+  });
   return lines.join('\n');
 }
 
+const USAGE = `usage: node dist/bench/xenstore.js [options]
+  --trials N          trials, each with a fresh daemon (default 3)
+  --rounds N          warm rounds per trial (default 10)
+  --reads N           warm sequential reads per round and client (default 2000)
+  --writes N          warm sequential writes per round (default 500)
+  --pyxs-reads N      warm pyxs reads per round (default 500)
+  --batch N           pipelined reads per batch (default 1000)
+  --batches N         pipelined batches per round (default 6)
+  --cold-processes N  fresh processes per client and trial (default 20)
+  --cold-requests N   requests timed in each (default 100)
+  --out DIR           where xenstore.json and xenstore.md go (default bench/results)
+  --quick             a short run: 1 trial, small counts`;
+
+function positive(name: string, v: string | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
 async function main(): Promise<void> {
-  const work = mkdtempSync(join(tmpdir(), 'xen-sshm-bench-'));
-  const meta = {
-    date: new Date().toISOString(),
-    node: process.version,
-    cpus: cpus().length,
-    loadavg: loadavg().map((x) => round(x)).join(' '),
+  const { values } = parseArgs({
+    options: {
+      trials: { type: 'string' },
+      rounds: { type: 'string' },
+      reads: { type: 'string' },
+      writes: { type: 'string' },
+      'pyxs-reads': { type: 'string' },
+      batch: { type: 'string' },
+      batches: { type: 'string' },
+      'cold-processes': { type: 'string' },
+      'cold-requests': { type: 'string' },
+      out: { type: 'string' },
+      quick: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    return;
+  }
+  const q = values.quick === true;
+  const trials = positive('trials', values.trials, q ? 1 : 3);
+  const warm = {
+    rounds: positive('rounds', values.rounds, q ? 2 : 10),
+    reads: positive('reads', values.reads, q ? 500 : 2000),
+    writes: positive('writes', values.writes, q ? 100 : 500),
+    pyxsReads: positive('pyxs-reads', values['pyxs-reads'], q ? 100 : 500),
+    batch: positive('batch', values.batch, 1000),
+    batchesPerRound: positive('batches', values.batches, q ? 2 : 6),
   };
-  const results: EndpointResults[] = [];
+  const cold = { processes: positive('cold-processes', values['cold-processes'], q ? 5 : 20), requests: positive('cold-requests', values['cold-requests'], 100) };
+  const outDir = values.out ?? join(projectRoot(), 'bench', 'results');
+
+  const work = mkdtempSync(join(tmpdir(), 'xen-sshm-bench-'));
+  const meta = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, loadavg: loadavg().map((x) => round(x)).join(' '), options: { trials, ...warm, cold } };
+  const results: Trial[] = [];
   try {
     const libxsBinary = await buildLibxsBench(work);
-    for (const target of BENCH_TARGETS) {
-      const t = await target.start();
-      try {
-        process.stderr.write(`bench:xenstore: measuring ${target.label}...\n`);
-        results.push(await benchEndpoint(target.label, t.socketPath, { libxsBinary, daemonPid: t.pid }));
-      } finally {
-        await t.stop();
+    for (let i = 0; i < trials; i++) {
+      for (const target of BENCH_TARGETS) {
+        const t = await target.start();
+        try {
+          process.stderr.write(`bench:xenstore: trial ${i + 1}/${trials}, ${target.label}...\n`);
+          const loadavgBefore = loadavg().map((x) => round(x)).join(' ');
+          const w = await benchEndpoint(target.label, t.socketPath, { ...warm, libxsBinary, daemonPid: t.pid });
+          const c = await benchCold(t.socketPath, { ...cold, libxsBinary });
+          results.push({ label: target.label, loadavgBefore, warm: w, cold: c });
+        } finally {
+          await t.stop();
+        }
       }
     }
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
-  const outDir = join(projectRoot(), 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
-  writeFileSync(join(outDir, 'xenstore.json'), JSON.stringify({ meta, results }, null, 2) + '\n');
+  writeFileSync(join(outDir, 'xenstore.json'), JSON.stringify({ meta, trials: results }, null, 2) + '\n');
   const md = markdown(results, meta);
   writeFileSync(join(outDir, 'xenstore.md'), md);
   process.stdout.write(md + '\n');

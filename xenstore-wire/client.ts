@@ -8,8 +8,8 @@
  *   for await (const ev of xs.watch('/local/domain/0/x')) { ... }
  *   await xs.close();
  */
-import { MessageType, messageTypeName } from './constants';
-import { encodeFrame, Frame } from './codec';
+import { MessageType, XenstoreFeature, XenstoreFeatureName, messageTypeName } from './constants';
+import { frameOf, Frame } from './codec';
 import { FrameDecoder, REPLY_PAYLOAD_BOUND } from './framing';
 import {
   request,
@@ -22,6 +22,8 @@ import {
   parseGetPerms,
   parseWatchEvent,
   parseErrorName,
+  parseDecimal,
+  parseQuotaNames,
 } from './payload';
 import { validatePath } from './paths';
 import { Permission, PermissionLike, formatPerms } from './perms';
@@ -55,7 +57,24 @@ export interface TransactionOptions {
   onRetry?: (attempt: number, err: XenstoreError) => void;
 }
 
+/** Options of `watch()`. */
+export interface WatchOptions {
+  /** Default: `xs1`, `xs2`... (unique on the connection). */
+  token?: string;
+  /**
+   * Xen 4.22: how many levels below the path fire (0 = the node itself only). Needs the
+   * daemon's XENSTORE_SERVER_FEATURE_WATCHDEPTH; without it the watch ends with XenstoreError
+   * ENOSYS (source 'client') and nothing is sent.
+   */
+  depth?: number;
+}
+
+/** A watch path that only a daemon with watch depth understands, e.g. `@releaseDomain/5`. */
+const SPECIAL_WITH_COMPONENT = /^@[^/]+\//;
+
 const TX_DEFAULTS: Required<Omit<TransactionOptions, 'onRetry'>> = { maxAttempts: 32, baseDelayMs: 1, maxDelayMs: 200 };
+
+const READ_RULES = { op: 'READ' } as const;
 
 /** DIRECTORY_PART restarts allowed when the node keeps changing under us. */
 const DIRECTORY_PART_MAX_RESTARTS = 64;
@@ -79,8 +98,13 @@ export abstract class XenstoreOps {
   }
 
   /** The node's value as bytes (ENOENT if it does not exist). */
-  async read(path: string): Promise<Buffer> {
-    validatePath(path, { op: 'READ' });
+  read(path: string): Promise<Buffer> {
+    // Not an async function: the most frequent request stays one promise deep.
+    try {
+      validatePath(path, READ_RULES);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return this.call(MessageType.READ, request.read(path), path);
   }
 
@@ -254,6 +278,10 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
   private resolveClosed!: (err: XenstoreWireError | null) => void;
   private drainWaiters: (() => void)[] = [];
   private readonly txDefaults: TransactionOptions;
+  /** This connection's feature bitmap (GET_FEATURE), asked once; 0 when the daemon lacks it. */
+  private featureBits: Promise<number> | null = null;
+  /** Watches waiting for the feature check before their WATCH is sent. */
+  private readonly unsentWatches = new Set<Watch>();
   /**
    * Resolves when the connection has ended: with null after close(), with the ConnectionError
    * (or the ProtocolError) that ended it otherwise. Never rejects.
@@ -312,9 +340,24 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
     const reqId = this.allocReqId();
     return new Promise<Buffer>((resolve, reject) => {
       this.pending.set(reqId, { type, path, txId, resolve, reject });
-      this.transport.send(encodeFrame({ type, reqId, txId, payload }), reqId);
+      this.transport.send(frameOf(type, reqId, txId, payload), reqId);
       if (payload.length === 0) this.nudge();
     });
+  }
+
+  /**
+   * Sends a request outside any transaction, its payload built by `make`: a number out of range
+   * (a domid, a port ...) becomes XenstoreError EINVAL from the client, like a bad path.
+   */
+  private ask(type: MessageType, make: () => Buffer): Promise<Buffer> {
+    let payload: Buffer;
+    try {
+      payload = make();
+    } catch (e) {
+      if (!(e instanceof RangeError)) return Promise.reject(e);
+      return Promise.reject(new XenstoreError('EINVAL', { op: messageTypeName(type), source: 'client', detail: e.message }));
+    }
+    return this._request(type, payload, 0);
   }
 
   /**
@@ -328,7 +371,7 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
     const reqId = this.allocReqId();
     const drop = () => undefined;
     this.pending.set(reqId, { type: MessageType.GET_DOMAIN_PATH, txId: 0, resolve: drop, reject: drop });
-    this.transport.send(encodeFrame({ type: MessageType.GET_DOMAIN_PATH, reqId, txId: 0, payload: request.getDomainPath(0) }), reqId);
+    this.transport.send(frameOf(MessageType.GET_DOMAIN_PATH, reqId, 0, request.getDomainPath(0)), reqId);
   }
 
   private allocReqId(): number {
@@ -403,6 +446,10 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
       return;
     }
     this.settle(f.reqId);
+    if (f.type === p.type) {
+      p.resolve(f.payload);
+      return;
+    }
     const op = messageTypeName(p.type);
     if (f.type === MessageType.ERROR) {
       let name: string;
@@ -415,16 +462,12 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
       p.reject(new XenstoreError(name, { op, path: p.path, txId: p.txId, source: 'daemon' }));
       return;
     }
-    if (f.type !== p.type) {
-      p.reject(
-        new ProtocolError('unexpected-reply-type', `${op} request (req_id ${f.reqId}) answered with ${messageTypeName(f.type)}`, {
-          op,
-          path: p.path,
-        }),
-      );
-      return;
-    }
-    p.resolve(f.payload);
+    p.reject(
+      new ProtocolError('unexpected-reply-type', `${op} request (req_id ${f.reqId}) answered with ${messageTypeName(f.type)}`, {
+        op,
+        path: p.path,
+      }),
+    );
   }
 
   private settle(reqId: number): void {
@@ -442,6 +485,7 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
     for (const w of this.drainWaiters.splice(0)) w();
     const watches = [...this.watches.values()];
     this.watches.clear();
+    this.unsentWatches.clear();
     for (const w of watches) w._end(byClose ? undefined : err);
     if (!byClose) void this.transport.close();
     this.resolveClosed(byClose ? null : err);
@@ -457,6 +501,7 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
       if (this.pending.size > 0 && !this.failure) await new Promise<void>((r) => this.drainWaiters.push(r));
       const watches = [...this.watches.values()];
       this.watches.clear();
+      this.unsentWatches.clear();
       for (const w of watches) w._end();
       await this.transport.close();
       // A transport that was already gone has reported itself; make sure we are marked closed.
@@ -523,9 +568,13 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
     }
   }
 
-  private registerWatch(path: string, token: string | undefined, listener?: WatchListener, onError?: (e: Error) => void): Watch {
+  private registerWatch(path: string, opts: WatchOptions, listener?: WatchListener, onError?: (e: Error) => void): Watch {
     validatePath(path, { op: 'WATCH', allowSpecial: true });
-    const tok = token ?? this.allocToken();
+    const { depth } = opts;
+    if (depth !== undefined && (!Number.isInteger(depth) || depth < 0 || depth > 0x7fffffff)) {
+      throw new XenstoreError('EINVAL', { op: 'WATCH', path, source: 'client', detail: `watch depth ${depth}: an integer of 0 or more` });
+    }
+    const tok = opts.token ?? this.allocToken();
     if (tok.includes('\0') || tok === '') {
       throw new XenstoreError('EINVAL', { op: 'WATCH', path, source: 'client', detail: 'a token is a non-empty string without NUL' });
     }
@@ -533,14 +582,48 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
       // Events are routed by token: two live watches may not share one.
       throw new XenstoreError('EEXIST', { op: 'WATCH', path, source: 'client', detail: `token ${JSON.stringify(tok)} already in use on this connection` });
     }
-    const w = new Watch(path, tok, this, listener, onError);
+    const w = new Watch(path, tok, this, listener, onError, depth);
     if (!this.isOpen) {
       w._end(this.failure instanceof ConnectionError ? this.failure.forRequest(MessageType.WATCH, path) : this.failure ?? new ConnectionError('ECONNABORTED', 'connection closed', { path: this.transport.path }));
       return w;
     }
     // Registered before sending: the initial firing may come right behind the acknowledgement.
     this.watches.set(tok, w);
-    this._request(MessageType.WATCH, request.watch(path, tok), 0, path).then(
+    if (depth === undefined && !SPECIAL_WITH_COMPONENT.test(path)) {
+      this.sendWatch(w);
+      return w;
+    }
+    // A daemon without watch depth refuses a depth (EINVAL from C xenstored and oxenstored
+    // 4.17) but accepts `@releaseDomain/5` and then never fires it: ask first.
+    this.unsentWatches.add(w);
+    const pending = (): boolean => this.unsentWatches.delete(w) && !w.ended;
+    this.hasFeature('WATCHDEPTH').then(
+      (ok) => {
+        if (!pending()) return; // closed, reset or disconnected meanwhile
+        if (ok) {
+          this.sendWatch(w);
+          return;
+        }
+        const what = depth !== undefined ? 'a watch depth' : `the watch path ${path}`;
+        this.dropWatch(
+          w,
+          new XenstoreError('ENOSYS', {
+            op: 'WATCH',
+            path,
+            source: 'client',
+            detail: `${what} needs XENSTORE_SERVER_FEATURE_WATCHDEPTH, which this daemon does not offer (C xenstored offers it from Xen 4.22)`,
+          }),
+        );
+      },
+      (e: Error) => {
+        if (pending()) this.dropWatch(w, e);
+      },
+    );
+    return w;
+  }
+
+  private sendWatch(w: Watch): void {
+    this._request(MessageType.WATCH, request.watch(w.path, w.token, w.depth), 0, w.path).then(
       (reply) => {
         try {
           parseOk(reply, MessageType.WATCH);
@@ -551,7 +634,6 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
       },
       (e: Error) => this.dropWatch(w, e),
     );
-    return w;
   }
 
   private dropWatch(w: Watch, err: Error): void {
@@ -562,22 +644,41 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
   /**
    * Watches `path` (and everything below it; `@introduceDomain` and `@releaseDomain` too) and
    * returns an async iterable of events, starting with the initial firing. `break` out of a
-   * for-await loop, or call `close()`, to unwatch. Invalid paths and tokens throw at once.
+   * for-await loop, or call `close()`, to unwatch. Invalid paths, tokens and depths throw at
+   * once. The second argument is the token, or the options.
    */
-  watch(path: string, token?: string): Watch {
-    return this.registerWatch(path, token);
+  watch(path: string, tokenOrOptions?: string | WatchOptions): Watch {
+    return this.registerWatch(path, typeof tokenOrOptions === 'string' ? { token: tokenOrOptions } : tokenOrOptions ?? {});
   }
 
   /** Callback form of watch(): resolves once the daemon accepted the watch. */
-  async onWatch(path: string, listener: WatchListener, opts: { token?: string; onError?: (err: Error) => void } = {}): Promise<Watch> {
-    const w = this.registerWatch(path, opts.token, listener, opts.onError);
+  async onWatch(path: string, listener: WatchListener, opts: WatchOptions & { onError?: (err: Error) => void } = {}): Promise<Watch> {
+    const w = this.registerWatch(path, opts, listener, opts.onError);
     await w.ready;
     return w;
+  }
+
+  /**
+   * Watches the release of one domain: `@releaseDomain/<domid>` (Xen 4.22), which fires when
+   * that domain shuts down, crashes or is released, after the initial firing. A daemon without
+   * XENSTORE_SERVER_FEATURE_WATCHDEPTH ends it with XenstoreError ENOSYS (source 'client'):
+   * watch `@releaseDomain` there (it fires for every domain) and re-check the domain.
+   */
+  watchDomainRelease(domid: number, opts: { token?: string } = {}): Watch {
+    if (!Number.isInteger(domid) || domid < 0 || domid > 0xffff) {
+      throw new XenstoreError('EINVAL', { op: 'WATCH', source: 'client', detail: `domid ${domid}: an integer in 0..65535` });
+    }
+    return this.watch(`@releaseDomain/${domid}`, opts);
   }
 
   /** @internal called by Watch.close(). */
   async unwatch(w: Watch): Promise<void> {
     if (this.watches.get(w.token) !== w) return;
+    if (this.unsentWatches.delete(w)) {
+      // Closed before its WATCH went out: nothing to undo in the daemon.
+      this.watches.delete(w.token);
+      return;
+    }
     try {
       parseOk(await this._request(MessageType.UNWATCH, request.unwatch(w.path, w.token), 0, w.path), MessageType.UNWATCH);
     } finally {
@@ -591,6 +692,7 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
     parseOk(await this._request(MessageType.RESET_WATCHES, request.resetWatches(), 0), MessageType.RESET_WATCHES);
     const watches = [...this.watches.values()];
     this.watches.clear();
+    this.unsentWatches.clear();
     for (const w of watches) w._end();
   }
 
@@ -598,36 +700,86 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
 
   /** GET_DOMAIN_PATH: where the domain's home lives, e.g. /local/domain/5. */
   async getDomainPath(domid: number): Promise<string> {
-    return parseString(await this._request(MessageType.GET_DOMAIN_PATH, request.getDomainPath(domid), 0));
+    return parseString(await this.ask(MessageType.GET_DOMAIN_PATH, () => request.getDomainPath(domid)));
   }
 
   async isDomainIntroduced(domid: number): Promise<boolean> {
-    return parseBool(await this._request(MessageType.IS_DOMAIN_INTRODUCED, request.isDomainIntroduced(domid), 0));
+    return parseBool(await this.ask(MessageType.IS_DOMAIN_INTRODUCED, () => request.isDomainIntroduced(domid)));
   }
 
   /** INTRODUCE: tells xenstored about a new domain's ring page (mfn/gfn) and event channel. */
   async introduce(domid: number, mfn: number | bigint, eventChannel: number): Promise<void> {
-    parseOk(await this._request(MessageType.INTRODUCE, request.introduce(domid, mfn, eventChannel), 0), MessageType.INTRODUCE);
+    parseOk(await this.ask(MessageType.INTRODUCE, () => request.introduce(domid, mfn, eventChannel)), MessageType.INTRODUCE);
   }
 
   /** RELEASE: xenstored forgets the domain (fires @releaseDomain). */
   async release(domid: number): Promise<void> {
-    parseOk(await this._request(MessageType.RELEASE, request.release(domid), 0), MessageType.RELEASE);
+    parseOk(await this.ask(MessageType.RELEASE, () => request.release(domid)), MessageType.RELEASE);
   }
 
   /** RESUME: clears the domain's "shutdown" flag after a suspend was cancelled. */
   async resume(domid: number): Promise<void> {
-    parseOk(await this._request(MessageType.RESUME, request.resume(domid), 0), MessageType.RESUME);
+    parseOk(await this.ask(MessageType.RESUME, () => request.resume(domid)), MessageType.RESUME);
   }
 
   /** SET_TARGET: gives `domid` the privileges of a device model over `target`. */
   async setTarget(domid: number, target: number): Promise<void> {
-    parseOk(await this._request(MessageType.SET_TARGET, request.setTarget(domid, target), 0), MessageType.SET_TARGET);
+    parseOk(await this.ask(MessageType.SET_TARGET, () => request.setTarget(domid, target)), MessageType.SET_TARGET);
   }
 
   /** CONTROL (xenstore-control): a daemon command such as 'log' or 'help'; returns the answer text. */
   async control(command: string, ...args: (string | Buffer)[]): Promise<string> {
-    return parseString(await this._request(MessageType.CONTROL, request.control(command, ...args), 0));
+    return parseString(await this.ask(MessageType.CONTROL, () => request.control(command, ...args)));
+  }
+
+  // ------------------------------------------------------------------------- features, quotas
+  // GET/SET_FEATURE and GET/SET_QUOTA (docs/misc/xenstore.txt; C xenstored 4.21 and 4.22).
+  // Daemons without them (C xenstored 4.17 and 4.20, oxenstored) answer XenstoreError ENOSYS.
+
+  /**
+   * GET_FEATURE: the XenstoreFeature bits offered to `domid`, or to this connection when
+   * omitted (naming a domain needs dom0).
+   */
+  async getFeature(domid?: number): Promise<number> {
+    return parseDecimal(await this.ask(MessageType.GET_FEATURE, () => request.getFeature(domid)), MessageType.GET_FEATURE);
+  }
+
+  /** SET_FEATURE (dom0): the features a domain gets; EBUSY once the domain is introduced. */
+  async setFeature(domid: number, features: number): Promise<void> {
+    parseOk(await this.ask(MessageType.SET_FEATURE, () => request.setFeature(domid, features)), MessageType.SET_FEATURE);
+  }
+
+  /**
+   * True if the daemon offers `feature` (a XenstoreFeature name or bit) to this connection.
+   * Asked once per connection (a daemon never withdraws a bit); a daemon without GET_FEATURE
+   * (ENOSYS) offers none.
+   */
+  async hasFeature(feature: XenstoreFeatureName | number): Promise<boolean> {
+    const bit = typeof feature === 'number' ? feature : XenstoreFeature[feature];
+    this.featureBits ??= this.getFeature().catch((e: unknown) => {
+      if (e instanceof XenstoreError && e.code === 'ENOSYS' && e.source === 'daemon') return 0;
+      this.featureBits = null; // lost connection or refusal: ask again next time
+      throw e;
+    });
+    return ((await this.featureBits) & bit) === bit;
+  }
+
+  /**
+   * GET_QUOTA (dom0): quota `quota` (e.g. 'nodes', 'watches', 'node-size') of `domid`, or the
+   * global default for new domains when omitted. 0 means the quota is not checked.
+   */
+  async getQuota(quota: string, domid?: number): Promise<number> {
+    return parseDecimal(await this.ask(MessageType.GET_QUOTA, () => request.getQuota(domid, quota)), MessageType.GET_QUOTA);
+  }
+
+  /** GET_QUOTA without arguments (dom0): the names of the quotas the daemon knows. */
+  async getQuotaNames(): Promise<string[]> {
+    return parseQuotaNames(await this.ask(MessageType.GET_QUOTA, () => request.getQuota()));
+  }
+
+  /** SET_QUOTA (dom0): quota `quota` of `domid`, or the global default when omitted. */
+  async setQuota(quota: string, value: number, domid?: number): Promise<void> {
+    parseOk(await this.ask(MessageType.SET_QUOTA, () => request.setQuota(domid, quota, value)), MessageType.SET_QUOTA);
   }
 }
 

@@ -37,30 +37,36 @@ function checkU32(name: string, v: number): void {
   }
 }
 
+/**
+ * The header is assembled in a Uint32Array, whose elements are in the host's byte order: the
+ * order the protocol uses. Copying its 16 bytes with TypedArray.set() is a built-in, where four
+ * Buffer.writeUInt32LE() calls run as interpreted JavaScript in a fresh process (the client's
+ * first requests; see docs/notes/xenstore-client-wave2.md).
+ */
+const headerWords = new Uint32Array(4);
+const headerBytes = new Uint8Array(headerWords.buffer);
+
+/**
+ * @internal One frame of `type`, header and payload in one new buffer. The fields are trusted
+ * to be uint32 (encodeFrame checks them for callers from outside).
+ */
+export function frameOf(type: number, reqId: number, txId: number, payload: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(XS_HEADER_SIZE + payload.length);
+  headerWords[0] = type;
+  headerWords[1] = reqId;
+  headerWords[2] = txId;
+  headerWords[3] = payload.length;
+  out.set(headerBytes, 0);
+  out.set(payload, XS_HEADER_SIZE);
+  return out;
+}
+
 /** Header then payload; `len` is filled from the payload, last, as in the wire struct. */
 export function encodeFrame(frame: Frame): Buffer {
   checkU32('type', frame.type);
   checkU32('reqId', frame.reqId);
   checkU32('txId', frame.txId);
-  const out = Buffer.allocUnsafe(XS_HEADER_SIZE + frame.payload.length);
-  writeHeader(out, 0, frame.type, frame.reqId, frame.txId, frame.payload.length);
-  frame.payload.copy(out, XS_HEADER_SIZE);
-  return out;
-}
-
-/** Writes the four header fields at `offset` of `buf` in host byte order. */
-export function writeHeader(buf: Buffer, offset: number, type: number, reqId: number, txId: number, len: number): void {
-  if (HOST_LITTLE_ENDIAN) {
-    buf.writeUInt32LE(type, offset);
-    buf.writeUInt32LE(reqId, offset + 4);
-    buf.writeUInt32LE(txId, offset + 8);
-    buf.writeUInt32LE(len, offset + 12);
-  } else {
-    buf.writeUInt32BE(type, offset);
-    buf.writeUInt32BE(reqId, offset + 4);
-    buf.writeUInt32BE(txId, offset + 8);
-    buf.writeUInt32BE(len, offset + 12);
-  }
+  return frameOf(frame.type, frame.reqId, frame.txId, frame.payload);
 }
 
 /** Reads the 16-byte header at `offset`; throws RangeError if fewer than 16 bytes remain. */

@@ -2,7 +2,7 @@
  * Stream -> whole messages. A small state machine (waiting for a header, then for `len`
  * payload bytes) fed with whatever chunks the transport delivers, split anywhere.
  */
-import { Frame, decodeHeader, FrameHeader } from './codec';
+import { Frame, decodeHeader, FrameHeader, HOST_LITTLE_ENDIAN } from './codec';
 import { XS_HEADER_SIZE, XENSTORE_PAYLOAD_MAX, messageTypeName } from './constants';
 import { ProtocolError } from './errors';
 
@@ -52,25 +52,24 @@ export class FrameDecoder {
    */
   push(chunk: Buffer): Frame[] {
     if (this.failure) throw this.failure;
-    if (chunk.length > 0) {
-      this.chunks.push(chunk);
-      this.buffered += chunk.length;
-    }
     const out: Frame[] = [];
+    let rest = chunk;
+    if (this.buffered === 0 && this.header === null) {
+      // Nothing held from earlier chunks (the usual case: a read holding whole replies): take
+      // the frames straight from the chunk. What is left over, if anything, goes the long way.
+      const at = this.wholeFrames(chunk, out);
+      if (at === chunk.length) return out;
+      rest = chunk.subarray(at);
+    }
+    if (rest.length > 0) {
+      this.chunks.push(rest);
+      this.buffered += rest.length;
+    }
     for (;;) {
       if (this.header === null) {
         if (this.buffered < XS_HEADER_SIZE) break;
         const h = decodeHeader(this.take(XS_HEADER_SIZE));
-        if (h.len > this.maxPayload) {
-          this.failure = new ProtocolError(
-            'oversized-frame',
-            `${messageTypeName(h.type)} message (req_id ${h.reqId}) announces a ${h.len}-byte payload, over the ${this.maxPayload}-byte bound`,
-            { op: messageTypeName(h.type) },
-          );
-          this.chunks = [];
-          this.buffered = 0;
-          throw this.failure;
-        }
+        if (h.len > this.maxPayload) this.oversized(h.type, h.reqId, h.len);
         this.header = h;
       }
       if (this.buffered < this.header.len) break;
@@ -79,6 +78,41 @@ export class FrameDecoder {
       out.push({ type: h.type, reqId: h.reqId, txId: h.txId, payload: this.take(h.len) });
     }
     return out;
+  }
+
+  /**
+   * Appends the whole frames at the start of `chunk` to `out`; returns where the first
+   * incomplete one starts (or chunk.length). Headers are read through a DataView, a built-in,
+   * rather than Buffer.readUInt32LE(), which runs as interpreted JavaScript in a fresh process.
+   * Throws like push() for an oversized frame.
+   */
+  private wholeFrames(chunk: Buffer, out: Frame[]): number {
+    if (chunk.length < XS_HEADER_SIZE) return 0;
+    const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.length);
+    let at = 0;
+    while (chunk.length - at >= XS_HEADER_SIZE) {
+      const len = view.getUint32(at + 12, HOST_LITTLE_ENDIAN);
+      const type = view.getUint32(at, HOST_LITTLE_ENDIAN);
+      const reqId = view.getUint32(at + 4, HOST_LITTLE_ENDIAN);
+      if (len > this.maxPayload) this.oversized(type, reqId, len);
+      const end = at + XS_HEADER_SIZE + len;
+      if (end > chunk.length) break;
+      out.push({ type, reqId, txId: view.getUint32(at + 8, HOST_LITTLE_ENDIAN), payload: chunk.subarray(at + XS_HEADER_SIZE, end) });
+      at = end;
+    }
+    return at;
+  }
+
+  private oversized(type: number, reqId: number, len: number): never {
+    this.failure = new ProtocolError(
+      'oversized-frame',
+      `${messageTypeName(type)} message (req_id ${reqId}) announces a ${len}-byte payload, over the ${this.maxPayload}-byte bound`,
+      { op: messageTypeName(type) },
+    );
+    this.chunks = [];
+    this.buffered = 0;
+    this.header = null;
+    throw this.failure;
   }
 
   /** Removes and returns the first n buffered bytes (a view when they lie in one chunk). */

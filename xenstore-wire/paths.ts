@@ -33,8 +33,12 @@ export function isWellKnownSpecialPath(path: string): boolean {
 }
 
 /** Why `path` breaks the rules, or null when it is valid. */
+/** The usual shape, checked in one go: absolute, components of valid characters, short enough. */
+const PLAIN_ABSOLUTE = /^\/[A-Za-z0-9\-_@]+(?:\/[A-Za-z0-9\-_@]+)*$/;
+
 export function pathProblem(path: string, rules: PathRules = {}): string | null {
   if (typeof path !== 'string') return 'path is not a string';
+  if (path.length <= XENSTORE_ABS_PATH_MAX && PLAIN_ABSOLUTE.test(path)) return null;
   if (path.length === 0) return 'empty path';
   if (!VALID_CHARS.test(path)) {
     const bad = [...path].find((c) => !/[A-Za-z0-9\-/_@]/.test(c)) ?? '?';

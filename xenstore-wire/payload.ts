@@ -10,6 +10,11 @@ import { DOMID_MAX, Permission, PermissionLike, formatPerms, parsePerm } from '.
 
 const NUL = Buffer.from([0]);
 
+/** One string and its NUL: the payload of every request that names only a path. */
+function nulTerminated(s: string): Buffer {
+  return Buffer.from(`${s}\0`, 'utf8');
+}
+
 /** Each part followed by a NUL: joinNul('a', 'b') = "a\0b\0". */
 export function joinNul(...parts: (string | Buffer)[]): Buffer {
   if (parts.length === 0) return Buffer.alloc(0);
@@ -93,11 +98,11 @@ function u64String(what: string, n: number | bigint): string {
 // Request builders: each returns the payload for its message type.
 
 export const request = {
-  directory: (path: string) => joinNul(path),
+  directory: (path: string) => nulTerminated(path),
   /** `offset` is the byte offset into the listing to continue from. */
   directoryPart: (path: string, offset: number) => joinNul(path, u32String('offset', offset)),
-  read: (path: string) => joinNul(path),
-  getPerms: (path: string) => joinNul(path),
+  read: (path: string) => nulTerminated(path),
+  getPerms: (path: string) => nulTerminated(path),
   /**
    * `depth` (Xen 4.22, XENSTORE_SERVER_FEATURE_WATCHDEPTH): how many levels below `path` still
    * fire; 0 = the node itself only. Without it every descendant fires.
@@ -114,8 +119,8 @@ export const request = {
   getDomainPath: (domid: number) => joinNul(u32String('domid', domid)),
   /** path NUL then the value bytes, with no trailing NUL. */
   write: (path: string, value: string | Uint8Array) => Buffer.concat([Buffer.from(path, 'utf8'), NUL, valueBytes(value)]),
-  mkdir: (path: string) => joinNul(path),
-  rm: (path: string) => joinNul(path),
+  mkdir: (path: string) => nulTerminated(path),
+  rm: (path: string) => nulTerminated(path),
   setPerms: (path: string, perms: readonly PermissionLike[]) => joinNul(path, ...formatPerms(perms)),
   isDomainIntroduced: (domid: number) => joinNul(u32String('domid', domid)),
   resume: (domid: number) => joinNul(u32String('domid', domid)),
@@ -406,3 +411,98 @@ export function parseRequest(type: number, payload: Buffer): DecodedRequest {
       throw new ProtocolError('unknown-message-type', `${messageTypeName(type)} is not a request type`, { op: messageTypeName(type) });
   }
 }
+
+// ----------------------------------------------------------------------------------------
+// Replies by type, for tools (tracers, proxies): what the daemon answered.
+
+/** Request types whose success reply is "OK" (docs/misc/xenstore.txt: no reply format given). */
+const OK_REPLY_TYPES: ReadonlySet<number> = new Set([
+  MessageType.WATCH,
+  MessageType.UNWATCH,
+  MessageType.TRANSACTION_END,
+  MessageType.INTRODUCE,
+  MessageType.RELEASE,
+  MessageType.WRITE,
+  MessageType.MKDIR,
+  MessageType.RM,
+  MessageType.SET_PERMS,
+  MessageType.RESUME,
+  MessageType.SET_TARGET,
+  MessageType.RESET_WATCHES,
+  MessageType.SET_FEATURE,
+  MessageType.SET_QUOTA,
+]);
+
+type OkReplyType =
+  | MessageType.WATCH
+  | MessageType.UNWATCH
+  | MessageType.TRANSACTION_END
+  | MessageType.INTRODUCE
+  | MessageType.RELEASE
+  | MessageType.WRITE
+  | MessageType.MKDIR
+  | MessageType.RM
+  | MessageType.SET_PERMS
+  | MessageType.RESUME
+  | MessageType.SET_TARGET
+  | MessageType.RESET_WATCHES
+  | MessageType.SET_FEATURE
+  | MessageType.SET_QUOTA;
+
+export type DecodedReply =
+  | { type: OkReplyType }
+  | { type: MessageType.READ; value: Buffer }
+  | { type: MessageType.DIRECTORY; children: string[] }
+  | ({ type: MessageType.DIRECTORY_PART } & DirectoryPartReply)
+  | { type: MessageType.GET_PERMS; perms: Permission[] }
+  | { type: MessageType.TRANSACTION_START; txId: number }
+  | { type: MessageType.GET_DOMAIN_PATH; path: string }
+  | { type: MessageType.IS_DOMAIN_INTRODUCED; introduced: boolean }
+  | { type: MessageType.CONTROL; text: string }
+  | { type: MessageType.WATCH_EVENT; path: string; token: string }
+  | { type: MessageType.ERROR; error: string }
+  | { type: MessageType.GET_FEATURE; features: number }
+  /** A decimal answers GET_QUOTA of one quota (`value`); anything else is the list of names. */
+  | { type: MessageType.GET_QUOTA; value: number }
+  | { type: MessageType.GET_QUOTA; names: string[] };
+
+/**
+ * Parses a daemon -> client payload of `type` (a reply has its request's type; events and
+ * errors their own). Throws ProtocolError: 'malformed-payload' for a payload its type forbids,
+ * 'unknown-error-name' for an ERROR outside xsd_errors, 'unknown-message-type' otherwise.
+ */
+export function parseReply(type: number, payload: Buffer): DecodedReply {
+  if (OK_REPLY_TYPES.has(type)) {
+    parseOk(payload, type);
+    return { type: type as OkReplyType };
+  }
+  switch (type) {
+    case MessageType.READ:
+      return { type, value: payload };
+    case MessageType.DIRECTORY:
+      return { type, children: parseDirectory(payload) };
+    case MessageType.DIRECTORY_PART:
+      return { type, ...parseDirectoryPart(payload) };
+    case MessageType.GET_PERMS:
+      return { type, perms: parseGetPerms(payload) };
+    case MessageType.TRANSACTION_START:
+      return { type, txId: parseTransactionStart(payload) };
+    case MessageType.GET_DOMAIN_PATH:
+      return { type, path: parseString(payload) };
+    case MessageType.IS_DOMAIN_INTRODUCED:
+      return { type, introduced: parseBool(payload, type) };
+    case MessageType.CONTROL:
+      return { type, text: parseString(payload) };
+    case MessageType.WATCH_EVENT:
+      return { type, ...parseWatchEvent(payload) };
+    case MessageType.ERROR:
+      return { type, error: parseErrorName(payload) };
+    case MessageType.GET_FEATURE:
+      return { type, features: parseDecimal(payload, type) };
+    case MessageType.GET_QUOTA:
+      return /^\d+\0?$/.test(payload.toString('latin1')) ? { type, value: parseDecimal(payload, type) } : { type, names: parseQuotaNames(payload) };
+    default:
+      throw new ProtocolError('unknown-message-type', `${messageTypeName(type)} is not a reply type`, { op: messageTypeName(type) });
+  }
+}
+

@@ -2,9 +2,23 @@
  * The Unix socket transport (xenstored's `$XENSTORED_RUNDIR/socket`). A socket connection is
  * dom0's and privileged.
  *
- * Messages sent in one tick of the event loop go out as one write, so `Promise.all` of many
- * requests is one burst on the wire (pipelining) rather than one syscall per request.
+ * Messages sent in one run of JavaScript go out as one write (flushed from a microtask), so
+ * `Promise.all` of many requests is one burst on the wire (pipelining) rather than one syscall
+ * per request.
+ *
+ * The byte path avoids Node's stream machinery, which measured as most of the client's cost per
+ * request (docs/notes/xenstore-client-wave2.md): in a fresh process it runs as unoptimised
+ * bytecode for the first hundreds of requests, and warm it allocates several objects and
+ * schedules ticks per read and per write, feeding the garbage collector.
+ * - Reads use net.Socket's `onread` option: libuv reads into one buffer owned by this
+ *   transport and hands over the byte count; each read is copied out once, exactly sized.
+ * - Writes go straight to the socket's file descriptor with fs.writeSync while nothing is
+ *   queued in the stream (the descriptor is non-blocking: a full socket buffer gives EAGAIN or
+ *   a short write, and the rest then goes through socket.write(), after which writes stay on
+ *   that path until it has drained, so bytes never overtake each other). Where the descriptor
+ *   is not available (`_handle.fd`, Node's handle property) every write uses socket.write().
  */
+import { writeSync } from 'node:fs';
 import { Socket, createConnection } from 'node:net';
 import { XENSTORE_PAYLOAD_MAX } from './constants';
 import { ConnectionError } from './errors';
@@ -14,6 +28,11 @@ export interface SocketTransportOptions {
   /** Give up connecting after this long (ConnectionError ETIMEDOUT). Default 10 s. */
   connectTimeoutMs?: number;
 }
+
+const RESOLVED = Promise.resolve();
+
+/** The read buffer: xenstored replies are at most a few KiB; oxenstored's listings more. */
+const READ_BUFFER_BYTES = 64 * 1024;
 
 export class SocketTransport implements Transport {
   readonly kind = 'socket' as const;
@@ -25,14 +44,19 @@ export class SocketTransport implements Transport {
   private ended = false;
   private closing: Promise<void> | null = null;
   private earlyData: Buffer[] = [];
+  private pendingEnd: ConnectionError | null | undefined;
+  private readonly readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+  private readonly socket: Socket;
+  /** The socket's descriptor once connected, or -1 (then writes use the stream). */
+  private fd = -1;
 
-  private constructor(
-    readonly path: string,
-    private readonly socket: Socket,
-  ) {
-    socket.on('data', (chunk: Buffer) => this.deliver(chunk));
-    socket.on('error', (err: NodeJS.ErrnoException) => this.end(err));
-    socket.on('close', () => this.end(null));
+  private constructor(readonly path: string) {
+    this.socket = createConnection({
+      path,
+      onread: { buffer: this.readBuffer, callback: (n: number) => this.deliver(n) },
+    });
+    this.socket.on('error', (err: NodeJS.ErrnoException) => this.end(err));
+    this.socket.on('close', () => this.end(null));
   }
 
   /**
@@ -59,28 +83,36 @@ export class SocketTransport implements Transport {
 
   private static connectOnce(path: string, remainingMs: number, timeoutMs: number): Promise<SocketTransport> {
     return new Promise((resolve, reject) => {
-      const socket = createConnection({ path });
+      const t = new SocketTransport(path);
+      const socket = t.socket;
       const timer = setTimeout(() => {
+        t.ended = true;
         socket.destroy();
         reject(new ConnectionError('ETIMEDOUT', `connecting to xenstored at ${path} timed out after ${timeoutMs} ms`, { path }));
       }, remainingMs);
       const onError = (err: NodeJS.ErrnoException) => {
         clearTimeout(timer);
+        t.ended = true;
         socket.destroy();
         reject(new ConnectionError(err.code ?? 'EIO', `cannot connect to xenstored at ${path}: ${err.message}`, { path, cause: err }));
       };
-      socket.once('error', onError);
+      socket.prependOnceListener('error', onError);
       socket.once('connect', () => {
         clearTimeout(timer);
         socket.off('error', onError);
-        resolve(new SocketTransport(path, socket));
+        t.fd = descriptorOf(socket);
+        resolve(t);
       });
     });
   }
 
-  private deliver(chunk: Buffer): void {
+  /** libuv read `n` bytes into readBuffer: hand a copy on (the buffer is reused at once). */
+  private deliver(n: number): boolean {
+    const chunk = Buffer.allocUnsafe(n);
+    this.readBuffer.copy(chunk, 0, 0, n);
     if (this.sink) this.sink.onData(chunk);
     else this.earlyData.push(chunk);
+    return true; // keep reading
   }
 
   start(sink: TransportSink): void {
@@ -89,28 +121,43 @@ export class SocketTransport implements Transport {
     if (this.ended && this.pendingEnd !== undefined) sink.onClose(this.pendingEnd);
   }
 
-  send(message: Buffer): void {
+  send(message: Buffer, _reqId?: number): void {
     if (this.ended) return; // the owner has been or will be told through onClose
     this.queue.push(message);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      process.nextTick(this.flush);
+      // A plain promise job: queueMicrotask() wraps each callback in an async resource.
+      RESOLVED.then(this.flush);
     }
   }
 
   private readonly flush = (): void => {
     this.flushScheduled = false;
     if (this.ended || this.queue.length === 0) return;
-    const out = this.queue.length === 1 ? this.queue[0] : Buffer.concat(this.queue);
+    let out = this.queue.length === 1 ? this.queue[0] : Buffer.concat(this.queue);
     this.queue = [];
+    if (this.fd >= 0 && this.socket.writableLength === 0) {
+      let written = 0;
+      try {
+        written = writeSync(this.fd, out);
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        if (err.code !== 'EAGAIN') {
+          // EPIPE, ECONNRESET...: the connection is gone; the socket reports it (once).
+          this.socket.destroy(err);
+          return;
+        }
+      }
+      if (written === out.length) return;
+      out = out.subarray(written);
+    }
     this.socket.write(out);
   };
-
-  private pendingEnd: ConnectionError | null | undefined;
 
   private end(err: NodeJS.ErrnoException | null): void {
     if (this.ended) return;
     this.ended = true;
+    this.fd = -1;
     this.queue = [];
     const byUs = this.closing !== null;
     const e = byUs
@@ -127,6 +174,7 @@ export class SocketTransport implements Transport {
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this.closing = new Promise<void>((resolve) => {
+      this.fd = -1; // never write to a descriptor number that may be reused after close
       if (this.socket.destroyed && this.socket.closed) {
         this.end(null);
         resolve();
@@ -137,4 +185,10 @@ export class SocketTransport implements Transport {
     });
     return this.closing;
   }
+}
+
+/** The connected socket's file descriptor, or -1 where Node does not expose it. */
+function descriptorOf(socket: Socket): number {
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : -1;
 }

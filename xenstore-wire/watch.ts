@@ -9,6 +9,20 @@ export type { WatchEvent } from './payload';
 
 export type WatchListener = (event: WatchEvent) => void;
 
+/**
+ * C xenstored 4.22 is_child(): an event on the watched path itself always matches; one below
+ * it matches when it lies at most `depth` levels down. Paths that are not below the watched
+ * one (the daemon reports the watched path for a removed parent) are left to the daemon.
+ */
+export function withinDepth(eventPath: string, watchPath: string, depth: number): boolean {
+  if (eventPath === watchPath) return true;
+  const prefix = watchPath === '/' ? '/' : `${watchPath}/`;
+  if (!eventPath.startsWith(prefix)) return true;
+  let levels = 1;
+  for (let i = prefix.length; i < eventPath.length; i++) if (eventPath.charCodeAt(i) === 0x2f) levels++;
+  return levels <= depth;
+}
+
 /** What a Watch needs from its client: unregistering itself. */
 export interface WatchOwner {
   unwatch(watch: Watch): Promise<void>;
@@ -31,6 +45,8 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
     private readonly owner: WatchOwner,
     private readonly listener?: WatchListener,
     private readonly onError?: (err: Error) => void,
+    /** Levels below `path` that fire (Xen 4.22 watch depth); undefined = all. */
+    readonly depth?: number,
   ) {
     this.ready = new Promise<void>((res, rej) => {
       this.resolveReady = res;
@@ -58,6 +74,9 @@ export class Watch implements AsyncIterableIterator<WatchEvent> {
   /** @internal an event routed here by token. */
   _deliver(ev: WatchEvent): void {
     if (this.endState) return;
+    // The daemon applies the depth itself; /dev/xen/xenbus does not pass it on (the kernel
+    // registers the watch with path and token only), so it is applied here as well.
+    if (this.depth !== undefined && !withinDepth(ev.path, this.path, this.depth)) return;
     if (this.listener) {
       try {
         this.listener(ev);

@@ -53,6 +53,12 @@ async function main(): Promise<void> {
     persist: join(dir, 'xenstore.json'),
     domains: { exists: (domid) => simIds().has(domid) },
     domainSockets: true,
+    // The log cannot be written: nothing more can be acknowledged durably. Exit, so that the
+    // sandbox starts a new daemon on the next command (loading what was logged).
+    onFatal: (err) => {
+      process.stderr.write(`sandbox xenstored: ${err.message}\n`);
+      process.exit(1);
+    },
   });
   // Guests that were introduced before a restart are introduced again, as after a live update.
   for (const domid of simIds()) {

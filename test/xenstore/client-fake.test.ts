@@ -310,3 +310,134 @@ test('a request with an empty payload is followed by GET_DOMAIN_PATH 0, whose an
   t.is(peer.frames.length, 3);
   await done();
 });
+
+/**
+ * A peer answering as docs/misc/xenstore.txt of Xen 4.22 specifies (no real 4.22 daemon runs
+ * here): GET_FEATURE gives `features`, WATCH acks and fires, GET/SET_QUOTA on a small table.
+ */
+function xen422Peer(peer: FakeSocketPeer, features: number): { quotas: Map<string, number> } {
+  const quotas = new Map([
+    ['nodes', 1000],
+    ['watches', 128],
+  ]);
+  peer.onFrame = (f) => {
+    const args = f.payload.length === 0 ? [] : f.payload.toString('latin1').replace(/\0$/, '').split('\0');
+    const reply = (body: Buffer | string) => peer.send(frameBytes(f.type, f.reqId, 0, body));
+    switch (f.type) {
+      case T.GET_FEATURE:
+        return reply(nul(String(features)));
+      case T.GET_DOMAIN_PATH:
+        return reply(nul(`/local/domain/${args[0]}`));
+      case T.WATCH:
+        reply(nul('OK'));
+        return peer.send(frameBytes(T.WATCH_EVENT, 0, 0, nul(args[0], args[1])));
+      case T.UNWATCH:
+        return reply(nul('OK'));
+      case T.GET_QUOTA:
+        if (args.length === 0) return reply(nul([...quotas.keys()].join(' ')));
+        return reply(nul(String(quotas.get(args[args.length - 1]) ?? 0)));
+      case T.SET_QUOTA:
+        quotas.set(args[args.length - 2], Number(args[args.length - 1]));
+        return reply(nul('OK'));
+      default:
+        return peer.send(frameBytes(T.ERROR, f.reqId, 0, nul('ENOSYS')));
+    }
+  };
+  return { quotas };
+}
+
+test('Xen 4.22 peer: features asked once, depth and per-domain watches sent as specified, deeper events dropped', async (t) => {
+  const { peer, xs, done } = await setup();
+  xen422Peer(peer, 14); // ERROR | WATCHDEPTH | DOMID_ANY, as C xenstored 4.22 answers
+  t.is(await xs.getFeature(), 14);
+  t.true(await xs.hasFeature('WATCHDEPTH'));
+  t.true(await xs.hasFeature(8));
+  t.false(await xs.hasFeature('RECONNECTION'));
+  const deep = xs.watch('/w', { depth: 1, token: 'd1' });
+  const rel = xs.watchDomainRelease(5, { token: 'r5' });
+  t.deepEqual(await nextEvent(deep), { path: '/w', token: 'd1' });
+  t.deepEqual(await nextEvent(rel), { path: '@releaseDomain/5', token: 'r5' });
+  t.is(deep.depth, 1);
+  const watches = peer.frames.filter((f) => f.type === T.WATCH).map((f) => f.payload.toString('latin1'));
+  t.deepEqual(watches, ['/w\0d1\x001\0', '@releaseDomain/5\0r5\0']);
+  // One GET_FEATURE for getFeature() and one for the cached check shared by both watches.
+  t.is(peer.frames.filter((f) => f.type === T.GET_FEATURE).length, 2);
+  // /dev/xen/xenbus drops the depth (the kernel registers path and token only): the client
+  // applies it to what arrives as well.
+  peer.send(frameBytes(T.WATCH_EVENT, 0, 0, nul('/w/a/b', 'd1')));
+  peer.send(frameBytes(T.WATCH_EVENT, 0, 0, nul('/w/c', 'd1')));
+  t.is((await nextEvent(deep)).path, '/w/c');
+  await done();
+});
+
+test('Xen 4.22 peer: quotas', async (t) => {
+  const { peer, xs, done } = await setup();
+  const { quotas } = xen422Peer(peer, 14);
+  t.deepEqual(await xs.getQuotaNames(), ['nodes', 'watches']);
+  t.is(await xs.getQuota('nodes'), 1000);
+  await xs.setQuota('watches', 64, 3);
+  await xs.setQuota('nodes', 2000);
+  t.is(quotas.get('watches'), 64);
+  t.is(await xs.getQuota('nodes', 3), 2000);
+  t.deepEqual(
+    peer.frames.filter((f) => f.type === T.GET_QUOTA || f.type === T.SET_QUOTA).map((f) => [f.type, f.payload.toString('latin1')]),
+    [
+      [T.GET_QUOTA, ''],
+      [T.GET_QUOTA, 'nodes\0'],
+      [T.SET_QUOTA, '3\0watches\x0064\0'],
+      [T.SET_QUOTA, 'nodes\x002000\0'],
+      [T.GET_QUOTA, '3\0nodes\0'],
+    ],
+  );
+  await done();
+});
+
+test('a daemon offering features but not WATCHDEPTH (Xen 4.21): depth and per-domain watches end with ENOSYS, nothing sent', async (t) => {
+  const { peer, xs, done } = await setup();
+  xen422Peer(peer, 2);
+  const w = xs.watch('/w', { depth: 0 });
+  const e = await t.throwsAsync(w.ready, { instanceOf: XenstoreError });
+  t.like(e, { code: 'ENOSYS', source: 'client', op: 'WATCH', path: '/w' });
+  await t.throwsAsync(xs.watchDomainRelease(3).ready, { instanceOf: XenstoreError, message: /WATCHDEPTH/ });
+  t.is(peer.frames.filter((f) => f.type === T.WATCH).length, 0);
+  // A plain watch still works, with the same token free again.
+  const plain = xs.watch('/w', { token: w.token });
+  t.is((await nextEvent(plain)).path, '/w');
+  await done();
+});
+
+test('a depth watch closed, or its connection closed, during the feature check never sends WATCH', async (t) => {
+  const { peer, xs, done } = await setup();
+  peer.onFrame = () => undefined; // GET_FEATURE stays unanswered for now
+  const w = xs.watch('/w', { depth: 2 });
+  await peer.waitFrames(1);
+  t.is(peer.frames[0].type, T.GET_FEATURE);
+  await w.close();
+  t.true(w.ended);
+  const w2 = xs.watch('/w', { depth: 2, token: w.token });
+  xen422Peer(peer, 14);
+  peer.send(frameBytes(T.GET_FEATURE, peer.frames[0].reqId, 0, nul('14')));
+  t.deepEqual(await nextEvent(w2), { path: '/w', token: w.token });
+  t.deepEqual(
+    peer.frames.filter((f) => f.type === T.WATCH).map((f) => f.payload.toString('latin1')),
+    [`/w\0${w.token}\x002\0`],
+    'only the second watch went out',
+  );
+  await done();
+});
+
+test('arguments out of range are typed client errors before anything is sent', async (t) => {
+  const { peer, xs, done } = await setup();
+  for (const p of [xs.getFeature(-1), xs.setFeature(70000, 1), xs.getQuota('nodes', 1.5), xs.setQuota('nodes', -1), xs.release(-3), xs.getQuota('two words')]) {
+    const e = await t.throwsAsync(p, { instanceOf: XenstoreError });
+    t.is(e?.code, 'EINVAL');
+    t.is(e?.source, 'client');
+  }
+  for (const bad of [-1, 1.5, 2 ** 31]) {
+    t.throws(() => xs.watch('/w', { depth: bad }), { instanceOf: XenstoreError, message: /depth/ });
+  }
+  t.throws(() => xs.watchDomainRelease(65536), { instanceOf: XenstoreError });
+  t.throws(() => xs.watch('@releaseDomain/', 'x'), { instanceOf: XenstoreError });
+  t.is(peer.frames.length, 0);
+  await done();
+});

@@ -23,6 +23,7 @@ import {
   XenstoreClient,
   XenstoreError,
   XENSTORE_PAYLOAD_MAX,
+  XenstoreFeature,
   request,
 } from '../../xenstore-wire';
 import { nextEvent, withTimeout } from './helpers/async';
@@ -34,6 +35,13 @@ export interface ConformanceTarget {
   kill?(): Promise<void>;
   /** True if start({ testEagain: true }) gives a daemon whose commits fail at random. */
   supportsTestEagain?: boolean;
+  /**
+   * What the daemon implements of the protocol added after Xen 4.17 (docs/misc/xenstore.txt):
+   * GET/SET_FEATURE (C xenstored 4.21), GET/SET_QUOTA and watch depth with
+   * `@releaseDomain/<domid>` (4.22). Default: none of it (Xen 4.17 and 4.20, oxenstored); the
+   * suite then checks that each is refused with a typed error.
+   */
+  newerProtocol?: { features?: boolean; quotas?: boolean; watchDepth?: boolean };
 }
 
 export type StartTarget = (opts?: { testEagain?: boolean }) => Promise<ConformanceTarget>;
@@ -182,7 +190,9 @@ export function defineConformanceSuite(label: string, start: StartTarget): void 
   test(name('unknown and newer message types: ENOSYS'), async (t) => {
     const xs = await client();
     await daemonError(t, xs._request(20 as MessageType, request.read('/'), 0), ['ENOSYS'], 'type 20 (was RESTRICT)');
-    await daemonError(t, xs._request(MessageType.GET_FEATURE, request.getFeature(), 0), ['ENOSYS'], 'GET_FEATURE (Xen 4.21+)');
+    if (!target?.newerProtocol?.features) {
+      await daemonError(t, xs._request(MessageType.GET_FEATURE, request.getFeature(), 0), ['ENOSYS'], 'GET_FEATURE (Xen 4.21+)');
+    }
     t.is(await xs.getDomainPath(0), '/local/domain/0', 'connection still usable');
   });
 
@@ -507,6 +517,84 @@ export function defineConformanceSuite(label: string, start: StartTarget): void 
     const again = xs.watch('/conf/cb', w.token);
     await t.notThrowsAsync(again.ready);
     await again.close();
+  });
+
+  // ------------------------------------------------------------------- Xen 4.21 / 4.22
+
+  test(name('features and quotas: answered by a daemon that has them, ENOSYS from one that does not'), async (t) => {
+    const xs = await client();
+    const has = target?.newerProtocol ?? {};
+    if (has.features) {
+      const own = await xs.getFeature();
+      t.true(Number.isInteger(own) && own >= 0);
+      t.is((own & XenstoreFeature.WATCHDEPTH) !== 0, has.watchDepth === true, `feature bits ${own}`);
+      t.is(await xs.getFeature(0), own, 'dom0 is this connection');
+      t.is(await xs.hasFeature('WATCHDEPTH'), has.watchDepth === true);
+      const e = await xs.setFeature(NEVER_INTRODUCED, 0).then(() => null, (err: unknown) => err);
+      if (e !== null) t.true(e instanceof XenstoreError && e.source === 'daemon' && ['ENOENT', 'EBUSY'].includes(e.code), String(e));
+    } else {
+      await daemonError(t, xs.getFeature(), ['ENOSYS'], 'GET_FEATURE');
+      await daemonError(t, xs.getFeature(0), ['ENOSYS'], 'GET_FEATURE of dom0');
+      await daemonError(t, xs.setFeature(NEVER_INTRODUCED, 0), ['ENOSYS'], 'SET_FEATURE');
+      t.false(await xs.hasFeature('WATCHDEPTH'), 'no GET_FEATURE: no features');
+    }
+    if (has.quotas) {
+      const names = await xs.getQuotaNames();
+      for (const q of ['nodes', 'watches']) t.true(names.includes(q), `${q} in ${names.join(' ')}`);
+      const before = await xs.getQuota('watches');
+      await xs.setQuota('watches', before + 7);
+      t.is(await xs.getQuota('watches'), before + 7);
+      await xs.setQuota('watches', before);
+      t.is(await xs.getQuota('watches'), before);
+      await daemonError(t, xs.getQuota('no-such-quota'), ['EINVAL'], 'GET_QUOTA of an unknown quota');
+    } else {
+      await daemonError(t, xs.getQuotaNames(), ['ENOSYS'], 'GET_QUOTA (names; an empty payload)');
+      await daemonError(t, xs.getQuota('nodes'), ['ENOSYS'], 'GET_QUOTA nodes');
+      await daemonError(t, xs.getQuota('nodes', 0), ['ENOSYS'], 'GET_QUOTA nodes of dom0');
+      await daemonError(t, xs.setQuota('nodes', 1000), ['ENOSYS'], 'SET_QUOTA nodes');
+      await daemonError(t, xs.setQuota('nodes', 1000, 0), ['ENOSYS'], 'SET_QUOTA nodes of dom0');
+    }
+    t.is(await xs.getDomainPath(0), '/local/domain/0', 'connection still usable');
+  });
+
+  test(name('watch depth and @releaseDomain/<domid>: honoured by a daemon that has them, else a typed ENOSYS before sending'), async (t) => {
+    const xs = await client();
+    if (target?.newerProtocol?.watchDepth) {
+      const shallow = xs.watch('/conf/depth0', { depth: 0 });
+      t.deepEqual(await nextEvent(shallow), { path: '/conf/depth0', token: shallow.token });
+      await xs.write('/conf/depth0/child', 'c');
+      await xs.write('/conf/depth0', 'self');
+      t.is((await nextEvent(shallow)).path, '/conf/depth0', 'depth 0: the child did not fire, the node did');
+      const one = xs.watch('/conf/depth1', { depth: 1 });
+      t.is((await nextEvent(one)).path, '/conf/depth1');
+      await xs.write('/conf/depth1/a/b', 'two levels down');
+      await xs.write('/conf/depth1/c', 'one level down');
+      t.is((await nextEvent(one)).path, '/conf/depth1/c', 'depth 1: /a/b did not fire');
+      const release = xs.watchDomainRelease(NEVER_INTRODUCED);
+      t.deepEqual(await nextEvent(release), { path: `@releaseDomain/${NEVER_INTRODUCED}`, token: release.token });
+      await Promise.all([shallow.close(), one.close(), release.close()]);
+      return;
+    }
+    for (const w of [xs.watch('/conf/depth0', { depth: 0, token: 'tok-depth' }), xs.watchDomainRelease(NEVER_INTRODUCED, { token: 'tok-rel' })]) {
+      const e = await t.throwsAsync(w.ready, { instanceOf: XenstoreError });
+      t.is(e?.code, 'ENOSYS');
+      t.is(e?.source, 'client');
+      t.is(e?.op, 'WATCH');
+      t.is(e?.path, w.path);
+      await t.throwsAsync(w.next(), { is: e }, 'the iterator reports it once');
+      t.true(w.ended);
+    }
+    // The tokens are free again, and the connection works.
+    const again = xs.watch('/conf/depth0', 'tok-depth');
+    t.is((await nextEvent(again)).path, '/conf/depth0');
+    await again.close();
+    // What these daemons answer when asked anyway: a depth is EINVAL, while `@releaseDomain/5`
+    // is accepted and fires once (then never, since they fire only `@releaseDomain`): the
+    // reason the client checks the feature first.
+    await daemonError(t, xs._request(MessageType.WATCH, request.watch('/conf/depth0', 'raw-depth', 1), 0), ['EINVAL'], 'raw WATCH with a depth');
+    const raw = await xs._request(MessageType.WATCH, request.watch(`@releaseDomain/${NEVER_INTRODUCED}`, 'raw-rel'), 0);
+    t.is(raw.toString('latin1'), 'OK\0', 'raw WATCH @releaseDomain/<domid> accepted');
+    await xs._request(MessageType.UNWATCH, request.unwatch(`@releaseDomain/${NEVER_INTRODUCED}`, 'raw-rel'), 0);
   });
 
   // ------------------------------------------------------------------- pipelining, loss

@@ -9,14 +9,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  connect,
-  ConnectionError,
-  discoveryCandidates,
-  discoverEndpoint,
-  MessageType as T,
-  XENBUS_DEVICE,
-} from '../../xenstore-wire';
+import { connect, ConnectionError, MessageType as T } from '../../xenstore-wire';
+import { discoveryCandidates, discoverEndpoint, XENBUS_DEVICE } from '../../xenstore-wire/transport';
 import { startDaemon, RunningDaemon } from '../harness/daemons';
 import { FakeSocketPeer } from './helpers/fake-peer';
 import { frameBytes } from './helpers/wire';

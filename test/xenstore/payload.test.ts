@@ -16,7 +16,9 @@ import {
   parseErrorName,
   parseDecimal,
   parseQuotaNames,
+  parseReply,
   DecodedRequest,
+  DecodedReply,
 } from '../../xenstore-wire/payload';
 import { FrameDecoder } from '../../xenstore-wire/framing';
 import { ProtocolError, XenstoreError } from '../../xenstore-wire/errors';
@@ -291,3 +293,48 @@ test('reply parsers on frames split at every offset', (t) => {
   }
   t.true(checks > 300);
 });
+
+test('parseReply: every reply, event and error type, split at every offset', (t) => {
+  const replies: [number, Buffer, DecodedReply][] = [
+    [T.READ, Buffer.from([0, 255, 10]), { type: T.READ, value: Buffer.from([0, 255, 10]) }],
+    [T.DIRECTORY, nul('a', 'bb'), { type: T.DIRECTORY, children: ['a', 'bb'] }],
+    [T.DIRECTORY_PART, Buffer.concat([nul('3'), nul('x'), Buffer.from([0])]), { type: T.DIRECTORY_PART, generation: '3', children: ['x'], done: true, consumed: 0 }],
+    [T.GET_PERMS, nul('n0', 'r5'), { type: T.GET_PERMS, perms: [{ domid: 0, access: 'n' }, { domid: 5, access: 'r' }] }],
+    [T.TRANSACTION_START, nul('42'), { type: T.TRANSACTION_START, txId: 42 }],
+    [T.GET_DOMAIN_PATH, nul('/local/domain/3'), { type: T.GET_DOMAIN_PATH, path: '/local/domain/3' }],
+    [T.IS_DOMAIN_INTRODUCED, nul('F'), { type: T.IS_DOMAIN_INTRODUCED, introduced: false }],
+    [T.CONTROL, nul('OK'), { type: T.CONTROL, text: 'OK' }],
+    [T.WATCH_EVENT, nul('@releaseDomain/5', 'tok'), { type: T.WATCH_EVENT, path: '@releaseDomain/5', token: 'tok' }],
+    [T.ERROR, nul('ENOSYS'), { type: T.ERROR, error: 'ENOSYS' }],
+    [T.GET_FEATURE, nul('14'), { type: T.GET_FEATURE, features: 14 }],
+    [T.GET_QUOTA, nul('1000'), { type: T.GET_QUOTA, value: 1000 }],
+    [T.GET_QUOTA, nul('nodes watches soft-memory'), { type: T.GET_QUOTA, names: ['nodes', 'watches', 'soft-memory'] }],
+    ...[T.WATCH, T.UNWATCH, T.TRANSACTION_END, T.INTRODUCE, T.RELEASE, T.WRITE, T.MKDIR, T.RM, T.SET_PERMS, T.RESUME, T.SET_TARGET, T.RESET_WATCHES, T.SET_FEATURE, T.SET_QUOTA].map(
+      (type): [number, Buffer, DecodedReply] => [type, nul('OK'), { type } as DecodedReply],
+    ),
+  ];
+  for (const [type, payload, expected] of replies) {
+    const stream = frameBytes(type, 9, 0, payload);
+    for (let i = 0; i <= stream.length; i++) {
+      const d = new FrameDecoder();
+      const fs = [...d.push(stream.subarray(0, i)), ...d.push(stream.subarray(i))];
+      t.deepEqual(parseReply(fs[0].type, fs[0].payload), expected, `${type} split at ${i}`);
+    }
+  }
+  t.like(t.throws(() => parseReply(T.WRITE, nul('NO')), { instanceOf: ProtocolError }), { reason: 'malformed-payload' });
+  t.like(t.throws(() => parseReply(T.ERROR, nul('EWHAT')), { instanceOf: ProtocolError }), { reason: 'unknown-error-name', rawName: 'EWHAT' });
+  t.like(t.throws(() => parseReply(20, nul('OK')), { instanceOf: ProtocolError }), { reason: 'unknown-message-type' });
+  const rng = new Rng(23);
+  let refused = 0;
+  for (let i = 0; i < 3000; i++) {
+    const b = rng.bytes(rng.int(0, 24));
+    try {
+      parseReply(rng.int(0, 30), b);
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) t.fail(`parseReply threw ${String(e)} on ${b.toString('hex')}`);
+      refused++;
+    }
+  }
+  t.true(refused > 1000, `${refused} refused`);
+});
+

@@ -19,10 +19,9 @@ import {
   XenstoreClient,
   XenstoreError,
   XENBUS_DEV_PAYLOAD_MAX,
-  nodeFdIo,
   TransportSink,
 } from '../../xenstore-wire';
-import { CLOSE_WAKEUP_TOKEN } from '../../xenstore-wire/transport-xenbus';
+import { CLOSE_WAKEUP_TOKEN, nodeFdIo } from '../../xenstore-wire/transport-xenbus';
 import { frameBytes, nul } from './helpers/wire';
 import { FixtureReader, SeenFrame } from './helpers/fake-peer';
 import { nextEvent, withTimeout } from './helpers/async';

@@ -2,7 +2,7 @@
  * Errors of the in-memory xenstored's own API (starting, domains, persistence). Requests from
  * clients never throw: they get xenstore ERROR replies, as from the real daemon.
  */
-export type ServerErrorStep = 'listen' | 'domain' | 'persist' | 'state';
+export type ServerErrorStep = 'listen' | 'domain' | 'persist' | 'state' | 'options';
 
 export class XenstoredServerError extends Error {
   readonly kind = 'server' as const;

@@ -5,6 +5,8 @@
 export { startServer, XenstoreServer, seededRandom } from './server';
 export type { ServerOptions, FaultOptions } from './server';
 export { XenstoredCore, DEFAULT_QUOTAS, DOMID_SELF } from './core';
-export type { Quotas, DomainOracle, CoreOptions, XsPerm, StoredNode } from './core';
+export type { Quotas, DomainOracle, CoreOptions, XsPerm, StoredNode, TreeChange } from './core';
 export { XenstoredServerError } from './errors';
-export { saveTree, loadTree } from './persist';
+export { saveTree, loadTree, TreeJournal, removeStaleTemporaries } from './persist';
+export { XEN_RELEASES, DEFAULT_RELEASE, isXenRelease } from './release';
+export type { XenRelease } from './release';

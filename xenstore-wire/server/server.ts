@@ -13,8 +13,9 @@ import { encodeFrame, Frame } from '../codec';
 import { XENSTORE_PAYLOAD_MAX } from '../constants';
 import { FrameDecoder } from '../framing';
 import { DomainOracle, Quotas, ServerConnection, XenstoredCore } from './core';
+import { DEFAULT_RELEASE, isXenRelease, XEN_RELEASES, XenRelease } from './release';
 import { XenstoredServerError } from './errors';
-import { loadTree, saveTree } from './persist';
+import { loadTree, saveTree, TreeJournal } from './persist';
 
 export interface FaultOptions {
   /** Seed of the fault generator (default 1): the same seed fails the same commits. */
@@ -34,6 +35,12 @@ export interface ServerOptions {
   socketPath?: string;
   quotas?: Partial<Quotas>;
   /**
+   * Which Xen release's C xenstored to model: '4.17', '4.20', '4.21' or '4.22' (default
+   * DEFAULT_RELEASE, the newest verified against a real daemon). Newer message types, watch
+   * depth and per-domain special watches are refused below the release that has them.
+   */
+  release?: XenRelease;
+  /**
    * Domains that exist in the simulated hypervisor besides dom0 (INTRODUCE works for them,
    * permissions naming them count): a list of domids or an oracle. Default: none, like the
    * real daemons under the test harness. introduceDomain()/createDomain() add to the list.
@@ -41,8 +48,16 @@ export interface ServerOptions {
   domains?: number[] | DomainOracle;
   /** Log each message: true for stderr, or a function taking one line. */
   trace?: boolean | ((line: string) => void);
-  /** Keep the tree in this JSON file across restarts. */
+  /**
+   * Keep the tree in this JSON file (and `<file>.log`) across restarts. Every change is on
+   * disk before the reply that acknowledges it is sent (write-ahead log, persist.ts).
+   */
   persist?: string;
+  /**
+   * Called when the daemon cannot go on (the log cannot be written: nothing more can be
+   * acknowledged). Every connection has been dropped and the sockets closed. Default: none.
+   */
+  onFatal?: (err: XenstoredServerError) => void;
   faults?: FaultOptions;
   /**
    * Serve `<rundir>/domain-<domid>.socket` for every introduced guest, created at INTRODUCE
@@ -63,11 +78,22 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-/** What each transport gives the server: write frames out, close. */
+/** What each transport gives the server: write frames out, stop and restart input, close. */
 interface Endpoint {
-  write(buf: Buffer): void;
+  /** Returns false when the transport's buffer is full ('drain' follows). */
+  write(buf: Buffer): boolean;
+  /** Stop delivering input (the daemon will not read this connection for now). */
+  pause(): void;
+  resume(): void;
   destroy(): void;
   readonly destroyed: boolean;
+}
+
+/** Requests received and not yet processed: the daemon stopped reading this connection. */
+interface Input {
+  frames: Frame[];
+  next: number;
+  paused: boolean;
 }
 
 export class XenstoreServer {
@@ -80,13 +106,18 @@ export class XenstoreServer {
   private readonly domainListeners = new Map<number, { server: Server; path: string }>();
   private readonly domainListening = new Map<number, Promise<string>>();
   private readonly endpoints = new Map<ServerConnection, Endpoint>();
+  private readonly inputs = new Map<ServerConnection, Input>();
+  /** Connections not being read (their domain's quota, or their own unread output). */
+  private readonly paused = new Set<ServerConnection>();
   private readonly existing: Set<number>;
   private readonly oracle?: DomainOracle;
   private faults: FaultOptions;
   private random: () => number;
   private readonly ownRundir: boolean;
   private readonly traceFn?: (line: string) => void;
-  private saveTimer: NodeJS.Timeout | null = null;
+  private journal: TreeJournal | null = null;
+  /** Set when the log failed: the daemon no longer serves anyone. */
+  private failed: XenstoredServerError | null = null;
   private closed = false;
   /** Per connection: the time before which no delayed output may be written (keeps order). */
   private readonly delayedUntil = new WeakMap<ServerConnection, number>();
@@ -108,6 +139,9 @@ export class XenstoreServer {
     this.random = seededRandom(this.faults.seed ?? 1);
     this.traceFn = opts.trace === true ? (l) => process.stderr.write(l + '\n') : opts.trace || undefined;
     try {
+      if (opts.release !== undefined && !isXenRelease(opts.release)) {
+        throw new XenstoredServerError('options', 'EINVAL', `release ${JSON.stringify(opts.release)} is not one of ${XEN_RELEASES.join(', ')}`);
+      }
       this.core = this.newCore();
     } catch (e) {
       if (this.ownRundir) rmSync(this.rundir, { recursive: true, force: true });
@@ -118,6 +152,7 @@ export class XenstoreServer {
   private newCore(): XenstoredCore {
     const core = new XenstoredCore({
       quotas: this.opts.quotas,
+      release: this.opts.release ?? DEFAULT_RELEASE,
       domains: { exists: (d) => this.existing.has(d) || (this.oracle?.exists(d) ?? false) },
       trace: this.traceFn,
       onDomain: (domid, event) => this.domainEvent(domid, event),
@@ -127,8 +162,18 @@ export class XenstoreServer {
       },
     });
     if (this.opts.persist) {
+      this.journal?.close();
+      this.journal = null;
       loadTree(core, this.opts.persist);
-      core.onChange = () => this.scheduleSave();
+      // Fold what was loaded into one snapshot, then log every change from an empty log.
+      const journal = new TreeJournal(this.opts.persist);
+      journal.compact(core);
+      journal.open();
+      this.journal = journal;
+      core.journal = (change) => {
+        journal.append(change);
+        if (journal.wantsCompaction) journal.compact(core);
+      };
     }
     return core;
   }
@@ -174,6 +219,7 @@ export class XenstoreServer {
     }
     const decoder = new FrameDecoder({ maxPayload: XENSTORE_PAYLOAD_MAX });
     sock.on('data', (chunk: Buffer) => this.receive(conn, decoder, chunk));
+    sock.on('drain', () => this.drained(conn));
     sock.on('error', () => undefined);
     sock.on('close', () => this.detach(conn));
   }
@@ -191,7 +237,22 @@ export class XenstoreServer {
 
   private detach(conn: ServerConnection): void {
     this.endpoints.delete(conn);
+    this.inputs.delete(conn);
+    this.paused.delete(conn);
     this.core.closeConnection(conn);
+    // Its queued output no longer counts against its domain: others may be read again.
+    this.pumpPaused();
+  }
+
+  /** The transport took what it had: write what waited, read who waited. */
+  private drained(conn: ServerConnection): void {
+    if (conn.closed) return;
+    this.core.drained(conn);
+    this.pumpPaused();
+  }
+
+  private pumpPaused(): void {
+    for (const c of [...this.paused]) this.pump(c);
   }
 
   private receive(conn: ServerConnection, decoder: FrameDecoder, chunk: Buffer): void {
@@ -203,15 +264,45 @@ export class XenstoreServer {
       this.core.dropConnection(conn);
       return;
     }
-    for (const f of frames) {
+    let input = this.inputs.get(conn);
+    if (!input) {
+      input = { frames: [], next: 0, paused: false };
+      this.inputs.set(conn, input);
+    }
+    for (const f of frames) input.frames.push(f);
+    this.pump(conn);
+  }
+
+  /** Process received requests while the daemon may read this connection (conn_can_read). */
+  private pump(conn: ServerConnection): void {
+    const input = this.inputs.get(conn);
+    if (!input) return;
+    while (input.next < input.frames.length) {
       if (conn.closed) return;
-      this.core.process(conn, f);
+      if (!this.core.canRead(conn)) {
+        if (!input.paused) {
+          input.paused = true;
+          this.paused.add(conn);
+          this.endpoints.get(conn)?.pause();
+        }
+        return;
+      }
+      const f = input.frames[input.next++];
+      this.processGuarded(conn, f);
+      if (this.failed) return;
       conn.received++;
       const limit = this.faults.dropAfterMessages;
       if (limit !== undefined && conn.received >= limit) {
         this.dropSoon(conn);
         return;
       }
+    }
+    input.frames = [];
+    input.next = 0;
+    if (input.paused) {
+      input.paused = false;
+      this.paused.delete(conn);
+      this.endpoints.get(conn)?.resume();
     }
   }
 
@@ -223,15 +314,13 @@ export class XenstoreServer {
     setTimeout(() => ep?.destroy(), wait);
   }
 
-  private output(conn: ServerConnection, frames: Frame[]): void {
+  /** The connection's sink: false when the transport is backed up (output waits in the core). */
+  private output(conn: ServerConnection, frames: Frame[]): boolean {
     const ep = this.endpoints.get(conn);
-    if (!ep || ep.destroyed) return;
+    if (!ep || ep.destroyed) return true;
     const buf = frames.length === 1 ? encodeFrame(frames[0]) : Buffer.concat(frames.map(encodeFrame));
     const d = this.faults.replyDelayMs;
-    if (d === undefined || d === 0) {
-      ep.write(buf);
-      return;
-    }
+    if (d === undefined || d === 0) return ep.write(buf);
     // Delayed output goes through one queue per connection, so it leaves in order whatever
     // the individual delays.
     const ms = Array.isArray(d) ? d[0] + this.random() * (d[1] - d[0]) : d;
@@ -244,6 +333,7 @@ export class XenstoreServer {
     }
     q.push({ due, buf });
     if (q.length === 1) this.armDelayed(conn, ep);
+    return true;
   }
 
   private armDelayed(conn: ServerConnection, ep: Endpoint): void {
@@ -293,11 +383,17 @@ export class XenstoreServer {
     if (domid !== null) this.requireIntroduced(domid);
     const decoder = new FrameDecoder({ maxPayload: XENSTORE_PAYLOAD_MAX });
     let conn: ServerConnection | null = null;
+    // While the daemon does not read this connection, the writer's callback waits (backpressure).
+    let paused = false;
+    let heldWrite: (() => void) | null = null;
     const stream = new Duplex({
-      read() {},
+      read: () => {
+        if (conn && !conn.writable) this.drained(conn);
+      },
       write: (chunk: Buffer, _enc, cb) => {
         if (conn) this.receive(conn, decoder, chunk);
-        cb();
+        if (paused) heldWrite = cb;
+        else cb();
       },
       final: (cb) => {
         stream.push(null);
@@ -310,6 +406,15 @@ export class XenstoreServer {
     });
     conn = this.attach(domid, {
       write: (buf) => stream.push(buf),
+      pause: () => {
+        paused = true;
+      },
+      resume: () => {
+        paused = false;
+        const cb = heldWrite;
+        heldWrite = null;
+        cb?.();
+      },
       destroy: () => stream.destroy(),
       get destroyed() {
         return stream.destroyed;
@@ -391,7 +496,12 @@ export class XenstoreServer {
     await this.closeListeners();
     if (this.opts.persist) this.saveNow();
     if (opts.fresh) {
-      if (this.opts.persist) rmSync(this.opts.persist, { force: true });
+      if (this.opts.persist) {
+        this.journal?.close();
+        this.journal = null;
+        rmSync(this.opts.persist, { force: true });
+        rmSync(`${this.opts.persist}.log`, { force: true });
+      }
       this.core = this.newCore();
     } else {
       const snap = this.core.snapshot();
@@ -420,22 +530,40 @@ export class XenstoreServer {
     await Promise.all(all.map((s) => new Promise<void>((r) => s.close(() => r()))));
   }
 
-  private scheduleSave(): void {
-    if (this.saveTimer || this.closed) return;
-    this.saveTimer = setTimeout(() => {
-      this.saveTimer = null;
-      this.saveNow();
-    }, 20);
-    this.saveTimer.unref();
+  /** Fold the --persist log into a fresh snapshot now (changes are durable without this). */
+  saveNow(): void {
+    if (this.failed || !this.opts.persist) return;
+    if (this.journal) this.journal.compact(this.core);
+    else saveTree(this.core, this.opts.persist);
   }
 
-  /** Write the --persist file now. */
-  saveNow(): void {
-    if (this.saveTimer) {
-      clearTimeout(this.saveTimer);
-      this.saveTimer = null;
+  /** The log cannot be written: acknowledge nothing more, drop everyone, stop listening. */
+  private fatal(err: XenstoredServerError): void {
+    if (this.failed) return;
+    this.failed = err;
+    this.traceFn?.(`fatal: ${err.message}`);
+    // Queued replies were not sent (the journal runs first): dropping the connections now
+    // discards them, so no client is told that an unlogged change happened.
+    this.dropAll();
+    void this.closeListeners();
+    this.journal?.close();
+    this.journal = null;
+    this.opts.onFatal?.(err);
+  }
+
+  /** The error that stopped the daemon, if any (see ServerOptions.onFatal). */
+  get failure(): XenstoredServerError | null {
+    return this.failed;
+  }
+
+  /** core.process(), with a failing log turned into fatal(). */
+  private processGuarded(conn: ServerConnection, f: Frame): void {
+    try {
+      this.core.process(conn, f);
+    } catch (e) {
+      if (e instanceof XenstoredServerError && e.step === 'persist') this.fatal(e);
+      else throw e;
     }
-    if (this.opts.persist) saveTree(this.core, this.opts.persist);
   }
 
   /** Stop: connections dropped, sockets removed, the tree saved (with --persist). Idempotent. */
@@ -445,6 +573,8 @@ export class XenstoreServer {
     this.dropAll();
     await this.closeListeners();
     if (this.opts.persist) this.saveNow();
+    this.journal?.close();
+    this.journal = null;
     if (this.ownRundir) rmSync(this.rundir, { recursive: true, force: true });
   }
 }
