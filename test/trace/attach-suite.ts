@@ -9,7 +9,7 @@ import test from 'ava';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { connect } from '../../xenstore-wire/client';
-import { DaemonKind, RunningDaemon, startDaemon } from '../harness/daemons';
+import { DaemonKind, DaemonOptions, RunningDaemon, startDaemon as startHarnessDaemon } from '../harness/daemons';
 import { runXenstoreCli } from '../harness/clients';
 import { byConnection, openFiles, startAttach } from './attach-helpers';
 import { ScriptClient, T, f, listenXsTrace, nul, parseJsonLines, runXsTrace, tmpDir } from './helpers';
@@ -29,16 +29,21 @@ async function switches(d: RunningDaemon): Promise<string | null> {
   }
 }
 
-export function attachSuite(kind: DaemonKind): void {
+/**
+ * The suite on daemon `kind` started with `base` options (a release, when the harness has
+ * several); `label` names the tests ("cxenstored", "cxenstored 4.20").
+ */
+export function attachSuite(kind: DaemonKind, base: DaemonOptions = {}, label: string = kind): void {
+  const startDaemon = (k: DaemonKind, o: DaemonOptions = {}) => startHarnessDaemon(k, { ...base, ...o });
   let dir: string;
   test.before(() => {
-    dir = tmpDir(`xs-trace-attach-${kind}-`);
+    dir = tmpDir(`xs-trace-attach-${label.replace(/\W+/g, '-')}-`);
   });
   test.after.always(() => {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  test.serial(`${kind}: every request of test-xenstore appears decoded exactly once, as the proxy saw it; --stats totals are the requests printed`, async (t) => {
+  test.serial(`${label}: every request of test-xenstore appears decoded exactly once, as the proxy saw it; --stats totals are the requests printed`, async (t) => {
     const d = await startDaemon(kind);
     try {
       const before = await switches(d);
@@ -84,7 +89,7 @@ export function attachSuite(kind: DaemonKind): void {
     }
   });
 
-  test.serial(`${kind}: a daemon logging to its -T file gets its file back, and logs there again`, async (t) => {
+  test.serial(`${label}: a daemon logging to its -T file gets its file back, and logs there again`, async (t) => {
     const d = await startDaemon(kind, { trace: true });
     try {
       const trace = d.tracePath!;
@@ -106,7 +111,7 @@ export function attachSuite(kind: DaemonKind): void {
     }
   });
 
-  test.serial(`${kind}: SIGKILL leaves the daemon serving; attach is refused until detach repairs it`, async (t) => {
+  test.serial(`${label}: SIGKILL leaves the daemon serving; attach is refused until detach repairs it`, async (t) => {
     const d = await startDaemon(kind, { trace: true });
     try {
       const before = await switches(d);
@@ -137,7 +142,7 @@ export function attachSuite(kind: DaemonKind): void {
     }
   });
 
-  test.serial(`${kind}: the log rotates (--rotate-size 64K): 2,000 writes all appear, old files are deleted`, async (t) => {
+  test.serial(`${label}: the log rotates (--rotate-size 64K): 2,000 writes all appear, old files are deleted`, async (t) => {
     const d = await startDaemon(kind);
     try {
       const att = await startAttach(['--upstream', d.socketPath, '--dir', dir, '--rotate-size', '64K', '--type', 'WRITE', '--path', '/rot', '--json']);
@@ -172,7 +177,7 @@ export function attachSuite(kind: DaemonKind): void {
     }
   });
 
-  test.serial(`${kind}: connections are named by domain where the daemon says it; --domain keeps one guest`, async (t) => {
+  test.serial(`${label}: connections are named by domain where the daemon says it; --domain keeps one guest`, async (t) => {
     const d = await startDaemon(kind, { fakeDomains: [5] });
     try {
       const att = await startAttach(['--upstream', d.socketPath, '--dir', dir, '--json', '--domain', '5']);
@@ -205,7 +210,7 @@ export function attachSuite(kind: DaemonKind): void {
     }
   });
 
-  test.serial(`${kind}: attach refuses a second attach, bad options before touching the daemon (exit 2)`, async (t) => {
+  test.serial(`${label}: attach refuses a second attach, bad options before touching the daemon (exit 2)`, async (t) => {
     const d = await startDaemon(kind);
     try {
       const bad = await runXsTrace(['attach', '--upstream', d.socketPath, '--interval', '5']);
