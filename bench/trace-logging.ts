@@ -19,14 +19,21 @@ import * as path from 'node:path';
 import { decodeHeader, encodeFrame } from '../xenstore-wire/codec';
 import { MessageType, XS_HEADER_SIZE } from '../xenstore-wire/constants';
 import { request } from '../xenstore-wire/payload';
-import { DaemonKind, RunningDaemon, startDaemon } from '../test/harness/daemons';
+import { DaemonKind, DaemonOptions, RunningDaemon, startDaemon } from '../test/harness/daemons';
+
+/** A daemon to measure: its name in the report, its kind and the harness options (a release). */
+export interface BenchDaemon {
+  label: string;
+  kind: DaemonKind;
+  options: DaemonOptions;
+}
 
 export interface LoggingOptions {
   rounds: number;
   /** Requests per block (one workload, one state, one round). */
   block: number;
   warmup: number;
-  kinds: DaemonKind[];
+  daemons: BenchDaemon[];
 }
 
 type State = 'off' | 'log' | 'attach';
@@ -129,7 +136,7 @@ function quantile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
 }
 
-async function measure(root: string, daemon: RunningDaemon, o: LoggingOptions, logDir: string): Promise<LoggingResult> {
+async function measure(root: string, label: string, daemon: RunningDaemon, o: LoggingOptions, logDir: string): Promise<LoggingResult> {
   const client = await Client.connect(daemon.socketPath);
   const p = '/bench/logging/value';
   const value = 'x'.repeat(32);
@@ -172,7 +179,7 @@ async function measure(root: string, daemon: RunningDaemon, o: LoggingOptions, l
   }
   client.close();
   return {
-    daemon: `${daemon.kind}`,
+    daemon: label,
     workloads: WORKLOADS.map((w) => {
       const states = {} as LoggingResult['workloads'][number]['states'];
       const rps = (s: State) => {
@@ -198,11 +205,11 @@ async function measure(root: string, daemon: RunningDaemon, o: LoggingOptions, l
 /** Runs the logging bench on each daemon kind and writes bench/results/trace-attach.{json,md}. */
 export async function benchLogging(root: string, o: LoggingOptions): Promise<string> {
   const results: LoggingResult[] = [];
-  for (const kind of o.kinds) {
-    const daemon = await startDaemon(kind);
+  for (const d of o.daemons) {
+    const daemon = await startDaemon(d.kind, d.options);
     const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'xs-trace-bench-log-'));
     try {
-      results.push(await measure(root, daemon, o, logDir));
+      results.push(await measure(root, d.label, daemon, o, logDir));
     } finally {
       await daemon.stop();
       fs.rmSync(logDir, { recursive: true, force: true });

@@ -18,11 +18,11 @@ import { parseArgs } from 'node:util';
 import { encodeFrame, decodeHeader } from '../xenstore-wire/codec';
 import { MessageType, XS_HEADER_SIZE } from '../xenstore-wire/constants';
 import { request } from '../xenstore-wire/payload';
-import { DAEMON_KINDS, startDaemon, projectRoot } from '../test/harness/daemons';
-import { benchLogging } from './trace-logging';
+import { startDaemon, projectRoot } from '../test/harness/daemons';
+import { BenchDaemon, benchLogging } from './trace-logging';
 
-/** The C xenstored releases the harness can start (4.17; 4.20 when it has it). */
-const C_DAEMONS = DAEMON_KINDS.filter((k) => k.startsWith('cxenstored'));
+/** The C xenstored releases measured: the machine's own, Debian 12's 4.17. */
+const C_DAEMONS: BenchDaemon[] = [{ label: 'C xenstored 4.17 (Debian 12)', kind: 'cxenstored', options: {} }];
 
 const TARGET_ADDED_US = 30;
 
@@ -136,7 +136,7 @@ async function waitForSocket(p: string, child: ChildProcess, ms: number): Promis
 async function main(o: Options): Promise<void> {
   if (o.part !== 'logging') await proxyPart(o);
   if (o.part !== 'proxy') {
-    const md = await benchLogging(projectRoot(), { rounds: o.loggingRounds, block: o.loggingBlock, warmup: 1000, kinds: C_DAEMONS });
+    const md = await benchLogging(projectRoot(), { rounds: o.loggingRounds, block: o.loggingBlock, warmup: 1000, daemons: C_DAEMONS });
     process.stdout.write('\n' + md);
   }
 }
