@@ -9,7 +9,7 @@
 xst() { node "$XEN_PKG/dist/lib/cli/xs-trace.js" "$@"; }
 out=$(xenstore-control memreport 2>&1) && fail "xenstored already logs before the attach (CONTROL memreport: $out)"
 
-cfg=$(domu_cfg xsprobe 'memory = 32')
+cfg=$(domu_cfg xsprobe)
 out=$(xl create -p "$cfg" 2>&1) || fail "xl create -p xsprobe failed: $(echo "$out" | tail -n 2 | tr '\n' ' ')"
 k=$(domid_of xsprobe) || fail "no domid for xsprobe"
 xl destroy xsprobe || fail "xl destroy xsprobe failed"
