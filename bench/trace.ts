@@ -1,5 +1,6 @@
 /**
- * `npm run bench:trace`: the round-trip latency xs-trace adds, in one run.
+ * `npm run bench:trace`: the round-trip latency xs-trace's proxy adds, and what `xs-trace
+ * attach` costs the daemon (bench/trace-logging.ts), in one run (`--part proxy|logging`).
  *
  * One private C xenstored (test/harness), one `xs-trace --listen` process in front of it
  * (decoding and formatting every message, output to /dev/null), and one client in this
@@ -13,10 +14,15 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { parseArgs } from 'node:util';
 import { encodeFrame, decodeHeader } from '../xenstore-wire/codec';
 import { MessageType, XS_HEADER_SIZE } from '../xenstore-wire/constants';
 import { request } from '../xenstore-wire/payload';
 import { startDaemon, projectRoot } from '../test/harness/daemons';
+import { BenchDaemon, benchLogging } from './trace-logging';
+
+/** The C xenstored releases measured: the machine's own, Debian 12's 4.17. */
+const C_DAEMONS: BenchDaemon[] = [{ label: 'C xenstored 4.17 (Debian 12)', kind: 'cxenstored', options: {} }];
 
 const TARGET_ADDED_US = 30;
 
@@ -25,24 +31,42 @@ interface Options {
   rounds: number;
   block: number;
   format: 'human' | 'json';
+  part: 'all' | 'proxy' | 'logging';
+  loggingRounds: number;
+  loggingBlock: number;
 }
 
-function parseArgs(argv: string[]): Options {
-  const o: Options = { warmup: 3000, rounds: 8000, block: 200, format: 'human' };
-  for (let i = 0; i < argv.length; i++) {
-    const [k, v] = [argv[i], argv[i + 1]];
-    if (k === '--rounds') {
-      o.rounds = Number(v);
-      i++;
-    } else if (k === '--warmup') {
-      o.warmup = Number(v);
-      i++;
-    } else if (k === '--block') {
-      o.block = Number(v);
-      i++;
-    } else if (k === '--json-format') o.format = 'json';
-  }
-  return o;
+/** Command-line options (node:util parseArgs: unknown options and bad numbers are refused). */
+function options(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      rounds: { type: 'string', default: '8000' },
+      warmup: { type: 'string', default: '3000' },
+      block: { type: 'string', default: '200' },
+      'json-format': { type: 'boolean', default: false },
+      part: { type: 'string', default: 'all' },
+      'logging-rounds': { type: 'string', default: '6' },
+      'logging-block': { type: 'string', default: '2000' },
+    },
+    strict: true,
+  });
+  const int = (name: 'rounds' | 'warmup' | 'block' | 'logging-rounds' | 'logging-block', min: number): number => {
+    const v = Number(values[name]);
+    if (!Number.isInteger(v) || v < min) throw new Error(`--${name} expects an integer >= ${min}, got ${JSON.stringify(values[name])}`);
+    return v;
+  };
+  const part = values.part as string;
+  if (part !== 'all' && part !== 'proxy' && part !== 'logging') throw new Error(`--part expects all, proxy or logging, got ${JSON.stringify(part)}`);
+  return {
+    rounds: int('rounds', 1),
+    warmup: int('warmup', 0),
+    block: int('block', 1),
+    format: values['json-format'] ? 'json' : 'human',
+    part,
+    loggingRounds: int('logging-rounds', 1),
+    loggingBlock: int('logging-block', 1),
+  };
 }
 
 /** A minimal synchronous-style client: one outstanding READ at a time. */
@@ -109,8 +133,16 @@ async function waitForSocket(p: string, child: ChildProcess, ms: number): Promis
   throw new Error(`xs-trace did not listen on ${p} within ${ms} ms`);
 }
 
-async function main(): Promise<void> {
-  const o = parseArgs(process.argv.slice(2));
+async function main(o: Options): Promise<void> {
+  if (o.part !== 'logging') await proxyPart(o);
+  if (o.part !== 'proxy') {
+    const md = await benchLogging(projectRoot(), { rounds: o.loggingRounds, block: o.loggingBlock, warmup: 1000, daemons: C_DAEMONS });
+    process.stdout.write('\n' + md);
+  }
+}
+
+/** The added round-trip latency of the proxy: bench/results/trace.{json,md}. */
+async function proxyPart(o: Options): Promise<void> {
   const root = projectRoot();
   const daemon = await startDaemon('cxenstored');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xs-trace-bench-'));
@@ -237,7 +269,14 @@ function plainForwarder(listenPath: string, upstream: string): void {
 if (process.argv[2] === '--plain-forwarder') {
   plainForwarder(process.argv[3], process.argv[4]);
 } else {
-  main().catch((e) => {
+  let parsed: Options | undefined;
+  try {
+    parsed = options(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`bench:trace: ${(e as Error).message}\n`);
+    process.exitCode = 2;
+  }
+  if (parsed) main(parsed).catch((e) => {
     process.stderr.write(`bench:trace: ${(e as Error).stack ?? e}\n`);
     process.exitCode = 1;
   });

@@ -14,6 +14,7 @@
  * MAX_TEXT characters, at most MAX_LISTED inner errors are listed ("and N more"), control
  * characters are escaped, and the handler itself cannot throw.
  */
+import { elide as elideInput } from '../elide';
 
 /** The documented bounds of what the handler prints (docs/manager.md, "Exit status and errors"). */
 export const OUTPUT_BOUNDS = {
@@ -76,10 +77,9 @@ interface ErrorLike {
   format?: () => string;
 }
 
-/** `text` cut to `max` characters, saying how much was left out. */
+/** `text` bounded to about `max` characters (lib/elide.ts: start and end kept, the middle counted). */
 export function elide(text: string, max: number = OUTPUT_BOUNDS.MAX_TEXT): string {
-  if (text.length <= max) return text;
-  return `${text.slice(0, max)}… (${text.length - max} more characters)`;
+  return elideInput(text, max);
 }
 
 /** Control characters (but newline and tab) as \xNN, so that no input can drive the terminal. */

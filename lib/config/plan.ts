@@ -12,7 +12,7 @@
  * domain's first and only owner. Errors always fall on config entries, never on records.
  */
 import { didYouMean } from './did-you-mean';
-import { ConfigError, ConfigLocation, ConfigWarning } from './errors';
+import { boundErrors, ConfigError, ConfigLocation, ConfigWarning } from './errors';
 import { hex, humanSize } from './numbers';
 import { domainName, parseSharedMemEntries, ShmEntry, StaticShmKey } from './shm-entries';
 import { entryError, label, validateDomainEntries, ValidateOptions } from './validate';
@@ -414,7 +414,8 @@ export function planDomains<R extends PeerRegion = PeerRegion>(read: ReadResult,
   const order = new Map(read.files.map((f, i) => [f, i]));
   errors.sort((a, b) => (order.get(a.file) ?? 0) - (order.get(b.file) ?? 0) || a.line - b.line || a.column - b.column);
   const kept = all.filter((c) => decisions.has(c)).map((c) => decisions.get(c)!);
-  return { plan, errors, warnings, decisions: kept, againstRecords };
+  // Bounded report (docs/config.md, "Bounds"): repeats once, at most ERRORS_PER_FILE per file.
+  return { plan, errors: boundErrors(errors), warnings, decisions: kept, againstRecords };
 }
 
 /** A recorded mapping of `domid` in another region that overlaps entry `e`. */

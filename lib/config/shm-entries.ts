@@ -13,6 +13,7 @@
  */
 import { ConfigError, ConfigLocation } from './errors';
 import { didYouMean } from './did-you-mean';
+import { ERRORS_PER_ENTRY, tooManyErrors } from './errors';
 import { parseEntryNumber } from './numbers';
 import { XlConfig, XlString, XlValue } from './xl-reader';
 import { CACHE_POLICIES, PROTS, ROLE_ALIASES, SPELLINGS, type CachePolicy, type MappingRole, type ShmProt, type ShmSpelling } from '../vocabulary';
@@ -168,6 +169,12 @@ function parseStaticShm(item: XlString, file: string, domain: string | null, ind
   const errors: ConfigError[] = [];
   const err = (rule: ConstructorParameters<typeof ConfigError>[0]['rule'], at: number, reason: string, hint?: string) =>
     errors.push(new ConfigError({ rule, location: item.locate(at), reason, hint, entry: text, domain: domain ?? undefined }));
+  // Bound (docs/config.md, "Bounds"): an entry's items are read until ERRORS_PER_ENTRY errors.
+  const full = (): boolean => {
+    if (errors.length < ERRORS_PER_ENTRY) return false;
+    if (errors.length === ERRORS_PER_ENTRY) errors.push(tooManyErrors(item, text));
+    return true;
+  };
 
   // Split on commas; a trailing comma is allowed ("[<key>=<value>,]*" in the 2017 syntax).
   const parts: Part[] = [];
@@ -177,6 +184,7 @@ function parseStaticShm(item: XlString, file: string, domain: string | null, ind
   let start = 0;
   for (let i = 0; i <= text.length; i++) {
     if (i < text.length && text[i] !== ',') continue;
+    if (full()) break;
     const seg = trimAt(text, start, i);
     const last = i === text.length;
     start = i + 1;

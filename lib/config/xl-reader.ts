@@ -26,8 +26,26 @@
  *   that remembers its `+=` (xl then refuses it where it wants a number);
  * - a key assigned twice keeps the newest value.
  */
-import { readFile } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { ConfigError, ConfigLocation, ConfigWarning, RuleId } from './errors';
+
+/**
+ * Bounds of the reader (docs/config.md, "Bounds"). xl configs are a few KiB; these refuse a
+ * mistaken or hostile file early, with a located error, instead of reading, parsing or
+ * reporting without end. libxlutil has none of them (it fails with "memory exhausted" beyond
+ * about 5,000 nested lists), so each is far above what a real config holds.
+ */
+export const CONFIG_BOUNDS = {
+  /** Bytes of a config file (or characters of a text given to parseXlConfig). */
+  maxBytes: 1024 * 1024,
+  /** Lists inside lists: `x = [[[...]]]`. No xl key nests more than two. */
+  maxNesting: 64,
+  /** Items of one list. */
+  maxListItems: 4096,
+  /** Characters of one quoted string (Linux's kernel command line, the longest xl value, is 4 KiB at most). */
+  maxStringChars: 16 * 1024,
+} as const;
 
 /** A scalar value: a quoted string or a NUMBER token, both kept as text as libxlutil does. */
 export class XlString {
@@ -59,9 +77,24 @@ export class XlString {
 
   /** `this` followed by `next` (for `+=`); characters keep their own source places. */
   concat(next: XlString): XlString {
-    const lines = this.#lines.slice(0, -1).concat(next.#lines);
-    const columns = this.#columns.slice(0, -1).concat(next.#columns);
-    return new XlString(this.value + next.value, 'string', next.location, lines, columns);
+    return XlString.join([this, next]);
+  }
+
+  /**
+   * The strings one after the other (a key's `+=` chain, folded once: folding statement by
+   * statement would copy the growing value each time); characters keep their source places.
+   */
+  static join(parts: readonly XlString[]): XlString {
+    const lines: number[] = [];
+    const columns: number[] = [];
+    parts.forEach((p, i) => {
+      const n = i === parts.length - 1 ? p.#lines.length : p.#lines.length - 1;
+      for (let k = 0; k < n; k++) {
+        lines.push(p.#lines[k]);
+        columns.push(p.#columns[k]);
+      }
+    });
+    return new XlString(parts.map((p) => p.value).join(''), 'string', parts[parts.length - 1].location, lines, columns);
   }
 
   toJSON(): unknown {
@@ -136,7 +169,17 @@ export interface ParseOptions {
 
 /** Parse xl config text. Throws ConfigError (kind 'config') on anything xl would refuse. */
 export function parseXlConfig(text: string, opts: ParseOptions = {}): XlConfig {
-  return new Parser(text, opts.file ?? '<config>').parseFile();
+  const file = opts.file ?? '<config>';
+  if (text.length > CONFIG_BOUNDS.maxBytes) {
+    throw new ConfigError({
+      rule: 'limit',
+      code: 'EFBIG',
+      location: { file, line: 1, column: 1 },
+      reason: `the config is ${text.length} characters, more than the ${CONFIG_BOUNDS.maxBytes} a config may have`,
+      hint: 'xl configs are a few KiB: is this the right text?',
+    });
+  }
+  return new Parser(text, file).parseFile();
 }
 
 /**
@@ -145,20 +188,55 @@ export function parseXlConfig(text: string, opts: ParseOptions = {}): XlConfig {
  * ConfigErrors with rule 'io' and the errno name as code.
  */
 export async function readXlConfig(path: string): Promise<XlConfig> {
-  let bytes: Buffer;
+  return parseXlConfig(decodeConfigBytes(await readConfigBytes(path), path), { file: path });
+}
+
+/** A ConfigError of rule io at line 0 (the file as a whole). */
+function ioError(path: string, code: string, reason: string, hint?: string): ConfigError {
+  return new ConfigError({ rule: 'io', code, location: { file: path, line: 0, column: 0 }, reason, hint });
+}
+
+/**
+ * The bytes of a config file, bounded: only a regular file is read (a FIFO, a device such as
+ * /dev/zero or a socket is refused before any read; O_NONBLOCK keeps open() of a FIFO from
+ * waiting for a writer), and at most CONFIG_BOUNDS.maxBytes of it (the size is checked before
+ * reading, and again while reading, for a file that grows meanwhile).
+ */
+export async function readConfigBytes(path: string): Promise<Buffer> {
+  const max = CONFIG_BOUNDS.maxBytes;
+  let fh;
   try {
-    bytes = await readFile(path);
+    fh = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new ConfigError({
-      rule: 'io',
-      code: e.code ?? 'EIO',
-      location: { file: path, line: 0, column: 0 },
-      reason: `cannot read the config file: ${e.code ?? ''} ${e.syscall ?? 'read'}`.replace(/\s+/g, ' ').trim(),
-      hint: e.code === 'ENOENT' ? 'check the path' : e.code === 'EISDIR' ? 'give a config file, not a directory' : undefined,
-    });
+    const code = e.code ?? 'EIO';
+    throw ioError(path, code, `cannot read the config file: ${code} open`, code === 'ENOENT' ? 'check the path' : code === 'EISDIR' ? 'give a config file, not a directory' : undefined);
   }
-  return parseXlConfig(decodeConfigBytes(bytes, path), { file: path });
+  try {
+    const st = await fh.stat();
+    if (st.isDirectory()) throw ioError(path, 'EISDIR', 'cannot read the config file: EISDIR read', 'give a config file, not a directory');
+    if (!st.isFile()) {
+      const what = st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : 'not a regular file';
+      throw ioError(path, 'EINVAL', `the config file is ${what}, not a regular file`, 'give the xl config file itself');
+    }
+    if (st.size > max) throw ioError(path, 'EFBIG', `the config file is ${st.size} bytes, more than the ${max} bytes a config may have`, 'xl configs are a few KiB: is this the right file?');
+    const buf = Buffer.allocUnsafe(max + 1);
+    let got = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, got, buf.length - got, got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+      if (got > max) throw ioError(path, 'EFBIG', `the config file grew past the ${max} bytes a config may have while it was read`, 'xl configs are a few KiB: is this the right file?');
+    }
+    return buf.subarray(0, got);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    const e = err as NodeJS.ErrnoException;
+    const code = e.code ?? 'EIO';
+    throw ioError(path, code, `cannot read the config file: ${code} ${e.syscall ?? 'read'}`);
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Strict UTF-8 decoding with a located error. */
@@ -303,6 +381,7 @@ class Parser {
       if (isDigit(c)) {
         let j = i + 1;
         while (j < s.length && isNumberChar(s[j])) j++;
+        this.boundToken(j - i, line, column, 'number');
         const t = tok('NUMBER', j - i);
         const lines = new Array<number>(t.text.length + 1).fill(line);
         const columns = Array.from({ length: t.text.length + 1 }, (_, k) => column + k);
@@ -314,6 +393,7 @@ class Parser {
       if (c === '"' || c === "'") {
         const end = this.matchString(i, c);
         if (end >= 0) {
+          this.boundToken(end - 1 - i, line, column, 'string');
           const t = tok('STRING', end + 1 - i);
           t.str = this.dequote(t.text, line, column);
           return t;
@@ -322,6 +402,12 @@ class Parser {
       this.badCharacter(i, line, column);
       // Only reached when the bad character is ignored (last byte of the file).
     }
+  }
+
+  /** Refuses a string or number token longer than CONFIG_BOUNDS.maxStringChars. */
+  private boundToken(chars: number, line: number, column: number, what: 'string' | 'number'): void {
+    const max = CONFIG_BOUNDS.maxStringChars;
+    if (chars > max) this.fail('limit', line, column, `a ${what} of ${chars} characters, more than ${max}`, `xen-sshm reads values of at most ${max} characters`);
   }
 
   /** Index of the closing quote of a string starting at `i`, or -1 (flex regex semantics). */
@@ -438,7 +524,8 @@ class Parser {
 
   parseFile(): XlConfig {
     const statements: XlStatement[] = [];
-    const settings = new Map<string, XlSetting>();
+    // Per key, the values its newest `=` and the `+=` after it add up to, folded at the end.
+    const chains = new Map<string, { name: string; op: '=' | '+='; parts: XlValue[]; items: number; location: ConfigLocation }>();
     for (;;) {
       const t = this.next();
       if (t.kind === 'EOF') break;
@@ -446,40 +533,55 @@ class Parser {
       if (t.kind !== 'IDENT') this.unexpected(t, 'a key');
       const opTok = this.next();
       if (opTok.kind !== '=' && opTok.kind !== '+=') this.unexpected(opTok, "'=' or '+='");
-      let value = this.parseValue();
+      const value = this.parseValue(1);
       const after = this.peek();
       if (after.kind !== 'NEWLINE' && after.kind !== ';' && after.kind !== 'EOF') this.unexpected(after, 'end of statement (newline or ;)');
       const op = opTok.kind;
       const location = this.loc(t.line, t.column);
       statements.push({ name: t.text, op, value, location });
-      const prev = settings.get(t.text);
-      if (op === '+=' && prev) value = this.concat(prev.value, value, opTok);
-      // A re-assigned key keeps its first position in the map (delete would move it).
-      settings.set(t.text, { name: t.text, op, value, location });
+      const prev = chains.get(t.text);
+      if (op === '+=' && prev) {
+        const prevType = prev.parts[0].type;
+        if (prevType !== value.type) {
+          this.fail(
+            'syntax.concat',
+            opTok.line,
+            opTok.column,
+            `+= cannot add a ${value.type} to a ${prevType}`,
+            prevType === 'list' ? 'append lists with += [ "..." ]' : 'append strings with += "..."',
+          );
+        }
+        if (value.type === 'list') {
+          prev.items += value.items.length;
+          if (prev.items > CONFIG_BOUNDS.maxListItems) {
+            this.fail('limit', opTok.line, opTok.column, `+= makes a list of more than ${CONFIG_BOUNDS.maxListItems} items`, `xen-sshm reads lists of at most ${CONFIG_BOUNDS.maxListItems} items`);
+          }
+        }
+        prev.parts.push(value);
+        prev.op = op;
+        prev.location = location;
+      } else {
+        // A re-assigned key keeps its first position in the map (delete would move it).
+        chains.set(t.text, { name: t.text, op, parts: [value], items: value.type === 'list' ? value.items.length : 0, location });
+      }
     }
+    const settings = new Map<string, XlSetting>();
+    for (const [name, c] of chains) settings.set(name, { name, op: c.op, value: fold(c.parts), location: c.location });
     return new XlConfig(this.file, statements, settings, this.warnings);
-  }
-
-  private concat(prev: XlValue, next: XlValue, at: Token): XlValue {
-    if (prev.type === 'string' && next.type === 'string') return prev.concat(next);
-    if (prev.type === 'list' && next.type === 'list') return { type: 'list', items: [...prev.items, ...next.items], location: next.location };
-    return this.fail(
-      'syntax.concat',
-      at.line,
-      at.column,
-      `+= cannot add a ${next.type} to a ${prev.type}`,
-      prev.type === 'list' ? 'append lists with += [ "..." ]' : 'append strings with += "..."',
-    );
   }
 
   private skipNewlines(): void {
     while (this.peek().kind === 'NEWLINE') this.next();
   }
 
-  private parseValue(): XlValue {
+  /** A value at nesting `depth` (1: the value of a key). Recursion is bounded by maxNesting. */
+  private parseValue(depth: number): XlValue {
     const t = this.next();
     if ((t.kind === 'STRING' || t.kind === 'NUMBER') && t.str) return t.str;
     if (t.kind !== '[') this.unexpected(t, 'a value (a "string", a number or a [ list ])');
+    if (depth > CONFIG_BOUNDS.maxNesting) {
+      this.fail('limit', t.line, t.column, `lists nested more than ${CONFIG_BOUNDS.maxNesting} deep`, 'xl keys take a value or a list of values: no config nests lists this deep');
+    }
     const list: XlList = { type: 'list', items: [], location: this.loc(t.line, t.column) };
     this.skipNewlines();
     if (this.peek().kind === ']') {
@@ -487,7 +589,11 @@ class Parser {
       return list;
     }
     for (;;) {
-      list.items.push(this.parseValue());
+      if (list.items.length >= CONFIG_BOUNDS.maxListItems) {
+        const at = this.peek();
+        this.fail('limit', at.line, at.column, `a list of more than ${CONFIG_BOUNDS.maxListItems} items`, `xen-sshm reads lists of at most ${CONFIG_BOUNDS.maxListItems} items`);
+      }
+      list.items.push(this.parseValue(depth + 1));
       this.skipNewlines();
       const sep = this.next();
       if (sep.kind === ']') return list;
@@ -499,4 +605,12 @@ class Parser {
       }
     }
   }
+}
+
+/** A key's value from its `=` and `+=` parts (all of one type: checked when each was read). */
+function fold(parts: XlValue[]): XlValue {
+  if (parts.length === 1) return parts[0];
+  if (parts[0].type === 'string') return XlString.join(parts as XlString[]);
+  const lists = parts as XlList[];
+  return { type: 'list', items: lists.flatMap((l) => l.items), location: lists[lists.length - 1].location };
 }

@@ -7,6 +7,7 @@ import { Frame } from '../../xenstore-wire/codec';
 import {
   MessageType,
   XENSTORE_PAYLOAD_MAX,
+  XenstoreFeature,
   isKnownMessageType,
   messageTypeName,
 } from '../../xenstore-wire/constants';
@@ -14,11 +15,13 @@ import { ProtocolError } from '../../xenstore-wire/errors';
 import { pathProblem } from '../../xenstore-wire/paths';
 import {
   parseBool,
+  parseDecimal,
   parseDirectory,
   parseDirectoryPart,
   parseErrorName,
   parseGetPerms,
   parseOk,
+  parseQuotaNames,
   parseRequest,
   parseString,
   parseTransactionStart,
@@ -41,6 +44,33 @@ const OK_REPLIES: ReadonlySet<number> = new Set([
   MessageType.RESUME,
   MessageType.SET_TARGET,
   MessageType.RESET_WATCHES,
+  MessageType.SET_FEATURE,
+  MessageType.SET_QUOTA,
+]);
+
+/** A feature bitmap (GET_FEATURE, SET_FEATURE) with the names of its XENSTORE_SERVER_FEATURE_* bits. */
+export function featureText(bits: number): string {
+  const names = Object.entries(XenstoreFeature)
+    .filter(([, b]) => (bits & b) !== 0)
+    .map(([n]) => n);
+  const known = Object.values(XenstoreFeature).reduce((a, b) => a | b, 0);
+  const other = bits & ~known;
+  if (other !== 0) names.push(`0x${(other >>> 0).toString(16)}`);
+  return `${bits} (${names.length ? names.join('|') : 'none'})`;
+}
+
+/** Requests whose payload starts with a path. */
+const PATH_FIRST: ReadonlySet<number> = new Set([
+  MessageType.DIRECTORY,
+  MessageType.DIRECTORY_PART,
+  MessageType.READ,
+  MessageType.GET_PERMS,
+  MessageType.WATCH,
+  MessageType.UNWATCH,
+  MessageType.WRITE,
+  MessageType.MKDIR,
+  MessageType.RM,
+  MessageType.SET_PERMS,
 ]);
 
 /** Requests whose path may be a special `@...` name: watches and their permissions. */
@@ -99,6 +129,8 @@ export function decodeRequest(rec: TraceRecord, frame: Frame): void {
   } catch (e) {
     warn(rec, { code: 'malformed-payload', message: detail(e) });
     rec.args = splitNul(frame.payload);
+    // The path still says what the request was about (and its reply and --path use it).
+    if (PATH_FIRST.has(frame.type) && rec.args.length > 0) rec.path = rec.args.shift();
     return;
   }
   switch (r.type) {
@@ -114,9 +146,28 @@ export function decodeRequest(rec: TraceRecord, frame: Frame): void {
       rec.args = [String(r.offset)];
       break;
     case MessageType.WATCH:
+      rec.path = r.path;
+      rec.token = r.token;
+      if (r.depth !== undefined) rec.depth = r.depth;
+      break;
     case MessageType.UNWATCH:
       rec.path = r.path;
       rec.token = r.token;
+      break;
+    case MessageType.GET_FEATURE:
+      if (r.domid !== undefined) rec.domid = r.domid;
+      break;
+    case MessageType.SET_FEATURE:
+      rec.domid = r.domid;
+      rec.args = [`features ${featureText(r.features)}`];
+      break;
+    case MessageType.GET_QUOTA:
+      if (r.domid !== undefined) rec.domid = r.domid;
+      if (r.quota !== undefined) rec.args = [r.quota];
+      break;
+    case MessageType.SET_QUOTA:
+      if (r.domid !== undefined) rec.domid = r.domid;
+      rec.args = [`${r.quota} = ${r.value}`];
       break;
     case MessageType.TRANSACTION_START:
     case MessageType.RESET_WATCHES:
@@ -154,9 +205,10 @@ export function decodeRequest(rec: TraceRecord, frame: Frame): void {
 
 /**
  * Fills `rec` from a daemon -> client frame answering a request of type `reqType`
- * (undefined when no request was found: the frame is decoded by its own type).
+ * (undefined when no request was found: the frame is decoded by its own type). `quotaAsked`:
+ * the GET_QUOTA request named a quota (the reply is its value, not the list of names).
  */
-export function decodeReply(rec: TraceRecord, frame: Frame, reqType: number | undefined): void {
+export function decodeReply(rec: TraceRecord, frame: Frame, reqType: number | undefined, quotaAsked = false): void {
   checkHeader(rec, frame, false);
   const p = frame.payload;
   if (frame.type === MessageType.ERROR) {
@@ -204,6 +256,14 @@ export function decodeReply(rec: TraceRecord, frame: Frame, reqType: number | un
         break;
       case MessageType.IS_DOMAIN_INTRODUCED:
         rec.result = parseBool(p) ? 'T' : 'F';
+        break;
+      case MessageType.GET_FEATURE:
+        rec.result = featureText(parseDecimal(p, MessageType.GET_FEATURE));
+        break;
+      case MessageType.GET_QUOTA:
+        // The names when none was asked for, else one value (quota set at the request).
+        if (quotaAsked) rec.result = String(parseDecimal(p, MessageType.GET_QUOTA));
+        else rec.args = parseQuotaNames(p);
         break;
       case MessageType.WATCH_EVENT: {
         const ev = parseWatchEvent(p);

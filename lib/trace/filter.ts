@@ -4,7 +4,8 @@
  */
 import { MessageType, isKnownMessageType } from '../../xenstore-wire/constants';
 import { TraceRecord } from './record';
-import { TraceError } from './errors';
+import { quoteInput } from '../elide';
+import { usageError } from './errors';
 
 export interface TraceFilter {
   /** Path prefixes, matched on whole components: /local/domain matches /local/domain/0. */
@@ -12,6 +13,8 @@ export interface TraceFilter {
   /** Type names as in xs_wire.h without XS_ (READ, TRANSACTION_START...). */
   types?: string[];
   conns?: number[];
+  /** Domains of the connections (sources that tell it: daemon logs). */
+  domids?: number[];
   /** Transaction ids (as returned by TRANSACTION_START). */
   txs?: number[];
 }
@@ -28,7 +31,7 @@ export function parseTypeName(s: string): string {
   } else if (t in MessageType && isKnownMessageType((MessageType as unknown as Record<string, number>)[t])) {
     return t;
   }
-  throw new TraceError('EINVAL', `unknown message type ${JSON.stringify(s)} (expected a name from xs_wire.h such as READ, WRITE, TRANSACTION_START)`, { option: '--type' });
+  throw usageError(`unknown message type ${quoteInput(s)} (expected a name from xs_wire.h such as READ, WRITE, TRANSACTION_START)`, '--type');
 }
 
 export function pathMatches(prefix: string, path: string): boolean {
@@ -38,16 +41,17 @@ export function pathMatches(prefix: string, path: string): boolean {
 }
 
 export function isEmptyFilter(f: TraceFilter): boolean {
-  return !f.paths?.length && !f.types?.length && !f.conns?.length && !f.txs?.length;
+  return !f.paths?.length && !f.types?.length && !f.conns?.length && !f.txs?.length && !f.domids?.length;
 }
 
 /** Does `r` pass the filter? */
 export function matches(f: TraceFilter, r: TraceRecord): boolean {
   if (f.conns?.length && !f.conns.includes(r.conn)) return false;
+  if (f.domids?.length && (r.connDomid === undefined || !f.domids.includes(r.connDomid))) return false;
   const message = r.kind === 'request' || r.kind === 'reply' || r.kind === 'event';
   if (!message) {
     // Stream-level warnings always matter for their connection; connect/close lines and
-    // notes only show when nothing but the connection is selected.
+    // notes only show when nothing but the connection (or its domain) is selected.
     if (r.kind === 'warning') return true;
     return !f.paths?.length && !f.types?.length && !f.txs?.length;
   }

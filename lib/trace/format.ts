@@ -43,7 +43,7 @@ function pad2(n: number): string {
 const clockCache = { local: { sec: NaN, text: '' }, utc: { sec: NaN, text: '' } };
 
 /** HH:MM:SS.uuuuuu (HH:MM:SS and blanks when the source had whole seconds only). */
-export function formatClock(tsUs: number, precision: 'us' | 's' | undefined, zone: 'local' | 'utc' = 'local'): string {
+export function formatClock(tsUs: number, precision: 'us' | 'ms' | 's' | undefined, zone: 'local' | 'utc' = 'local'): string {
   const sec = Math.floor(tsUs / 1_000_000);
   const c = clockCache[zone];
   if (c.sec !== sec) {
@@ -53,6 +53,7 @@ export function formatClock(tsUs: number, precision: 'us' | 's' | undefined, zon
     c.text = `${pad2(h)}:${pad2(m)}:${pad2(s)}`;
   }
   if (precision === 's') return c.text + '       ';
+  if (precision === 'ms') return `${c.text}.${String(Math.floor((tsUs - sec * 1_000_000) / 1000)).padStart(3, '0')}   `;
   return `${c.text}.${String(tsUs - sec * 1_000_000).padStart(6, '0')}`;
 }
 
@@ -93,6 +94,9 @@ function txLabel(id: number | null): string {
   return id === null ? 'tx ?' : `tx ${id}`;
 }
 
+/** Requests whose `args` are xs-trace's own descriptions of decoded numbers ("port 9"), not wire strings. */
+const DESCRIBED: ReadonlySet<string> = new Set(['INTRODUCE', 'SET_TARGET', 'SET_FEATURE', 'SET_QUOTA']);
+
 /** The message-specific part of a human line. */
 function detail(r: TraceRecord, maxValue: number): string {
   const parts: string[] = [];
@@ -114,8 +118,10 @@ function detail(r: TraceRecord, maxValue: number): string {
   if (r.kind === 'request') {
     if (r.value !== undefined) parts.push('=', value());
     if (r.token !== undefined) parts.push(`token ${renderName(r.token)}`);
+    if (r.depth !== undefined) parts.push(`depth ${r.depth}`);
     if (r.perms) parts.push(r.perms.join(' '));
     if (op === 'DIRECTORY_PART' && r.args) parts.push(`offset ${r.args[0]}`);
+    else if (r.args && DESCRIBED.has(op ?? '')) parts.push(...r.args);
     else if (r.args) parts.push(...r.args.map(renderName));
     if (r.result !== undefined) parts.push(r.result);
     if (r.watch) parts.push(`[w${r.watch.id ?? '?'}]`);
@@ -201,12 +207,12 @@ export function formatHuman(r: TraceRecord, opts: FormatOptions = {}): string {
   const paint = painter(opts.color ?? false);
   const maxValue = opts.maxValue ?? DEFAULT_MAX_VALUE_BYTES;
   const time = paint('dim', formatClock(r.tsUs, r.tsPrecision, opts.timeZone));
-  const conn = `#${r.conn}`.padEnd(4);
+  const conn = (r.connDomid !== undefined ? `#${r.conn}/d${r.connDomid}` : `#${r.conn}`).padEnd(4);
   const a = arrow(r);
   let line: string;
   if (r.kind === 'request' || r.kind === 'reply' || r.kind === 'event') {
     const typeName = (r.kind === 'reply' ? r.op ?? r.type : r.type) ?? '?';
-    const ids = (r.reqId === null || r.reqId === undefined ? 'req=- tx=-' : `req=${r.reqId} tx=${r.txId}`).padEnd(15);
+    const ids = `req=${r.reqId ?? '-'} tx=${r.txId ?? '-'}`.padEnd(15);
     const color = r.kind === 'request' ? 'cyan' : r.kind === 'event' ? 'yellow' : r.error !== undefined ? 'red' : 'green';
     const lat = r.latencyUs !== undefined ? ' ' + paint('blue', `(${formatDuration(r.latencyUs)})`) : '';
     const d = detail(r, maxValue);
@@ -229,8 +235,9 @@ export function formatHuman(r: TraceRecord, opts: FormatOptions = {}): string {
  */
 export function toJson(r: TraceRecord, opts: { maxValue?: number } = {}): Record<string, unknown> {
   const o: Record<string, unknown> = { seq: r.seq, time: isoTime(r.tsUs), ts: r.tsUs };
-  if (r.tsPrecision === 's') o.tsPrecision = 's';
+  if (r.tsPrecision === 's' || r.tsPrecision === 'ms') o.tsPrecision = r.tsPrecision;
   o.conn = r.conn;
+  if (r.connDomid !== undefined) o.connDomid = r.connDomid;
   o.kind = r.kind;
   const copy = ['type', 'typeNum', 'op', 'reqId', 'txId', 'len', 'path'] as const;
   for (const k of copy) if (r[k] !== undefined) o[k] = r[k];
@@ -240,7 +247,7 @@ export function toJson(r: TraceRecord, opts: { maxValue?: number } = {}): Record
     o.valueBytes = v.bytes;
     if (v.elided > 0) o.valueElided = v.elided;
   }
-  const rest = ['token', 'children', 'perms', 'args', 'domid', 'error', 'result', 'latencyUs', 'requestSeq', 'tx', 'watch', 'text'] as const;
+  const rest = ['token', 'depth', 'children', 'perms', 'args', 'domid', 'error', 'result', 'latencyUs', 'requestSeq', 'tx', 'watch', 'text'] as const;
   for (const k of rest) if (r[k] !== undefined) o[k] = r[k];
   o.warnings = r.warnings;
   return o;

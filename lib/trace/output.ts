@@ -20,6 +20,10 @@ export interface WriterOptions {
    * the write system call stay off the path of the next forwarded message. 0: write at once.
    */
   batchMs?: number;
+  /** Called for each record that passes the filter (what --stats counts), printed or not. */
+  onPassed?: (r: TraceRecord) => void;
+  /** Count (onPassed) but print no record: --stats --quiet. */
+  quiet?: boolean;
 }
 
 /** Records queued before a batch is written regardless of the timer. */
@@ -89,10 +93,22 @@ export class TraceWriter {
     let text = '';
     for (const r of records) {
       if (this.filter && !matches(this.filter, r)) continue;
+      this.opts.onPassed?.(r);
+      if (this.opts.quiet) continue;
       text += this.format(r) + '\n';
       this.written++;
     }
-    if (text === '') return;
+    this.put(text);
+  }
+
+  /** Writes `text` (a stats table) after whatever is queued. */
+  writeText(text: string): void {
+    this.flush();
+    this.put(text.endsWith('\n') ? text : text + '\n');
+  }
+
+  private put(text: string): void {
+    if (text === '' || this.error) return;
     try {
       // A file is written synchronously so the trace is complete when the command exits.
       if (this.fd !== null) fs.writeSync(this.fd, text);

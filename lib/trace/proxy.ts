@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { FrameDecoder, REPLY_PAYLOAD_BOUND } from '../../xenstore-wire/framing';
 import { TraceError, fromSystemError } from './errors';
+import { PartialTracker } from './partial';
 import { TraceRecord } from './record';
 import { Side, TraceSession } from './session';
 
@@ -57,6 +58,8 @@ interface Link {
   /** null until the daemon side is connected. */
   upstream: net.Socket | null;
   decoders: Record<Side, FrameDecoder | null>;
+  /** The message each direction is in the middle of, to report one cut by a close. */
+  partial: Record<Side, PartialTracker>;
   closed: number;
   finished: boolean;
 }
@@ -141,6 +144,7 @@ export class TraceProxy {
       client,
       upstream: null,
       decoders: { client: new FrameDecoder({ maxPayload }), daemon: new FrameDecoder({ maxPayload }) },
+      partial: { client: new PartialTracker(), daemon: new PartialTracker() },
       closed: 0,
       finished: false,
     };
@@ -304,6 +308,7 @@ export class TraceProxy {
       );
       return;
     }
+    link.partial[side].update(chunk, dec.pendingBytes);
     for (const f of frames) {
       for (const r of this.session.frame(link.n, side, f, ts)) this.emit(r);
     }
@@ -314,7 +319,9 @@ export class TraceProxy {
     link.finished = true;
     this.drain();
     this.links.delete(link);
-    for (const r of this.session.disconnect(link.n, this.clock())) this.emit(r);
+    // A direction no longer decodable has already been reported; it has no message boundary.
+    const cut = (side: Side) => (link.decoders[side] ? link.partial[side].current() : null);
+    for (const r of this.session.disconnect(link.n, this.clock(), undefined, { client: cut('client'), daemon: cut('daemon') })) this.emit(r);
     if (this.links.size === 0) {
       const w = this.idleWaiters;
       this.idleWaiters = [];

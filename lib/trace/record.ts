@@ -34,7 +34,13 @@ export type WarningCode =
   /** The proxy could not connect to the daemon: the client's connection is closed. */
   | 'daemon-unreachable'
   /** A trace-file line that could not be understood. */
-  | 'unparsed-line';
+  | 'unparsed-line'
+  /** The connection closed in the middle of a message: its first bytes only were sent. */
+  | 'truncated-message'
+  /** C xenstored logged that it could not write this message to the client (OUT(ERR)). */
+  | 'send-failed'
+  /** A log line the daemon cut short (oxenstored's access-log-nb-chars): the payload is incomplete. */
+  | 'truncated-line';
 
 export interface TraceWarning {
   code: WarningCode;
@@ -97,10 +103,12 @@ export interface TraceRecord {
   seq: number;
   /** Microseconds since the Unix epoch. */
   tsUs: number;
-  /** 's' when the source only had whole seconds (C xenstored trace files). */
-  tsPrecision?: 'us' | 's';
+  /** 's' when the source only had whole seconds (C xenstored logs), 'ms' milliseconds (oxenstored's). */
+  tsPrecision?: 'us' | 'ms' | 's';
   /** Connection number, from 1, in order of appearance. */
   conn: number;
+  /** The domain the connection belongs to, when the source tells it (daemon logs). */
+  connDomid?: number;
   kind: RecordKind;
   /** Message type on the wire, xs_wire.h name without XS_ ('READ', 'ERROR', 'UNKNOWN(20)'). */
   type?: string;
@@ -116,6 +124,8 @@ export interface TraceRecord {
   /** WRITE value, READ reply, CONTROL output; raw bytes, rendered by the formatter. */
   value?: Buffer;
   token?: string;
+  /** WATCH with a depth (Xen 4.22): levels below the path that still fire. */
+  depth?: number;
   children?: string[];
   perms?: string[];
   /** Other string fields (CONTROL arguments, unknown types). */

@@ -15,6 +15,7 @@
 import { Frame } from '../../xenstore-wire/codec';
 import { MessageType, messageTypeName } from '../../xenstore-wire/constants';
 import { decodeReply, decodeRequest } from './decode';
+import { PartialMessage } from './partial';
 import { RecordKind, TraceRecord, TraceWarning, TxInfo, WarningCode } from './record';
 
 export type Side = 'client' | 'daemon';
@@ -40,6 +41,8 @@ interface PendingRequest {
   domid?: number;
   /** TRANSACTION_END: commit asked. */
   commit?: boolean;
+  /** GET_QUOTA: the quota named (its reply is its value, not the list of names). */
+  quota?: string;
   /** The transaction this request ran in, when known. */
   tx?: OpenTransaction;
   /** Its 1-based position in that transaction. */
@@ -134,10 +137,14 @@ export class TraceSession {
    * The connection ended: a disconnect record, plus warnings for requests left unanswered
    * and transactions left open (the daemon discards those with the connection).
    */
-  disconnect(conn: number, tsUs: number, text?: string): TraceRecord[] {
+  disconnect(conn: number, tsUs: number, text?: string, cut: Partial<Record<Side, PartialMessage | null>> = {}): TraceRecord[] {
     const c = this.conn(conn);
     const r = this.record(conn, tsUs, 'disconnect');
     if (text !== undefined) r.text = text;
+    for (const side of ['client', 'daemon'] as const) {
+      const p = cut[side];
+      if (p) r.warnings.push({ code: 'truncated-message', message: this.cutText(side, p) });
+    }
     const unanswered: PendingRequest[] = [];
     for (const q of c.pending.values()) unanswered.push(...q);
     unanswered.sort((a, b) => a.seq - b.seq);
@@ -159,6 +166,17 @@ export class TraceSession {
     return out;
   }
 
+  /** "WRITE (req_id 0, tx_id 0) cut short: 20 of 30 bytes sent, never seen whole by the daemon". */
+  private cutText(side: Side, p: PartialMessage): string {
+    const what = side === 'client' ? 'request' : 'reply';
+    const verb = side === 'client' ? 'sent' : 'received';
+    const end = side === 'client' ? 'the daemon never saw it whole' : 'the client never saw it whole';
+    if (!p.header) return `the connection closed after ${p.bytes} of the 16 header bytes of a ${what} were ${verb}`;
+    const h = p.header;
+    const total = 16 + h.len;
+    return `${messageTypeName(h.type)} ${what} (req_id ${h.reqId}, tx_id ${h.txId}) cut short: ${p.bytes} of ${total} bytes ${verb} before the connection closed; ${end}`;
+  }
+
   private duration(fromUs: number, toUs: number): number | undefined {
     return this.tsPrecision === 'us' ? toUs - fromUs : undefined;
   }
@@ -172,6 +190,7 @@ export class TraceSession {
     if (r.path !== undefined) p.path = r.path;
     if (r.token !== undefined) p.token = r.token;
     if (r.domid !== undefined) p.domid = r.domid;
+    if (frame.type === MessageType.GET_QUOTA && r.args?.length === 1) p.quota = r.args[0];
 
     if (frame.type === MessageType.TRANSACTION_END) {
       // decodeRequest put the raw argument ("T"/"F") in result; show it as a word.
@@ -260,7 +279,9 @@ export class TraceSession {
     if (lat !== undefined) r.latencyUs = lat;
     if (p.path !== undefined) r.path = p.path;
     if (p.domid !== undefined) r.domid = p.domid;
-    decodeReply(r, frame, p.type);
+    decodeReply(r, frame, p.type, p.quota !== undefined);
+    // A quota's value reads with its name: "nodes = 1000".
+    if (p.quota !== undefined && r.result !== undefined && r.error === undefined) r.result = `${p.quota} = ${r.result}`;
     this.followTransaction(c, r, p, tsUs);
     this.followWatch(c, r, p);
     return r;

@@ -218,6 +218,6 @@ test.serial('reportError: anything thrown gives a bounded report, never a stack,
   }
   const u = capture(() => reportError(new UsageError('bad --x', { option: '--x' })));
   t.deepEqual([u.code, u.err], [2, 'xen-sshm: bad --x\n']);
-  t.is(elide('x'.repeat(5000)).length, OUTPUT_BOUNDS.MAX_TEXT + '… (3000 more characters)'.length);
+  t.is(elide('x'.repeat(5000)).length, OUTPUT_BOUNDS.MAX_TEXT + '...[3000 more characters]...'.length);
   t.deepEqual(errorToJSON(new Error('raw')), { kind: 'internal', code: 'EINTERNAL', message: 'raw' });
 });

@@ -45,8 +45,9 @@ test('every fixture: same keys, values and lines as libxlutil (xlu_cfg_readfile)
     t.is(disagreement(refs[i], got), '', relative(ROOT, file));
     if (refs[i].ok) accepted++;
   }
-  // Only the syntax.* broken fixtures and grammar/bad-* are refused by the grammar itself.
-  const syntaxBroken = files.filter((f) => /broken\/syntax\.|grammar\/bad-/.test(f)).length;
+  // Only the syntax.* broken fixtures and grammar/bad-* are refused by the grammar itself, and
+  // broken/limit (lists nested 5,100 deep: libxlutil runs out of parser stack at 4,997).
+  const syntaxBroken = files.filter((f) => /broken\/syntax\.|broken\/limit\.|grammar\/bad-/.test(f)).length;
   t.true(syntaxBroken >= 8);
   t.is(files.length - accepted, syntaxBroken);
 });

@@ -1,9 +1,14 @@
 /** The xl config reader: values, locations, `+=`, xl's corners, typed errors, file reading. */
 import test from 'ava';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, parseXlConfig, readXlConfig, XlList, XlString } from '../../lib/config';
+import { boundErrors, ERRORS_PER_FILE, SOURCE_WINDOW } from '../../lib/config/errors';
+import { CONFIG_BOUNDS } from '../../lib/config/xl-reader';
 
 function syntaxError(text: string): ConfigError {
   try {
@@ -131,4 +136,121 @@ test('readXlConfig: io errors carry the errno; the bytes must be UTF-8', async (
   t.is((cfg.get('name') as XlString).value, 'café');
   t.is(cfg.file, good);
   t.notThrows(() => JSON.stringify(cfg));
+});
+
+// ---------------------------------------------------------------------------------------------
+// Bounds (docs/config.md, "Bounds"): each tested just under and just over.
+
+/** The error `text` gives, which must be of rule limit. */
+function limitError(text: string): ConfigError {
+  const e = syntaxError(text);
+  if (e.rule !== 'limit') throw new Error(`expected rule limit, got ${e.rule}: ${e.message}`);
+  return e;
+}
+
+test('bound: lists nest at most 64 deep; the 65th [ is a located limit error, not a stack overflow', (t) => {
+  const nest = (d: number) => `x = ${'['.repeat(d)}${']'.repeat(d)}\n`;
+  t.notThrows(() => parseXlConfig(nest(CONFIG_BOUNDS.maxNesting)));
+  const e = limitError(nest(CONFIG_BOUNDS.maxNesting + 1));
+  t.like(e, { kind: 'config', code: 'EOVERFLOW', line: 1, column: 5 + CONFIG_BOUNDS.maxNesting, reason: 'lists nested more than 64 deep' });
+  // 10,000 deep (issue 13: "Maximum call stack size exceeded" with no location before).
+  t.like(limitError(nest(10_000)), { line: 1, column: 69 });
+});
+
+test('bound: a list holds at most 4096 items, also when built with +=', (t) => {
+  const list = (n: number) => `x = [${Array.from({ length: n }, () => '1').join(',')}]\n`;
+  t.is((parseXlConfig(list(CONFIG_BOUNDS.maxListItems)).get('x') as XlList).items.length, 4096);
+  const e = limitError(list(CONFIG_BOUNDS.maxListItems + 1));
+  t.like(e, { line: 1, column: 6 + 2 * 4096, reason: 'a list of more than 4096 items' });
+  const half = `[${Array.from({ length: 2048 }, () => '1').join(',')}]`;
+  t.is((parseXlConfig(`x = ${half}\nx += ${half}\n`).get('x') as XlList).items.length, 4096);
+  t.like(limitError(`x = ${half}\nx += ${half}\nx += [1]\n`), { line: 3, column: 3, reason: '+= makes a list of more than 4096 items' });
+});
+
+test('bound: a string or number holds at most 16 KiB characters', (t) => {
+  const max = CONFIG_BOUNDS.maxStringChars;
+  t.is((parseXlConfig(`s = "${'a'.repeat(max)}"\n`).get('s') as XlString).value.length, max);
+  t.like(limitError(`s = "${'a'.repeat(max + 1)}"\n`), { line: 1, column: 5, reason: `a string of ${max + 1} characters, more than ${max}` });
+  t.is((parseXlConfig(`n = 1${'0'.repeat(max - 1)}\n`).get('n') as XlString).value.length, max);
+  t.like(limitError(`n = 1${'0'.repeat(max)}\n`), { reason: `a number of ${max + 1} characters, more than ${max}` });
+});
+
+test('bound: += chains are folded once (linear): 100,000 appends to one key', (t) => {
+  const n = 100_000;
+  const cfg = parseXlConfig('s = ""\n' + 's += "ab"\n'.repeat(n));
+  const s = cfg.get('s') as XlString;
+  t.is(s.value.length, 2 * n);
+  t.like(s.locate(2 * n - 1), { line: n + 1, column: 8 });
+  t.is(cfg.statements.length, n + 1);
+});
+
+test('bound: a text of more than 1 MiB is refused before parsing; readXlConfig refuses a bigger file before reading it', async (t) => {
+  const max = CONFIG_BOUNDS.maxBytes;
+  // Just under: a valid config of exactly maxBytes bytes (name, then comment lines).
+  const head = 'name = "vm1"\n';
+  const line = '#'.repeat(1023) + '\n';
+  let text = head + line.repeat(Math.floor((max - head.length) / line.length));
+  text += '#'.repeat(max - text.length - 1) + '\n';
+  t.is(text.length, max);
+  t.is((parseXlConfig(text).get('name') as XlString).value, 'vm1');
+  t.like(syntaxError(text + '\n'), { rule: 'limit', code: 'EFBIG', line: 1, column: 1 });
+
+  const dir = mkdtempSync(join(tmpdir(), 'xen-sshm-bounds-'));
+  const exact = join(dir, 'exact.cfg');
+  writeFileSync(exact, text);
+  t.is(((await readXlConfig(exact)).get('name') as XlString).value, 'vm1');
+  const over = join(dir, 'over.cfg');
+  writeFileSync(over, text + '\n');
+  t.like(await t.throwsAsync(readXlConfig(over)), { rule: 'io', code: 'EFBIG', line: 0, reason: `the config file is ${max + 1} bytes, more than the ${max} bytes a config may have` });
+  // A sparse file of 64 GiB: refused by its size, never read (reading it would take minutes).
+  const huge = join(dir, 'huge.cfg');
+  writeFileSync(huge, '');
+  truncateSync(huge, 64 * 1024 ** 3);
+  t.like(await t.throwsAsync(readXlConfig(huge)), { rule: 'io', code: 'EFBIG' });
+});
+
+test('bound: only regular files are read: a character device, a FIFO, a socket are refused at once', async (t) => {
+  t.like(await t.throwsAsync(readXlConfig('/dev/zero')), { rule: 'io', code: 'EINVAL', reason: 'the config file is a character device, not a regular file' });
+  const dir = mkdtempSync(join(tmpdir(), 'xen-sshm-bounds-'));
+  const fifo = join(dir, 'fifo.cfg');
+  execFileSync('mkfifo', [fifo]);
+  // No writer ever opens it: without O_NONBLOCK, open() would wait forever.
+  t.like(await t.throwsAsync(readXlConfig(fifo)), { rule: 'io', code: 'EINVAL', reason: 'the config file is a FIFO, not a regular file' });
+  const sock = join(dir, 'sock.cfg');
+  const server = createServer().listen(sock);
+  await once(server, 'listening');
+  try {
+    // open() of a socket fails with ENXIO: still a typed io error.
+    t.like(await t.throwsAsync(readXlConfig(sock)), { rule: 'io', code: 'ENXIO' });
+  } finally {
+    server.close();
+  }
+});
+
+test('bound: what an error echoes is elided: a 10,000-character ID, a long source line', (t) => {
+  const id = 'A'.repeat(10_000);
+  const e = new ConfigError({ rule: 'id.syntax', location: { file: 'f.cfg', line: 3, column: 17 }, reason: `ID ${JSON.stringify(id + '-')} may only use letters, digits and _`, entry: `id=${id}-, begin=0x50000000, size=1M`, hint: 'x' });
+  t.true(e.format().length < 1000, `${e.format().length} characters`);
+  t.regex(e.reason, /^ID "A{53}\.\.\.\[9923 more characters\]\.\.\.A{24}-" may only use letters, digits and _$/);
+  t.is(e.entry?.length, 200 + '...[9848 more characters]...'.length);
+  t.true(e.message.length < 500);
+  const s = syntaxError(`x = 1 ${'y '.repeat(5000)}\n`);
+  t.is(s.rule, 'syntax.parse');
+  t.true((s.source ?? '').length <= SOURCE_WINDOW + 6);
+  // The caret still points at the token the error is about.
+  const [, lineText, caretText] = s.format().split('\n');
+  t.is(lineText.slice('  line:  '.length)[caretText.indexOf('^') - '         '.length], 'y');
+});
+
+test('bound: errors per file are deduplicated, then at most 50, then "and N more"', (t) => {
+  const err = (i: number, reason = `problem ${i}`) => new ConfigError({ rule: 'entry.syntax', location: { file: 'a.cfg', line: 1, column: i + 1 }, reason, hint: 'h' });
+  const fifty = Array.from({ length: ERRORS_PER_FILE }, (_, i) => err(i));
+  t.deepEqual(boundErrors(fifty).map((e) => e.reason), fifty.map((e) => e.reason));
+  const over = [...fifty, err(50), err(51), new ConfigError({ rule: 'window', location: { file: 'b.cfg', line: 2, column: 1 }, reason: 'other file', hint: 'h' })];
+  const b = boundErrors(over);
+  t.is(b.length, 50 + 1 + 1);
+  t.like(b[50], { rule: 'limit', file: 'a.cfg', reason: 'and 2 more errors in this file, not shown', line: 1, column: 52 });
+  t.like(b[51], { file: 'b.cfg', reason: 'other file' });
+  const repeated = Array.from({ length: 700 }, (_, i) => err(i, 'begin is given twice in this entry'));
+  t.deepEqual(boundErrors(repeated).map((e) => [e.reason, e.column]), [['begin is given twice in this entry (and 699 more times in this file)', 1]]);
 });

@@ -64,28 +64,41 @@ test('run mode: a program called read is run, not the read subcommand', async (t
   t.is(r.code, 7, r.stderr);
 });
 
-test('errors: no daemon, not a socket, bad options; typed, and JSON with --json', async (t) => {
+test('errors: no daemon, not a socket, bad options; typed, through the shared handler (JSON on stdout with --json), usage errors exit 2', async (t) => {
   const none = await runXsTrace(['--', 'true'], env());
   t.is(none.code, 1);
-  t.regex(none.stderr, /no xenstored socket found \(tried .*no-rundir\/socket\)/);
+  t.regex(none.stderr, /^xs-trace: no xenstored socket found \(tried .*no-rundir\/socket\)/);
+  t.is(none.stdout, '');
   const file = path.join(dir, 'plain-file');
   fs.writeFileSync(file, '');
   const notSock = await runXsTrace(['--json', '--', 'true'], env({ XENSTORED_PATH: file }));
   t.is(notSock.code, 1);
-  t.like(JSON.parse(notSock.stderr).error, { kind: 'trace', code: 'ENOTSOCK', path: file });
+  t.is(notSock.stderr, '');
+  t.like(JSON.parse(notSock.stdout), { ok: false, error: { kind: 'trace', code: 'ENOTSOCK', path: file } });
   const e = env({ XENSTORED_PATH: daemon.socketPath });
   const badType = await runXsTrace(['--json', '--type', 'FROB', '--', 'true'], e);
-  t.like(JSON.parse(badType.stderr).error, { kind: 'trace', code: 'EINVAL', option: '--type' });
+  t.is(badType.code, 2);
+  t.like(JSON.parse(badType.stdout).error, { kind: 'trace', code: 'EINVAL', option: '--type' });
   const badConn = await runXsTrace(['--conn', '0', '--', 'true'], e);
-  t.is(badConn.code, 1);
-  t.regex(badConn.stderr, /--conn expects a positive integer/);
+  t.is(badConn.code, 2);
+  t.regex(badConn.stderr, /^xs-trace: --conn expects a positive integer/);
   const badMax = await runXsTrace(['--max-value', 'lots', '--', 'true'], e);
+  t.is(badMax.code, 2);
   t.regex(badMax.stderr, /--max-value expects a non-negative integer/);
   const nothing = await runXsTrace([], e);
-  t.is(nothing.code, 1);
+  t.is(nothing.code, 2);
   t.regex(nothing.stderr, /nothing to run/);
   const both = await runXsTrace(['--listen', path.join(dir, 'x'), '--', 'true'], e);
+  t.is(both.code, 2);
   t.regex(both.stderr, /exclusive/);
+  const unknown = await runXsTrace(['--frobnicate', '--', 'true'], e);
+  t.is(unknown.code, 2, 'commander usage errors exit 2 too');
+  t.regex(unknown.stderr, /unknown option '--frobnicate'/);
+  // Echoed input is elided: a 10,000-character type name gives a short line.
+  const long = await runXsTrace(['--type', 'X'.repeat(10_000), '--', 'true'], e);
+  t.is(long.code, 2);
+  t.true(long.stderr.length < 400, `${long.stderr.length} characters`);
+  t.regex(long.stderr, /X\.\.\.\[9920 more characters\]\.\.\.X/);
 });
 
 test('filters: path prefix, type, connection, transaction, end to end', async (t) => {
@@ -156,4 +169,14 @@ test('listen mode: any number of clients, each connection numbered, until SIGTER
   );
   t.is(recs.filter((r) => r.kind === 'disconnect').length, 3);
   t.false(fs.existsSync(sock), 'the socket is removed on exit');
+});
+
+test('attach --help explains the mechanism, states what logging costs the daemon and what SIGKILL leaves', async (t) => {
+  const r = await runXsTrace(['attach', '--help']);
+  t.is(r.code, 0);
+  t.regex(r.stdout, /logfile FILE/);
+  t.regex(r.stdout, /Cost: .*\n(.*\n)*.*requests per\s+second/);
+  t.regex(r.stdout, /bench\/results\/trace-attach\.md/);
+  t.regex(r.stdout, /SIGKILL(.|\n)*xs-trace detach/);
+  for (const o of ['--domain', '--stats', '--interval', '--json', '--upstream', '--pid', '--rotate-size']) t.true(r.stdout.includes(o), o);
 });

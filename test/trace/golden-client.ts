@@ -7,9 +7,42 @@ import { ScriptClient, T, f, nul } from './helpers';
 
 const B = '/xs-trace-golden';
 
+/**
+ * `new-types`: Xen 4.21-4.22's requests against a daemon that answers them (the in-memory
+ * xenstored with --release 4.22): features, quotas, a watch with a depth and its events, the
+ * per-domain @releaseDomain watch.
+ */
+async function newTypes(socket: string): Promise<void> {
+  const c = await ScriptClient.connect(socket);
+  const call = (type: number, reqId: number, payload: Buffer) => c.call(f(type, reqId, 0, payload));
+  await call(T.GET_FEATURE, 1, Buffer.alloc(0));
+  await call(T.GET_FEATURE, 2, nul('0'));
+  await call(T.SET_FEATURE, 3, nul('1', '4'));
+  await call(T.GET_FEATURE, 4, nul('1'));
+  await call(T.GET_QUOTA, 5, Buffer.alloc(0));
+  await call(T.GET_QUOTA, 6, nul('nodes'));
+  await call(T.SET_QUOTA, 7, nul('nodes', '2000'));
+  await call(T.GET_QUOTA, 8, nul('nodes'));
+  await call(T.GET_QUOTA, 9, nul('1', 'watches'));
+  await call(T.GET_QUOTA, 10, nul('no-such-quota'));
+  await call(T.WRITE, 11, Buffer.concat([nul(`${B}/depth/a/b`), Buffer.from('deep')]));
+  // A watch with depth 1: the first event, then one for a child, none for a grandchild.
+  c.send(f(T.WATCH, 12, 0, nul(`${B}/depth`, 'd1', '1')));
+  await c.receive(2);
+  c.send(f(T.WRITE, 13, 0, Buffer.concat([nul(`${B}/depth/c`), Buffer.from('child')])));
+  await c.receive(2);
+  await call(T.WRITE, 14, Buffer.concat([nul(`${B}/depth/a/b`), Buffer.from('grandchild')]));
+  await call(T.UNWATCH, 15, nul(`${B}/depth`, 'd1'));
+  c.send(f(T.WATCH, 16, 0, nul('@releaseDomain/1', 'rel1')));
+  await c.receive(2);
+  await call(T.UNWATCH, 17, nul('@releaseDomain/1', 'rel1'));
+  await c.end();
+}
+
 async function main(): Promise<void> {
   const socket = process.env.XENSTORED_PATH;
   if (!socket) throw new Error('XENSTORED_PATH is not set');
+  if (process.argv[2] === 'new-types') return newTypes(socket);
   const c = await ScriptClient.connect(socket);
   const call = (type: number, reqId: number, txId: number, payload: Buffer) => c.call(f(type, reqId, txId, payload));
   const write = (p: string, v: Buffer | string) => Buffer.concat([nul(p), typeof v === 'string' ? Buffer.from(v, 'latin1') : v]);
@@ -62,6 +95,14 @@ async function main(): Promise<void> {
   await call(T.RM, 35, 0, nul(`${B}/d`));
   // Type 20 was XS_RESTRICT, removed from the protocol.
   await call(20, 36, 0, nul('0'));
+  // Xen 4.21-4.22: feature and quota requests, a watch with a depth. A 4.17 daemon answers
+  // ENOSYS (unknown types) and EINVAL (a third WATCH field); xs-trace decodes them all.
+  await call(T.GET_FEATURE, 37, 0, Buffer.alloc(0));
+  await call(T.SET_FEATURE, 38, 0, nul('1', '4'));
+  await call(T.GET_QUOTA, 39, 0, Buffer.alloc(0));
+  await call(T.GET_QUOTA, 40, 0, nul('1', 'nodes'));
+  await call(T.SET_QUOTA, 41, 0, nul('nodes', '2000'));
+  await call(T.WATCH, 42, 0, nul(`${B}/a`, 'tok2', '1'));
   await c.end();
 
   // A second connection, numbered #2.

@@ -8,11 +8,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RunningDaemon, startDaemon } from '../harness/daemons';
 import { runXenstoreCli } from '../harness/clients';
+import { startServer } from '../../xenstore-wire/server';
 import { FIXTURES, normaliseHuman, normaliseJson, runXsTrace, tmpDir } from './helpers';
 
 const CLIENT = path.join(__dirname, 'golden-client.js');
 const HUMAN = path.join(FIXTURES, 'golden-session.txt');
 const JSONL = path.join(FIXTURES, 'golden-session.jsonl');
+const HUMAN_422 = path.join(FIXTURES, 'golden-xen422.txt');
+const JSONL_422 = path.join(FIXTURES, 'golden-xen422.jsonl');
 const update = process.env.XS_TRACE_UPDATE_GOLDEN === '1';
 
 let daemon: RunningDaemon;
@@ -59,5 +62,30 @@ test.serial('JSON output of the scripted session matches the fixture', async (t)
     t.true(Number.isInteger(o.ts) && o.ts > 1.6e15, 'microseconds since the epoch');
     t.regex(o.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
     if (o.latencyUs !== undefined) t.true(Number.isInteger(o.latencyUs) && o.latencyUs >= 0);
+  }
+});
+
+test.serial('Xen 4.21-4.22 messages answered by the in-memory xenstored (--release 4.22): decoded, human and JSON, match the fixtures', async (t) => {
+  const server = await startServer({ rundir: path.join(dir, 'inmem-422'), release: '4.22', domains: [1] });
+  try {
+    for (const json of [false, true]) {
+      const out = path.join(dir, `new-types-${json}`);
+      const r = await runXsTrace(['--upstream', server.socketPath, '--utc', '-o', out, ...(json ? ['--json'] : []), '--', process.execPath, CLIENT, 'new-types']);
+      t.is(r.code, 0, r.stderr);
+      const raw = fs.readFileSync(out, 'utf8');
+      const file = json ? JSONL_422 : HUMAN_422;
+      if (json) {
+        const got = normaliseJson(raw);
+        if (update) fs.writeFileSync(file, got.map((o) => JSON.stringify(o)).join('\n') + '\n');
+        t.deepEqual(got, normaliseJson(fs.readFileSync(file, 'utf8')));
+        t.deepEqual((got as Array<{ warnings: unknown[] }>).flatMap((o) => o.warnings), [], 'every message understood');
+      } else {
+        const got = normaliseHuman(raw);
+        if (update) fs.writeFileSync(file, got);
+        t.is(got, fs.readFileSync(file, 'utf8'));
+      }
+    }
+  } finally {
+    await server.close();
   }
 });

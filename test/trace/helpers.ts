@@ -37,6 +37,10 @@ export const T = {
   SET_TARGET: 19,
   RESET_WATCHES: 21,
   DIRECTORY_PART: 22,
+  GET_FEATURE: 23,
+  SET_FEATURE: 24,
+  GET_QUOTA: 25,
+  SET_QUOTA: 26,
 } as const;
 
 /** Each part followed by a NUL, bytes taken as latin1. */
@@ -105,7 +109,10 @@ export async function listenXsTrace(socketPath: string, args: string[], env: Nod
     ),
   );
   const deadline = Date.now() + 20_000;
-  while (!fs.existsSync(socketPath)) {
+  // The socket file appears at bind(), a moment before listen(): wait for the line the
+  // command prints once it listens (a probe connection would be numbered like a client).
+  const listening = () => Buffer.concat(err).toString('utf8').includes('xs-trace: listening on');
+  while (!fs.existsSync(socketPath) || !listening()) {
     if (c.exitCode !== null) {
       const r = await exited;
       throw new Error(`xs-trace --listen exited with ${r.code}: ${r.stderr}`);

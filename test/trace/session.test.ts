@@ -5,6 +5,7 @@ import test from 'ava';
 import { FrameDecoder } from '../../xenstore-wire/framing';
 import { TraceSession } from '../../lib/trace/session';
 import { TraceRecord } from '../../lib/trace/record';
+import { formatHuman, formatJson } from '../../lib/trace/format';
 import { T, f, nul, wire } from './helpers';
 
 const C = 'client' as const;
@@ -185,6 +186,50 @@ test('every request type decodes its fields', (t) => {
   t.like(one(T.DIRECTORY_PART, nul('/d', '100')), { path: '/d', args: ['100'] });
   t.like(one(T.CONTROL, nul('log', 'on')), { args: ['log', 'on'] });
   t.like(one(T.TRANSACTION_END, nul('F')), { result: 'abort' });
+});
+
+test('Xen 4.21-4.22 types: GET/SET_FEATURE, GET/SET_QUOTA, WATCH with a depth, per-domain @releaseDomain', (t) => {
+  const s = new TraceSession();
+  let id = 200;
+  const pair = (type: number, req: Buffer, rep: Buffer) => {
+    id++;
+    const q = s.frame(1, C, f(type, id, 0, req), 0)[0];
+    return [q, s.frame(1, D, f(type, id, 0, rep), 1)[0]];
+  };
+  let [q, r] = pair(T.GET_FEATURE, Buffer.alloc(0), nul('5'));
+  t.like(q, { type: 'GET_FEATURE', typeNum: 23, warnings: [] });
+  t.is(q.domid, undefined);
+  t.like(r, { op: 'GET_FEATURE', result: '5 (RECONNECTION|WATCHDEPTH)', warnings: [] });
+  [q, r] = pair(T.GET_FEATURE, nul('7'), nul('17'));
+  t.like(q, { domid: 7 });
+  t.like(r, { result: '17 (RECONNECTION|0x10)', domid: 7 });
+  [q, r] = pair(T.SET_FEATURE, nul('7', '4'), nul('OK'));
+  t.like(q, { type: 'SET_FEATURE', domid: 7, args: ['features 4 (WATCHDEPTH)'] });
+  t.like(r, { result: 'OK' });
+  [q, r] = pair(T.GET_QUOTA, Buffer.alloc(0), nul('nodes watches transactions node-size permissions'));
+  t.like(r, { args: ['nodes', 'watches', 'transactions', 'node-size', 'permissions'], warnings: [] });
+  [q, r] = pair(T.GET_QUOTA, nul('3', 'nodes'), nul('1000'));
+  t.like(q, { domid: 3, args: ['nodes'] });
+  t.like(r, { result: 'nodes = 1000', domid: 3 });
+  [q, r] = pair(T.GET_QUOTA, nul('watches'), nul('128'));
+  t.like(r, { result: 'watches = 128' });
+  [q, r] = pair(T.SET_QUOTA, nul('3', 'nodes', '2000'), nul('OK'));
+  t.like(q, { domid: 3, args: ['nodes = 2000'] });
+  [q, r] = pair(T.SET_QUOTA, nul('nodes', '2000'), nul('EACCES'));
+  t.like(q, { args: ['nodes = 2000'] });
+  [q, r] = pair(T.GET_QUOTA, nul('nodes'), Buffer.concat([nul('ENOSYS')]));
+  t.like(r, { result: undefined });
+  t.is(formatHuman(q, { timeZone: 'utc' }).slice(16), '#1   -> GET_QUOTA            req=209 tx=0    nodes');
+  [q, r] = pair(T.WATCH, nul('/w', 'tk', '1'), nul('OK'));
+  t.like(q, { path: '/w', token: 'tk', depth: 1, watch: { event: 'register' } });
+  t.like(r, { watch: { event: 'registered' } });
+  t.regex(formatHuman(q, { timeZone: 'utc' }), /-> WATCH +req=210 tx=0 +\/w token tk depth 1 \[w\d+\]$/);
+  t.like(JSON.parse(formatJson(q)), { depth: 1, token: 'tk' });
+  [q, r] = pair(T.WATCH, nul('@releaseDomain/5', 'rel'), nul('OK'));
+  t.deepEqual(q.warnings, [], '@releaseDomain/<domid> is a valid watch path');
+  // Malformed: a quota name with a blank, a SET_FEATURE without its value.
+  t.deepEqual(codes(s.frame(1, C, f(T.GET_QUOTA, 300, 0, nul('no des')), 0)[0]), ['malformed-payload']);
+  t.deepEqual(codes(s.frame(1, C, f(T.SET_FEATURE, 301, 0, nul('7')), 0)[0]), ['malformed-payload']);
 });
 
 test('every reply type decodes its fields', (t) => {

@@ -91,7 +91,8 @@ test('trace file payloads: spaces were NULs except inside values and tokens', (t
 test('xs-trace read: a missing file is a typed error', async (t) => {
   const r = await runXsTrace(['read', '--json', '/nonexistent/trace']);
   t.is(r.code, 1);
-  const e = JSON.parse(r.stderr) as { ok: boolean; error: { kind: string; code: string; path: string } };
+  t.is(r.stderr, '');
+  const e = JSON.parse(r.stdout) as { ok: boolean; error: { kind: string; code: string; path: string } };
   t.like(e.error, { kind: 'trace', code: 'ENOENT', path: '/nonexistent/trace' });
 });
 

@@ -100,6 +100,9 @@ export const CHECKS: CheckSpec[] = [
     what: 'xen-sshm-guest in domUs: mirrors read over xenbus; a port made for another borrower refused (EINVAL); wait/notify; 1,000 ping-pongs owner<->borrower (0 lost, 0 out of order, median/p99); after release' },
   { name: 'doorbell-baremetal', script: 'checks/doorbell-baremetal.sh', expect: 'PASS', limit: 240, needs: ['dist', 'shim'],
     what: 'guest/xen-sshm-doorbell.h in a bare-metal arm64 guest borrowing DB1: a port made for another borrower refused (-22), its own bound and rung; the Linux owner gets one notification' },
+  // --- xs-trace on the live host -----------------------------------------------------------
+  { name: 'xs-trace-attach', script: 'checks/xs-trace-attach.sh', expect: 'PASS', limit: 240, needs: ['dist'],
+    what: "xs-trace attach --domain N --json in dom0: a new guest's reads and writes over its ring, decoded and paired, while it works; the daemon's logging off again after (CONTROL)" },
 ];
 
 /** A check that always fails, for `--inject-failure`: the whole run must then fail. */

@@ -3,7 +3,7 @@
  * connection numbered, until SIGINT or SIGTERM. The trace goes to stdout (or --output).
  */
 import { TraceProxy } from '../proxy';
-import { CommonOptions, LIVE_BATCH_MS, writerFrom } from './options';
+import { CommonOptions, LIVE_BATCH_MS, outputFrom } from './options';
 import { resolveUpstream } from './upstream';
 
 export interface ListenOptions extends CommonOptions {
@@ -13,7 +13,7 @@ export interface ListenOptions extends CommonOptions {
 
 export async function listen(o: ListenOptions, ready?: (proxy: TraceProxy) => void): Promise<number> {
   const upstream = resolveUpstream(o.upstream, process.env);
-  const writer = writerFrom(o, process.stdout, LIVE_BATCH_MS);
+  const writer = outputFrom(o, process.stdout, LIVE_BATCH_MS, { latency: true, bytes: true }, true);
   const proxy = await TraceProxy.listen({ listenPath: o.listen, upstreamPath: upstream, onRecord: (r) => writer.write(r), decodeDelayMs: LIVE_BATCH_MS });
   process.stderr.write(`xs-trace: listening on ${o.listen}, forwarding to ${upstream}\n`);
   ready?.(proxy);

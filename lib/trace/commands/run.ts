@@ -8,9 +8,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { constants as osConstants } from 'node:os';
-import { TraceError } from '../errors';
+import { TraceError, usageError } from '../errors';
 import { TraceProxy } from '../proxy';
-import { CommonOptions, LIVE_BATCH_MS, writerFrom } from './options';
+import { CommonOptions, LIVE_BATCH_MS, outputFrom } from './options';
 import { resolveUpstream } from './upstream';
 
 export interface RunOptions extends CommonOptions {
@@ -22,9 +22,9 @@ const LINGER_MS = 500;
 
 /** Runs the command; resolves with the exit status to use. */
 export async function runCommand(argv: string[], o: RunOptions): Promise<number> {
-  if (argv.length === 0) throw new TraceError('EINVAL', 'nothing to run: give a command after --, or --listen PATH', { option: '--' });
+  if (argv.length === 0) throw usageError('nothing to run: give a command after --, or --listen PATH', '--');
   const upstream = resolveUpstream(o.upstream, process.env);
-  const writer = writerFrom(o, process.stderr, LIVE_BATCH_MS);
+  const writer = outputFrom(o, process.stderr, LIVE_BATCH_MS, { latency: true, bytes: true }, true);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xs-trace-'));
   const listenPath = path.join(dir, 'socket');
   let proxy: TraceProxy | undefined;
@@ -46,7 +46,8 @@ export async function runCommand(argv: string[], o: RunOptions): Promise<number>
     process.on('SIGHUP', onHup);
     const status = await new Promise<number>((resolve, reject) => {
       child.once('error', (e: NodeJS.ErrnoException) => {
-        reject(new TraceError(e.code ?? 'EIO', `cannot run ${argv[0]}: ${e.message}`, { path: argv[0], cause: e }));
+        // 127 like a shell when the command cannot be started.
+        reject(new TraceError(e.code ?? 'EIO', `cannot run ${argv[0]}: ${e.message}`, { path: argv[0], cause: e, exitCode: 127 }));
       });
       child.once('exit', (code, signal) => {
         if (signal) resolve(128 + (osConstants.signals[signal] ?? 0));

@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { elide } from '../../elide';
 import { TraceError } from '../errors';
 
 export const DEFAULT_RUNDIR = '/var/run/xenstored';
@@ -28,15 +29,15 @@ export function resolveUpstream(explicit: string | undefined, env: NodeJS.Proces
       if (explicit !== undefined || env.XENSTORED_PATH === p) {
         // An explicit choice that does not exist is an error, not a reason to look elsewhere
         // (libxenstore does not fall back either when XENSTORED_PATH is set).
-        throw new TraceError('ENOENT', `xenstored socket ${p} does not exist`, { path: p, option: explicit !== undefined ? '--upstream' : undefined });
+        throw new TraceError('ENOENT', `xenstored socket ${elide(p)} does not exist`, { path: p, option: explicit !== undefined ? '--upstream' : undefined });
       }
       continue;
     }
     if (st.isCharacterDevice()) {
-      throw new TraceError('ENOTSOCK', `${p} is a device (/dev/xen/xenbus); xs-trace proxies the xenstored Unix socket only`, { path: p });
+      throw new TraceError('ENOTSOCK', `${elide(p)} is a device (/dev/xen/xenbus); xs-trace proxies the xenstored Unix socket only`, { path: p });
     }
-    if (!st.isSocket()) throw new TraceError('ENOTSOCK', `${p} is not a Unix socket`, { path: p });
+    if (!st.isSocket()) throw new TraceError('ENOTSOCK', `${elide(p)} is not a Unix socket`, { path: p });
     return p;
   }
-  throw new TraceError('ENOENT', `no xenstored socket found (tried ${list.join(', ')}); is xenstored running? Use --upstream PATH`, { path: list[list.length - 1] });
+  throw new TraceError('ENOENT', `no xenstored socket found (tried ${list.map((x) => elide(x)).join(', ')}); is xenstored running? Use --upstream PATH`, { path: list[list.length - 1] });
 }

@@ -1,0 +1,3 @@
+import { attachSuite } from './attach-suite';
+
+attachSuite('cxenstored');
