@@ -40,7 +40,7 @@ export function addCommonOptions(cmd: Command): Command {
     .option('--type <types>', 'only these message types, e.g. READ,WRITE (repeatable)', collect)
     .option('--conn <n>', 'only connection N (repeatable)', collect)
     .option('--tx <id>', 'only transaction ID (repeatable)', collect)
-    .option('--domain <domid>', "only connections of domain DOMID, where the source tells it (attach, read; repeatable)", collect)
+    .option('--domain <domid>', 'only connections of domain DOMID, where the source tells it (attach, read; repeatable)', collect)
     .addOption(new Option('--max-value <bytes>', 'value bytes shown before eliding; 0 shows all (default: 64 in text, all in JSON)'))
     .option('--utc', 'show times in UTC instead of local time')
     .option('--stats', 'at the end, a table per message type and per path prefix: requests, events, errors by name, latency median and p99 (proxy), bytes')
