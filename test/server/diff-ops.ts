@@ -5,7 +5,7 @@
  * transactions, watches) from the replies so that most requests are meaningful.
  */
 import { MessageType } from '../../xenstore-wire/constants';
-import { atou } from '../../xenstore-wire/server/cstr';
+import { atou, longToU32, strtol } from '../../xenstore-wire/server/cstr';
 
 export interface Op {
   /** Which connection sends it. */
@@ -33,6 +33,14 @@ export class OpGenerator {
    * release (docs/server-differences.md).
    */
   private readonly targetDomains = new Set<number>();
+  /**
+   * Every domain SET_PERMS ever made owner of a special node (inside transactions too, whether
+   * they committed or not): such a domain is never RELEASEd. C
+   * xenstored 4.20 deletes a special node its released domain owns with rm_node(), whose
+   * basename() of "@releaseDomain" (no '/') is a wild pointer: the daemon segfaults
+   * (docs/server-differences.md).
+   */
+  private readonly specialOwners = new Set<number>();
 
   constructor(
     private readonly rnd: () => number,
@@ -189,7 +197,8 @@ export class OpGenerator {
     if (r < 845) return op(MessageType.INTRODUCE, this.domidString(), '1234', this.pick(['1', '0', '17', '-2']));
     if (r < 860) {
       const d = this.domidString();
-      return op(MessageType.RELEASE, this.targetDomains.has(atou(d)) ? '5' : d);
+      const keep = this.targetDomains.has(atou(d)) || this.specialOwners.has(atou(d));
+      return op(MessageType.RELEASE, keep ? '5' : d);
     }
     if (r < 870) return op(MessageType.SET_TARGET, this.domidString(), this.domidString());
     if (r < 876) return op(MessageType.RESUME, this.domidString());
@@ -226,6 +235,10 @@ export class OpGenerator {
       st.transactions = st.transactions.filter((t) => t !== op.txId);
     }
     if (op.type === MessageType.RESET_WATCHES && reply.type === MessageType.RESET_WATCHES) st.transactions = [];
+    if (op.type === MessageType.SET_PERMS && reply.type === MessageType.SET_PERMS) {
+      const [path, owner] = op.payload.toString('latin1').split('\0');
+      if (path.startsWith('@')) this.specialOwners.add(longToU32(strtol(owner.slice(1), 0).value));
+    }
     if (op.type === MessageType.SET_TARGET && reply.type === MessageType.SET_TARGET) {
       const [a, b] = op.payload.toString('latin1').split('\0');
       this.targetDomains.add(atou(a));

@@ -4,7 +4,7 @@
  * guest sockets: xs-ring-bridge for C xenstored, domain sockets for the in-memory server.
  */
 import { MessageType } from '../../xenstore-wire/constants';
-import { startServer, XenstoreServer } from '../../xenstore-wire/server';
+import { startServer, XenstoreServer, XenRelease as ServerRelease } from '../../xenstore-wire/server';
 import { DEFAULT_RELEASE, RunningDaemon, startDaemon, XenRelease } from '../harness/daemons';
 import { RawConn } from './wire';
 
@@ -57,8 +57,9 @@ export async function inMemoryWithGuests(
   guests: number[],
   fakeDomains: number[],
   quotas: Partial<typeof SMALL_QUOTAS> = {},
+  release?: ServerRelease,
 ): Promise<GuestTarget & { server: XenstoreServer }> {
-  const s = await startServer({ domains: fakeDomains, quotas });
+  const s = await startServer({ domains: fakeDomains, quotas, release });
   await introduceGuests(s.socketPath, guests);
   return { label: 'in-memory', server: s, socketPath: s.socketPath, guestSocket: (id) => s.domainSocketPath(id), stop: () => s.close() };
 }

@@ -57,6 +57,8 @@ export class Control {
     switch (cmd.cmd) {
       case 'check':
         if (args.length) throw new XsErrno('EINVAL');
+        // do_control_check() -> check_store(): from 4.20 it corrects the node counts.
+        this.r.domains.checkStore();
         return ack();
       case 'log':
         if (args.length === 0 && this.r.state.release.controlTexts420) return reply(LOG_SWITCHES_420);

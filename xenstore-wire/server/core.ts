@@ -109,10 +109,10 @@ export class XenstoredCore {
     this.wire = wireTable(this.state.release);
     // dom0_init() + setup_structure(): dom0 introduced, then "/", "/tool", "/tool/xenstored".
     rooms.domains.init();
+    // 4.18+: the special nodes are created next, "@releaseDomain" then "@introduceDomain",
+    // taking a generation each (core.c setup_structure(), domain_nbentry_fix(dom0, 5)).
     rooms.db.init();
-    rooms.domains.domains.get(0)!.nbentry += 3;
-    // 4.18+: the special nodes are created next, taking a generation each.
-    if (this.state.release.specialNodesInDatabase) rooms.db.generation += 2;
+    rooms.domains.domains.get(0)!.nbentry += this.state.release.specialNodesInDatabase ? 5 : 3;
   }
 
   // ------------------------------------------------------------------------------------
@@ -142,8 +142,14 @@ export class XenstoredCore {
   get connections(): ServerConnection[] {
     return this.rooms.output.connections;
   }
+  /** The special watch paths' permissions (a copy: change them with setSpecialPerms()). */
   get specialPerms(): Map<string, readonly XsPerm[]> {
-    return this.rooms.watches.specialPerms;
+    return this.rooms.watches.allSpecialPerms();
+  }
+
+  /** Set a special watch path's permissions (persistence restores them with this). */
+  setSpecialPerms(name: string, perms: readonly XsPerm[]): void {
+    if (this.rooms.watches.specialPermsOf(name)) this.rooms.watches.setSpecialPerms(name, perms);
   }
   get onChange(): (() => void) | undefined {
     return this.state.onChange;
@@ -201,6 +207,7 @@ export class XenstoredCore {
     if (conn.closed) return;
     const output = this.rooms.output;
     output.traceIo(conn, frame, 'IN');
+    conn.accList.clear();
     try {
       this.processMessage(conn, frame);
     } finally {

@@ -46,6 +46,9 @@ interface WalkFuncs {
   exit?: (conn: ServerConnection | null, node: Node) => number;
 }
 
+/** The special nodes, in the order setup_structure() creates them (4.20). */
+export const SPECIAL_NODES = ['@releaseDomain', '@introduceDomain'] as const;
+
 /** Errors that pass through the permission masking unchanged. */
 export const PROPAGATE: ReadonlySet<string> = new Set(['ENOMEM', 'ENOSPC']);
 
@@ -63,12 +66,16 @@ export class Database {
 
   constructor(private readonly r: Rooms) {}
 
-  /** setup_structure(): "/", "/tool", "/tool/xenstored", owned by dom0. */
+  /**
+   * setup_structure(): "/", "/tool", "/tool/xenstored", owned by dom0; from 4.20 also the
+   * special nodes "@releaseDomain" and "@introduceDomain" (no parent, no children).
+   */
   init(): void {
     const perms = [{ id: 0, perms: XS_PERM_NONE }];
     this.manualNode('/', ['tool'], perms);
     this.manualNode('/tool', ['xenstored'], perms);
     this.manualNode('/tool/xenstored', [], perms);
+    if (this.r.state.release.specialNodesInDatabase) for (const name of SPECIAL_NODES) this.manualNode(name, [], perms);
   }
 
   private manualNode(name: string, children: string[], perms: XsPerm[]): void {
@@ -93,11 +100,14 @@ export class Database {
   }
 
   /**
-   * is_valid_nodename(): absolute, no "//", no trailing "/", path-max beyond /local/domain/N/ (from
-   * 4.20 for unprivileged connections only: pass the connection asking).
+   * is_valid_nodename() (4.17) / the checks of canonicalize() (4.20): absolute, no "//", no
+   * trailing "/", path-max beyond /local/domain/N/ (from 4.20 for unprivileged connections only:
+   * pass the connection asking). From 4.20 an `@` name passes the same checks where the request
+   * allows special nodes (`allowSpecial`: GET_PERMS, SET_PERMS, WATCH, UNWATCH).
    */
-  isValidNodename(node: string, conn?: ServerConnection): boolean {
-    if (!node.startsWith('/')) return false;
+  isValidNodename(node: string, conn?: ServerConnection, allowSpecial = false): boolean {
+    const special = allowSpecial && node.startsWith('@') && this.r.state.release.specialNodesInDatabase;
+    if (!special && !node.startsWith('/')) return false;
     if (node.endsWith('/') && node !== '/') return false;
     if (node.includes('//')) return false;
     let localOff = 0;
@@ -211,6 +221,7 @@ export class Database {
   put(key: string, rec: StoredNode): void {
     this.db.set(key, rec);
     if (key.startsWith('/')) this.changedNames.add(key);
+    else if (key.startsWith('@')) this.r.watches.markSpecialChanged();
     this.r.state.changed = true;
   }
 
@@ -260,9 +271,12 @@ export class Database {
     return p.perm & perm ? errnum : 'EACCES';
   }
 
-  /** get_node(): read with a permission check, errors masked by the parents' permissions. */
-  getNode(conn: ServerConnection, name: string | null, perm: number): ReadResult {
-    if (name === null || !this.isValidNodename(name, conn)) return 'EINVAL';
+  /**
+   * get_node(): read with a permission check, errors masked by the parents' permissions.
+   * `allowSpecial`: 4.20's canonicalize(..., allow_special) for GET_PERMS and SET_PERMS.
+   */
+  getNode(conn: ServerConnection, name: string | null, perm: number, allowSpecial = false): ReadResult {
+    if (name === null || !this.isValidNodename(name, conn, allowSpecial)) return 'EINVAL';
     let r = this.readNode(conn, name);
     if (!isErr(r) && (this.permForConn(conn, r.perms) & perm) !== perm) r = 'EACCES';
     if (isErr(r) && !PROPAGATE.has(r)) r = this.errnoFromParents(conn, name, r, perm);
@@ -418,6 +432,13 @@ export class Database {
       this.walkErrno = k.err;
       return WALK_TREE_SUCCESS_STOP;
     }
+    if (this.r.state.release.accountingPerRequest) {
+      // 4.20 delnode_sub(): the owner's count first (it can fail), then delete and fire.
+      if (this.r.domains.domainEntryDec(conn, node.perms) !== 0) return WALK_TREE_ERROR_STOP;
+      if (k !== -1) this.deleteKey(k);
+      this.r.watches.fireWatches(conn, node.name, node, root !== node.name, null);
+      return WALK_TREE_RM_CHILDENTRY;
+    }
     if (k !== -1 && !this.deleteKey(k)) {
       this.walkErrno = 'EIO';
       return WALK_TREE_SUCCESS_STOP;
@@ -439,9 +460,11 @@ export class Database {
 
   /** Replace the tree. Domain node counts are recomputed. */
   restore(snap: { generation: number; nodes: [string, StoredNode][] }): void {
+    // The special nodes (4.20) are not part of a snapshot: their permissions are kept apart.
+    const special = [...this.db].filter(([k]) => k.startsWith('@'));
     this.db.clear();
     for (const d of this.r.domains.domains.values()) d.nbentry = 0;
-    for (const [k, v] of snap.nodes) {
+    for (const [k, v] of [...snap.nodes, ...special]) {
       this.db.set(k, v);
       const owner = v.perms[0]?.id ?? 0;
       const d = this.r.domains.findOrAllocExistingDomain(owner);

@@ -7,7 +7,7 @@
 import type { Frame } from '../codec';
 import { MessageType } from '../constants';
 import { atoi, atou, getStrings, onearg } from './cstr';
-import { WALK_TREE_OK, WALK_TREE_SKIP_CHILDREN, WALK_TREE_SUCCESS_STOP } from './database';
+import { SPECIAL_NODES, WALK_TREE_OK, WALK_TREE_SKIP_CHILDREN, WALK_TREE_SUCCESS_STOP } from './database';
 import { Domain, DOMID_SELF, Errno, isUnprivileged, Quotas, ServerConnection, XS_PERM_IGNORE, XsErrno, XsPerm } from './model';
 import type { Rooms } from './rooms';
 
@@ -90,10 +90,11 @@ export class Domains {
   // ------------------------------------------------------------------------------------
   // Node-owner accounting
 
-  /** domain_entry_inc(): returns an errno name on failure. */
+  /** domain_entry_inc() / 4.20 domain_nbentry_inc(): returns an errno name on failure. */
   domainEntryInc(conn: ServerConnection | null, perms: readonly XsPerm[]): Errno | 0 {
     if (perms.length === 0) return 0;
     const domid = perms[0].id;
+    if (this.r.state.release.accountingPerRequest) return this.nbentryAdd(conn, domid, 1, false);
     if (conn && conn.transaction) {
       const t = conn.transaction;
       t.changedDomains.set(domid, (t.changedDomains.get(domid) ?? 0) + 1);
@@ -105,37 +106,121 @@ export class Domains {
     return 0;
   }
 
-  domainEntryDec(conn: ServerConnection | null, perms: readonly XsPerm[]): void {
-    if (perms.length === 0) return;
+  /**
+   * domain_entry_dec() / 4.20 domain_nbentry_dec(): 4.17 cannot fail; 4.20 fails (ENOENT, after
+   * corrupt()) when the owner has no domain struct.
+   */
+  domainEntryDec(conn: ServerConnection | null, perms: readonly XsPerm[]): Errno | 0 {
+    if (perms.length === 0) return 0;
     const domid = perms[0].id;
+    if (this.r.state.release.accountingPerRequest) return this.nbentryAdd(conn, domid, -1, true);
     if (conn && conn.transaction) {
       const t = conn.transaction;
       t.changedDomains.set(domid, (t.changedDomains.get(domid) ?? 0) - 1);
-      return;
+      return 0;
     }
     const d = conn && domid === conn.id && conn.domain ? conn.domain : this.domains.get(domid);
     if (d) d.nbentry--;
+    return 0;
+  }
+
+  /** 4.20 domain_acc_add_valid(): a node count changed by `add`, never below 0. */
+  private validCount(d: Domain, add: number): number {
+    return add < 0 && -add > d.nbentry ? 0 : d.nbentry + add;
+  }
+
+  /**
+   * 4.20 domain_acc_add() for the node count (domain.c:1425): inside a request the change goes
+   * to the request's list (committed with the reply: accCommit()), otherwise to the domain.
+   */
+  private nbentryAdd(conn: ServerConnection | null, domid: number, add: number, noDomAlloc: boolean): Errno | 0 {
+    let d: Domain | null;
+    if (conn && domid === conn.id && conn.domain) d = conn.domain;
+    else if (noDomAlloc) {
+      d = this.domains.get(domid) ?? null;
+      if (!d) {
+        this.checkStore(); // corrupt()
+        return 'ENOENT';
+      }
+    } else {
+      d = this.findOrAllocExistingDomain(domid);
+      if (!d) return 'ENOMEM';
+    }
+    if (conn) conn.accList.set(domid, (conn.accList.get(domid) ?? 0) + add);
+    else d.nbentry = this.validCount(d, add);
+    return 0;
+  }
+
+  /**
+   * 4.20 acc_commit(), called by send_reply(): the request's node-count changes go to its
+   * transaction's list, or to the domains; changes that sum to 0 are skipped (domain.c:1494).
+   */
+  accCommit(conn: ServerConnection): void {
+    if (conn.accList.size === 0) return;
+    for (const [domid, add] of conn.accList) {
+      if (add === 0) continue;
+      const d = domid === conn.id && conn.domain ? conn.domain : this.domains.get(domid);
+      if (!d) {
+        this.checkStore(); // corrupt()
+        continue;
+      }
+      const t = conn.transaction;
+      if (t) t.changedDomains.set(domid, (t.changedDomains.get(domid) ?? 0) + add);
+      else d.nbentry = this.validCount(d, add);
+    }
+    conn.accList.clear();
   }
 
   /** domain_entry(): the node count quota applies to unprivileged connections only. */
   domainEntry(conn: ServerConnection | null): number {
-    return isUnprivileged(conn) ? conn!.domain!.nbentry : 0;
+    if (!isUnprivileged(conn)) return 0;
+    const d = conn!.domain!;
+    if (!this.r.state.release.accountingPerRequest) return d.nbentry;
+    // 4.20 domain_nbentry(): with the transaction's and this request's changes.
+    const pending = (conn!.transaction?.changedDomains.get(conn!.id) ?? 0) + (conn!.accList.get(conn!.id) ?? 0);
+    return this.validCount(d, pending);
   }
 
   /** domain_entry_fix(): a transaction's node-count changes, checked or applied at commit. */
   domainEntryFix(domid: number, num: number, update: boolean): number {
+    const perRequest = this.r.state.release.accountingPerRequest;
     let d: Domain | null;
     if (update) {
       d = this.domains.get(domid) ?? null;
-      if (!d) return 0;
+      if (!d) {
+        if (perRequest) this.checkStore(); // corrupt()
+        return perRequest ? -1 : 0;
+      }
     } else {
       d = this.findOrAllocExistingDomain(domid);
       if (!d) return -1;
+    }
+    if (perRequest) {
+      // domain_nbentry_fix(): the update never drops below 0; the check is not clamped, so a
+      // commit that would take a guest's count below 0 is ENOMEM (acc_fix_domains()).
+      if (update) return (d.nbentry = this.validCount(d, num));
+      return domid !== 0 ? d.nbentry + num : 0;
     }
     let cnt = d.nbentry + num;
     if (update) d.nbentry = Math.max(0, cnt);
     else if (cnt < 0) cnt = 0;
     return domid !== 0 ? cnt : 0;
+  }
+
+  /**
+   * check_store() (CONTROL check, and corrupt()): from 4.20 (checkStoreRecounts) every domain's node count is
+   * recounted from the tree, the special nodes included (domain_check_acc()); before, the
+   * check found nothing to change in this model's always-consistent tree.
+   */
+  checkStore(): void {
+    if (!this.r.state.release.checkStoreRecounts) return;
+    const counts = new Map<number, number>();
+    for (const [name, rec] of this.r.db.db) {
+      if (name[0] !== '/' && name[0] !== '@') continue; // transaction copies
+      const owner = rec.perms[0]?.id ?? 0;
+      counts.set(owner, (counts.get(owner) ?? 0) + 1);
+    }
+    for (const d of this.domains.values()) d.nbentry = counts.get(d.domid) ?? 0;
   }
 
   /** The node quota of a domain by id (for commits, which account per owner). */
@@ -221,8 +306,21 @@ export class Domains {
         },
       });
     }
-    for (const name of ['@releaseDomain', '@introduceDomain']) {
-      const perms = watches.specialPerms.get(name)!;
+    for (const name of SPECIAL_NODES) {
+      const perms = watches.specialPermsOf(name)!;
+      if (this.r.state.release.specialNodesInDatabase) {
+        // 4.20 walks the special nodes too and rm_node()s one the domain owns, which crashes C
+        // xenstored 4.20 (basename() of "@..." has no '/': docs/server-differences.md). Here
+        // the node passes to dom0 as with --keep-orphans; entries for the domain stay and are
+        // ignored from now on (domain_adjust_node_perms()).
+        if (perms[0].id === d.domid) {
+          const owned = perms.map((p, i) => (i === 0 ? { ...p, id: 0 } : p));
+          this.nbentryAdd(null, d.domid, -1, true);
+          this.nbentryAdd(null, 0, 1, true);
+          watches.setSpecialPerms(name, owned);
+        }
+        continue;
+      }
       const kept = perms.filter((p, i) => i === 0 || p.id !== d.domid).map((p) => ({ ...p }));
       if (kept[0].id === d.domid) kept[0].id = 0;
       watches.setSpecialPerms(name, kept);
@@ -257,6 +355,10 @@ export class Domains {
 
   doRelease(conn: ServerConnection, req: Frame): void {
     const d = this.onearDomain(req);
+    // 4.20: "Avoid triggering watch events when the domain's nodes are deleted" (do_release()).
+    if (this.r.state.release.releaseDeletesWatches) {
+      for (const c of [...(d.ring ? [d.ring] : []), ...d.conns]) this.r.watches.deleteAllWatches(c);
+    }
     // xenstored's main loop holds a reference on the connection after the one it is serving:
     // when that is the domain's ring, talloc_free() only drops that reference and the domain
     // goes (nodes removed, @releaseDomain fired) after this reply, in the same loop pass.

@@ -172,8 +172,6 @@ export class Transaction {
   readonly changedDomains = new Map<number, number>();
   nodeCreated = false;
   fail = false;
-  /** 4.20: SET_PERMS of a special node inside this transaction, applied when it commits. */
-  readonly specialPerms = new Map<string, readonly XsPerm[]>();
   constructor(
     public readonly id: number,
     public readonly generation: number,
@@ -230,6 +228,11 @@ export class ServerConnection {
   nextTransactionId = 0;
   /** The transaction of the request being processed. */
   transaction: Transaction | null = null;
+  /**
+   * 4.20 (release.ts accountingPerRequest): node-count changes of the request being processed,
+   * domid -> change (conn->acc_list), committed with its reply and dropped with an error.
+   */
+  readonly accList = new Map<number, number>();
   /**
    * Frames queued and not yet accepted by the transport (conn->out_list). They leave when
    * the sink takes them; while the sink is backed up they wait here (see output.ts).

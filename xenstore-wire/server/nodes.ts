@@ -8,12 +8,10 @@ import { MessageType, XENSTORE_PAYLOAD_MAX } from '../constants';
 import { PROPAGATE } from './database';
 import { atou, countStrings, getStrings, longToU32, onearg, strtol, u32AsInt } from './cstr';
 import {
-  AccessedNode,
   childrenBuffer,
   getParent,
   isErr,
   isUnprivileged,
-  NO_GENERATION,
   Node,
   ServerConnection,
   XS_PERM_IGNORE,
@@ -56,10 +54,13 @@ function parsePermStrings(strings: string[]): XsPerm[] {
 export class NodeRequests {
   constructor(private readonly r: Rooms) {}
 
-  /** get_node_canonicalized() that throws the errno; the canonical name comes back too. */
-  private getNodeCanon(conn: ServerConnection, name: string | null, perm: number): { node: Node; name: string } {
+  /**
+   * get_node_canonicalized() that throws the errno; the canonical name comes back too.
+   * `allowSpecial`: 4.20's special nodes may be named (GET_PERMS, SET_PERMS).
+   */
+  private getNodeCanon(conn: ServerConnection, name: string | null, perm: number, allowSpecial = false): { node: Node; name: string } {
     const canon = name === null ? null : this.r.db.canonicalize(conn, name);
-    const r = this.r.db.getNode(conn, canon, perm);
+    const r = this.r.db.getNode(conn, canon, perm, allowSpecial);
     if (isErr(r)) throw new XsErrno(r);
     return { node: r, name: canon! };
   }
@@ -102,17 +103,9 @@ export class NodeRequests {
   }
 
   doGetPerms(conn: ServerConnection, req: Frame): void {
-    const arg = onearg(req.payload);
-    if (arg !== null && arg.startsWith('@') && this.r.state.release.specialNodesInDatabase) {
-      // 4.20: the special nodes are database nodes; another `@` name is a node that is not there.
-      const perms = conn.transaction?.specialPerms.get(arg) ?? this.r.watches.specialPerms.get(arg);
-      if (!perms) throw new XsErrno('ENOENT');
-      if (!(this.r.db.permForConn(conn, perms) & XS_PERM_READ)) throw new XsErrno('EACCES');
-      const text = perms.map((p) => `${permLetter(p.perms)}${u32AsInt(p.id)}\0`).join('');
-      this.r.output.sendReply(conn, req, MessageType.GET_PERMS, Buffer.from(text, 'latin1'));
-      return;
-    }
-    const node = this.getNodeCanon(conn, arg, XS_PERM_READ).node;
+    // 4.20 get_node_const(..., allow_special): the special nodes are nodes like others.
+    const allowSpecial = this.r.state.release.specialNodesInDatabase;
+    const node = this.getNodeCanon(conn, onearg(req.payload), XS_PERM_READ, allowSpecial).node;
     const strings = node.perms.map((p) => `${permLetter(p.perms)}${u32AsInt(p.id)}\0`).join('');
     this.r.output.sendReply(conn, req, MessageType.GET_PERMS, Buffer.from(strings, 'latin1'));
   }
@@ -187,32 +180,30 @@ export class NodeRequests {
     domains.allocPermrefs(perms);
     if (perms[0].perms & XS_PERM_IGNORE) throw new XsErrno('ENOENT');
     const path = strings[0];
-    if (path.startsWith('@')) {
-      const inDatabase = this.r.state.release.specialNodesInDatabase;
-      const current = (inDatabase ? conn.transaction?.specialPerms.get(path) : undefined) ?? watches.specialPerms.get(path);
-      if (!current) throw new XsErrno(inDatabase ? 'ENOENT' : 'EINVAL');
+    const rules = this.r.state.release;
+    if (path.startsWith('@') && !rules.specialNodesInDatabase) {
+      // 4.17 set_perms_special(): the permissions of a special watch path, no event.
+      const current = watches.specialPermsOf(path);
+      if (!current) throw new XsErrno('EINVAL');
       if ((db.permForConn(conn, current) & (XS_PERM_WRITE | XS_PERM_OWNER)) !== (XS_PERM_WRITE | XS_PERM_OWNER)) {
         throw new XsErrno('EACCES');
       }
-      if (!(inDatabase && conn.transaction)) watches.setSpecialPerms(path, perms);
-      if (inDatabase) {
-        // 4.20: written like any node, and its watches fire; inside a transaction they fire
-        // when it commits (seen on C xenstored 4.20: the commit succeeds, the event follows it).
-        const trans = conn.transaction;
-        db.generation++;
-        if (trans) {
-          // Like a node written in the transaction: it takes effect when the transaction commits.
-          trans.specialPerms.set(path, perms);
-          const i = trans.accessed.get(path) ?? new AccessedNode(`${trans.generation}/${path}`, path);
-          i.generation = NO_GENERATION;
-          i.modified = true;
-          i.fireWatch = true;
-          i.perms ??= current;
-          trans.accessed.set(path, i);
-        } else {
-          watches.fireWatches(conn, path, null, false, current);
-        }
-      }
+      watches.setSpecialPerms(path, perms);
+      this.r.output.sendAck(conn, req, MessageType.SET_PERMS);
+      return;
+    }
+    if (rules.accountingPerRequest) {
+      // 4.20 do_set_perms(): get_node(..., allow_special); the count changes are the request's
+      // (dropped with an error reply), so nothing is undone by hand.
+      const { node, name } = this.getNodeCanon(conn, path, XS_PERM_WRITE | XS_PERM_OWNER, rules.specialNodesInDatabase);
+      if (isUnprivileged(conn) && perms[0].id !== node.perms[0].id) throw new XsErrno('EPERM');
+      const oldPerms = node.perms;
+      if (domains.domainEntryDec(conn, node.perms) !== 0) throw new XsErrno('ENOMEM');
+      node.perms = perms;
+      if (domains.domainEntryInc(conn, node.perms) !== 0) throw new XsErrno('ENOMEM');
+      const r = db.writeNode(conn, node, false);
+      if (r !== 0) throw new XsErrno(r);
+      watches.fireWatches(conn, name, node, false, oldPerms);
       this.r.output.sendAck(conn, req, MessageType.SET_PERMS);
       return;
     }

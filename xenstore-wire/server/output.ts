@@ -186,6 +186,8 @@ export class Output {
 
   /** send_reply(): the request's header with the reply type; over-long replies become E2BIG. */
   sendReply(conn: ServerConnection, req: Frame, type: number, payload: Buffer): void {
+    // 4.20 acc_commit(): the request's node-count changes stand once it is answered.
+    if (this.r.state.release.accountingPerRequest) this.r.domains.accCommit(conn);
     if (payload.length > XENSTORE_PAYLOAD_MAX) {
       this.sendError(conn, req, 'E2BIG');
       return;
@@ -201,6 +203,8 @@ export class Output {
   }
 
   sendError(conn: ServerConnection, req: Frame, code: string): void {
+    // 4.20 acc_drop(): a failed request changes no node count.
+    conn.accList.clear();
     this.queue(conn, { type: MessageType.ERROR, reqId: req.reqId, txId: req.txId, payload: Buffer.from(code + '\0', 'latin1') });
   }
 

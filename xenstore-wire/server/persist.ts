@@ -137,7 +137,7 @@ function applyRecord(core: XenstoredCore, rec: LogRecord): void {
     else core.db.set(name, decodeNode(n));
   }
   core.generation = rec.g;
-  for (const [k, v] of Object.entries(rec.p ?? {})) if (core.specialPerms.has(k) && v.length > 0) core.specialPerms.set(k, v);
+  for (const [k, v] of Object.entries(rec.p ?? {})) if (v.length > 0) core.setSpecialPerms(k, v);
 }
 
 /** Loads the snapshot and replays the log into `core`; returns whether anything was there. */
@@ -163,7 +163,7 @@ export function loadTree(core: XenstoredCore, file: string): boolean {
     special = tree.specialPerms ?? {};
   }
   if (snapNodes) core.restore({ generation, nodes: snapNodes });
-  for (const [k, v] of Object.entries(special)) if (core.specialPerms.has(k) && v.length > 0) core.specialPerms.set(k, v);
+  for (const [k, v] of Object.entries(special)) if (v.length > 0) core.setSpecialPerms(k, v);
   if (existsSync(log)) {
     let text: string;
     try {

@@ -46,11 +46,15 @@ export interface ReleaseRules {
   /** 4.22: `@releaseDomain/<domid>` and `@introduceDomain/<domid>` events (fire_special_watches). */
   readonly releaseDomainPerDomain: boolean;
   /**
-   * 4.20 (since 4.18): `@introduceDomain` and `@releaseDomain` are database nodes, created after
-   * "/", "/tool", "/tool/xenstored": the generation counter starts two higher (the first node a
-   * client creates gets 6, not 4); GET_PERMS answers their permissions (another `@` name is
-   * ENOENT); SET_PERMS on them takes a generation and fires their watches. Seen on Debian 13's
-   * C xenstored 4.20 (test/xenstore/release-differences.test.ts).
+   * 4.20 (since 4.18, xen.git d6bb63924f "introduce dummy nodes for special watch paths"):
+   * `@introduceDomain` and `@releaseDomain` are database nodes (core.c setup_structure(),
+   * RELEASE-4.20.4 core.c:2317-2319), created after "/", "/tool", "/tool/xenstored": the
+   * generation counter starts two higher. They are read and written like other nodes with
+   * canonicalize(..., allow_special) (GET_PERMS, SET_PERMS, WATCH, UNWATCH): a SET_PERMS takes a
+   * generation, counts for the owner's node quota, works inside transactions, fires watches
+   * non-exactly (a watch on "/" sees it, core.c:1863); other `@` names are missing nodes (ENOENT,
+   * or EACCES where the parent "/" is not readable); their events go to whoever may read the node
+   * or "/" (watch.c watch_permitted(), 4.17 used the node's permissions only).
    */
   readonly specialNodesInDatabase: boolean;
   /**
@@ -71,6 +75,39 @@ export interface ReleaseRules {
    * `/local/domain/<id>/` for everyone). Seen on Debian 13's C xenstored 4.20.
    */
   readonly privilegedPathUnlimited: boolean;
+  /**
+   * 4.20 (since 4.18, xen.git 192e2f6a11, a4ffaa0824, 887b576ba9, 4c1f92d664): node counts are
+   * changed in a per-request list that is committed with the reply (core.c send_reply() ->
+   * acc_commit(), into the transaction's list inside one) and dropped with an error
+   * (send_error() -> acc_drop()); domain.c domain_acc_add(), RELEASE-4.20.4 domain.c:1425-1482.
+   * So a guest's node count inside a transaction includes the transaction's and the request's
+   * own changes (domain_nbentry(), domain.c:1578: 4.17 counted the committed nodes only, so
+   * guests hit ENOSPC inside transactions where 4.17 let them write); a count never drops below
+   * 0 (domain_acc_add_valid(), domain.c:1401); and a commit whose change would take a guest's
+   * count below 0 is ENOMEM, checked before the generations (domain_nbentry_fix() returns
+   * `ret + num` unclamped, domain.c:1567; acc_fix_domains() domain.c:853; 4.17 clamped to 0
+   * and went on to answer EAGAIN).
+   */
+  readonly accountingPerRequest: boolean;
+  /**
+   * 4.20 (since 4.18, xen.git 67617067f0): check_store() (CONTROL check, and every corrupt())
+   * recounts each domain's nodes from the tree, special nodes included, and corrects the
+   * counts (domain.c domain_check_acc(), RELEASE-4.20.4 domain.c:1797-1880).
+   */
+  readonly checkStoreRecounts: boolean;
+  /**
+   * 4.20 (since 4.18, xen.git 304ed13b9a): the transaction quota counts a domain's open
+   * transactions (ACC_TRANS of domain.c), not one connection's (4.17 conn->transaction_started).
+   * Same check otherwise: more than the quota open before the start is ENOSPC
+   * (transaction.c:479).
+   */
+  readonly transactionsPerDomain: boolean;
+  /**
+   * 4.20 (since 4.18, xen.git 9260e41e73): RELEASE deletes the domain's watches before freeing
+   * its connection (domain.c do_release(), RELEASE-4.20.4 domain.c:1113), also when a
+   * SET_TARGET reference keeps the domain itself.
+   */
+  readonly releaseDeletesWatches: boolean;
 }
 
 export function isXenRelease(s: string): s is XenRelease {
@@ -95,5 +132,9 @@ export function releaseRules(release: XenRelease = DEFAULT_RELEASE): ReleaseRule
     controlTexts420: atLeast(release, '4.20'),
     unwatchChecksPath: atLeast(release, '4.20'),
     privilegedPathUnlimited: atLeast(release, '4.20'),
+    accountingPerRequest: atLeast(release, '4.20'),
+    checkStoreRecounts: atLeast(release, '4.20'),
+    transactionsPerDomain: atLeast(release, '4.20'),
+    releaseDeletesWatches: atLeast(release, '4.20'),
   };
 }

@@ -509,7 +509,7 @@ export class XenstoreServer {
       const domains = [...this.core.domains.values()].filter((d) => d.introduced && d.domid !== 0).map((d) => d.domid);
       this.core = this.newCore();
       this.core.restore(snap);
-      for (const [k, v] of special) this.core.specialPerms.set(k, v);
+      for (const [k, v] of special) this.core.setSpecialPerms(k, v);
       for (const domid of domains) this.core.introduceDomain(domid);
     }
     await this.listen();

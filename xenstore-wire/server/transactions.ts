@@ -30,12 +30,13 @@ export class Transactions {
     if (conn.transaction) throw new XsErrno('EBUSY');
     if (isUnprivileged(conn)) {
       const quota = this.r.domains.quota(conn, 'transactions');
-      if (this.r.state.release.quotaCountsNext) {
-        // 4.22 counts a domain's transactions over all its connections.
-        const d = conn.domain!;
-        const open = [...(d.ring ? [d.ring] : []), ...d.conns].reduce((n, c) => n + c.transactions.length, 0);
+      const rules = this.r.state.release;
+      // From 4.20 a domain's transactions are counted over all its connections (ACC_TRANS).
+      const d = conn.domain!;
+      const open = rules.transactionsPerDomain ? [...(d.ring ? [d.ring] : []), ...d.conns].reduce((n, c) => n + c.transactions.length, 0) : conn.transactions.length;
+      if (rules.quotaCountsNext) {
         if (open + 1 >= quota) throw new XsErrno('ENOSPC');
-      } else if (conn.transactions.length > quota) {
+      } else if (open > quota) {
         throw new XsErrno('ENOSPC');
       }
     }
@@ -78,7 +79,6 @@ export class Transactions {
         trans.accessed.delete(i.node);
       }
     }
-    for (const [name, perms] of trans.specialPerms) this.r.watches.setSpecialPerms(name, perms);
     for (const i of [...trans.accessed.values()]) {
       if (i.taNode) {
         const rec = db.db.get(i.transName);

@@ -11,19 +11,46 @@ import { getParent, isChild, isErr, isUnprivileged, Node, ServerConnection, Watc
 import type { Rooms } from './rooms';
 
 export class Watches {
-  /** Permissions of the special watch paths (SET_PERMS on them decides who gets events). */
-  readonly specialPerms = new Map<string, readonly XsPerm[]>([
+  /**
+   * Permissions of the special watch paths before 4.20 (SET_PERMS on them decides who gets
+   * events). From 4.20 they are database nodes (release.ts specialNodesInDatabase) and this map
+   * is unused.
+   */
+  private readonly specialPermsMap = new Map<string, readonly XsPerm[]>([
     ['@releaseDomain', [{ id: 0, perms: XS_PERM_NONE }]],
     ['@introduceDomain', [{ id: 0, perms: XS_PERM_NONE }]],
   ]);
 
-  /** Whether specialPerms changed since the last takeSpecialChange() (for the journal). */
+  /** Whether the special permissions changed since the last takeSpecialChange() (for the journal). */
   private specialChanged = false;
 
   constructor(private readonly r: Rooms) {}
 
+  /** The current permissions of a special watch path (undefined: not a special path). */
+  specialPermsOf(name: string): readonly XsPerm[] | undefined {
+    if (this.r.state.release.specialNodesInDatabase) return this.r.db.db.get(name)?.perms;
+    return this.specialPermsMap.get(name);
+  }
+
+  /** Set a special path's permissions (its node keeps its generation from 4.20 on). */
   setSpecialPerms(name: string, perms: readonly XsPerm[]): void {
-    this.specialPerms.set(name, perms);
+    if (this.r.state.release.specialNodesInDatabase) {
+      const rec = this.r.db.db.get(name);
+      if (rec) this.r.db.put(name, { ...rec, perms });
+    } else if (this.specialPermsMap.has(name)) {
+      this.specialPermsMap.set(name, perms);
+    }
+    this.specialChanged = true;
+  }
+
+  /** Every special path with its permissions. */
+  allSpecialPerms(): Map<string, readonly XsPerm[]> {
+    const out = new Map<string, readonly XsPerm[]>();
+    for (const name of this.specialPermsMap.keys()) out.set(name, this.specialPermsOf(name) ?? []);
+    return out;
+  }
+
+  markSpecialChanged(): void {
     this.specialChanged = true;
   }
 
@@ -31,7 +58,7 @@ export class Watches {
   takeSpecialChange(): [string, readonly XsPerm[]][] | null {
     if (!this.specialChanged) return null;
     this.specialChanged = false;
-    return [...this.specialPerms];
+    return [...this.allSpecialPerms()];
   }
 
   private watchPath(watch: Watch, name: string): string {
@@ -61,7 +88,7 @@ export class Watches {
   }
 
   private checkPermsSpecial(name: string, conn: ServerConnection): boolean {
-    const p = this.specialPerms.get(name);
+    const p = this.specialPermsMap.get(name);
     if (!p) return false;
     return (this.r.db.permForConn(conn, p) & XS_PERM_READ) !== 0;
   }
@@ -93,18 +120,21 @@ export class Watches {
       return;
     }
     const special = name.startsWith('@');
+    // Before 4.20 the special paths have their own permission check and exact matching; from
+    // 4.20 they are nodes (watch_permitted() reads them, and "/" as their parent), matched
+    // exactly by fire_special_watches() (`domid` given) and like any node otherwise (SET_PERMS).
+    const inDatabase = this.r.state.release.specialNodesInDatabase;
+    const specialEvent = special && (!inDatabase || domid !== undefined);
     const output = this.r.output;
     for (const c of output.connections.slice()) {
       if (c.watches.length === 0) continue;
-      if (special) {
-        // `perms`: the special node's permissions before a SET_PERMS (4.20), which also let through.
-        const before = perms !== null && (this.r.db.permForConn(c, perms) & XS_PERM_READ) !== 0;
-        if (!before && !this.checkPermsSpecial(name, c)) continue;
+      if (special && !inDatabase) {
+        if (!this.checkPermsSpecial(name, c)) continue;
       } else if (!this.watchPermitted(c, name, node, perms)) {
         continue;
       }
       for (const w of c.watches) {
-        if (special) {
+        if (specialEvent) {
           for (const path of this.specialEventPaths(w, name, domid)) output.sendEvent(c, path, w.token);
         } else if (exact ? name === w.node : isChild(name, w.node) && this.withinDepth(w, name)) {
           output.sendEvent(c, this.watchPath(w, name), w.token);
@@ -163,7 +193,12 @@ export class Watches {
     const token = vec[1];
     const db = this.r.db;
     let relative: boolean;
-    if (path.startsWith('@')) {
+    if (this.r.state.release.specialNodesInDatabase) {
+      // 4.20 check_watch_path(): canonicalize(..., allow_special), `@` names checked like paths.
+      relative = !path.startsWith('/') && !path.startsWith('@');
+      path = db.canonicalize(conn, path);
+      if (!db.isValidNodename(path, conn, true)) throw new XsErrno('EINVAL');
+    } else if (path.startsWith('@')) {
       relative = false;
       if (path.length > XENSTORE_REL_PATH_MAX) throw new XsErrno('EINVAL');
     } else {
@@ -192,11 +227,8 @@ export class Watches {
     const vec = getStrings(req.payload);
     if (vec.length !== 2) throw new XsErrno('EINVAL');
     const node = this.r.db.canonicalize(conn, vec[0]);
-    if (this.r.state.release.unwatchChecksPath) {
-      // is_valid_nodename(..., allow_special): an `@` name is checked like a path from "/".
-      const asPath = node.startsWith('@') ? `/${node.slice(1)}` : node;
-      if (!this.r.db.isValidNodename(asPath, conn)) throw new XsErrno('EINVAL');
-    }
+    // 4.20 do_unwatch(): canonicalize(..., allow_special) first.
+    if (this.r.state.release.unwatchChecksPath && !this.r.db.isValidNodename(node, conn, true)) throw new XsErrno('EINVAL');
     const i = conn.watches.findIndex((w) => w.node === node && w.token === vec[1]);
     if (i < 0) throw new XsErrno('ENOENT');
     conn.watches.splice(i, 1);
