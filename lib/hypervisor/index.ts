@@ -28,7 +28,7 @@ export { PrivcmdTransport, PRIVCMD_PATH, HYPERCALL_PATH, missingPrivcmdMessage, 
 export { SimHypervisor, xenHostPresent, type SimOptions, type GuestView, type SimDomainSpec, type SimDomainView, type PhysmapEntry } from './sim';
 export type { XenTransport, HypercallBuffer, MappedFrames } from './transport';
 export { intercept, callLabel, HYPERVISOR_METHODS, type HypervisorHooks, type HypervisorMethod, type InterceptedCall } from './intercept';
-export { rulesFor, parseRelease, SIM_RELEASES, X86_TRANSLATED_FOREIGN_MAPS, GETDOMAININFO_EXACT, SET_TARGET_HVM_FIRST, type XenRelease, type XenRules, type ReleaseRule, type SimRelease } from './releases';
+export { rulesFor, parseRelease, SIM_RELEASES, X86_TRANSLATED_FOREIGN_MAPS, GETDOMAININFO_EXACT, SET_TARGET_HVM_FIRST, ARM_FOREIGN_SELF_EPERM, pointRelease, type XenRelease, type XenRules, type ReleaseRule, type SimRelease } from './releases';
 
 export type OpenOptions = ({ backend: 'privcmd' } & PrivcmdOptions) | ({ backend: 'sim' } & SimOptions);
 

@@ -7,10 +7,27 @@
 import { DOMCTL_INTERFACE_VERSIONS } from './abi';
 import type { XenArch } from './types';
 
-/** A Xen release, major.minor (the extraversion does not change these rules). */
+/**
+ * A Xen release, major.minor, and optionally XENVER_extraversion (".4", ".5-pre"): most rules
+ * follow major.minor; a fix backported to stable branches (ARM_FOREIGN_SELF_EPERM) needs the
+ * point release too.
+ */
 export interface XenRelease {
   major: number;
   minor: number;
+  extraversion?: string;
+}
+
+/**
+ * The last point release of the branch that `extraversion` includes: ".4" -> 4; ".5-pre" or
+ * ".5-rc1" -> 4 (a stable branch's tree between 4.20.4 and 4.20.5 holds everything of 4.20.4);
+ * "" or an unknown form -> 0 (assume the branch's first release: the conservative reading).
+ */
+export function pointRelease(extraversion: string | undefined): number {
+  const m = /^\.(\d+)(.*)$/.exec(extraversion ?? '');
+  if (!m) return 0;
+  const n = Number(m[1]);
+  return m[2] === '' ? n : Math.max(0, n - 1);
 }
 
 /** The releases the sim models; xen-sshm's own tiers run 4.17 (Debian 12) and 4.20 (Debian 13). */
@@ -86,6 +103,35 @@ export const SET_TARGET_HVM_FIRST: ReleaseRule = {
   summary: 'set_target checks the HVM target before refusing a second target',
 };
 
+/**
+ * Arm: dom0 (the caller) naming itself as the foreign domain of XENMAPSPACE_gmfn_foreign
+ * (MMAPBATCH of domid 0; Linux's xen_xlate_remap_gfn_array() passes Xen's per-page error
+ * through, drivers/xen/xlate_mmu.c). Before: get_pg_owner() refuses the caller itself with NULL,
+ * -ESRCH (arch/arm/mm.c:1358-1360 at RELEASE-4.17.0, :139-141 at 4.20.0; common/page_alloc.c:
+ * 2669-2673 at 4.17.0). Since f795a9c491 ("xen/arm: Reject pseudo-domain foreign mappings in
+ * xenmem_add_to_physmap_one()"): rcu_lock_remote_domain_by_id(), which answers the caller itself
+ * -EPERM (common/domain.c:1045-1057 at RELEASE-4.20.4; arch/arm/mm.c:137-150 there). A stable
+ * backport, so it depends on the point release: 35b75699a1 in 4.20.4, ade0c35777 in 4.21.2,
+ * c8e99384ac in 4.22.0; not in 4.17.x (4.17.7 answers ESRCH), 4.18.x, 4.19.x (checked to
+ * 4.18.6, 4.19.6). Debian 13's 4.20.4+63 (4.20.5-pre) has it: seen on the real-Xen tier.
+ */
+export const ARM_FOREIGN_SELF_EPERM: ReleaseRule & { readonly backports: Readonly<Record<string, { readonly point: number; readonly commit: string }>> } = {
+  since: '4.23',
+  commit: 'f795a9c491',
+  summary: 'Arm: dom0 mapping its own frames through gmfn_foreign is EPERM (before: ESRCH)',
+  backports: {
+    '4.20': { point: 4, commit: '35b75699a1' },
+    '4.21': { point: 2, commit: 'ade0c35777' },
+    '4.22': { point: 0, commit: 'c8e99384ac' },
+  },
+};
+
+function hasArmForeignSelfEperm(r: XenRelease): boolean {
+  if (atLeast(r, ARM_FOREIGN_SELF_EPERM.since)) return true;
+  const b = ARM_FOREIGN_SELF_EPERM.backports[releaseName(r)];
+  return b !== undefined && pointRelease(r.extraversion) >= b.point;
+}
+
 /** The rules of one release on one architecture. */
 export interface XenRules {
   readonly release: string;
@@ -98,6 +144,8 @@ export interface XenRules {
   readonly getdomaininfoExact: boolean;
   /** set_target refuses a non-HVM target before refusing a second target (4.22+). */
   readonly setTargetHvmFirst: boolean;
+  /** Arm: dom0 naming itself as a foreign domain is EPERM (4.20.4+, 4.21.2+, 4.22+), else ESRCH. */
+  readonly foreignSelfEperm: boolean;
 }
 
 export function rulesFor(arch: XenArch, release: XenRelease): XenRules {
@@ -108,5 +156,6 @@ export function rulesFor(arch: XenArch, release: XenRelease): XenRules {
     translatedDomUBorrowers: arch === 'arm' || atLeast(release, X86_TRANSLATED_FOREIGN_MAPS.since),
     getdomaininfoExact: atLeast(release, GETDOMAININFO_EXACT.since),
     setTargetHvmFirst: atLeast(release, SET_TARGET_HVM_FIRST.since),
+    foreignSelfEperm: arch === 'arm' && hasArmForeignSelfEperm(release),
   };
 }

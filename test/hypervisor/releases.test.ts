@@ -7,8 +7,10 @@
 import test from 'ava';
 import * as os from 'node:os';
 import {
+  ARM_FOREIGN_SELF_EPERM,
   GETDOMAININFO_EXACT,
   HypercallError,
+  pointRelease,
   rulesFor,
   SET_TARGET_HVM_FIRST,
   SimHypervisor,
@@ -16,6 +18,7 @@ import {
   X86_TRANSLATED_FOREIGN_MAPS,
   type SimRelease,
 } from '../../lib/hypervisor';
+
 import { DOMCTL_INTERFACE_VERSIONS, Hypercall, XenMapSpace, XenMem } from '../../lib/hypervisor/abi';
 import { writeAddToPhysmapBatch } from '../../lib/hypervisor/layout';
 import { SimStore } from '../../lib/hypervisor/sim/store';
@@ -180,4 +183,55 @@ test('a release the sim does not model is refused', (t) => {
   const e = t.throws(() => new SimHypervisor({ release: '4.16' as SimRelease }), { instanceOf: HypercallError });
   t.is(e.code, 'EINVAL');
   t.regex(e.message, /4\.17, 4\.18, 4\.19, 4\.20, 4\.21, 4\.22/);
+});
+
+/**
+ * Arm: dom0 naming itself as the foreign domain, per point release, as xen/arch/arm/mm.c's
+ * XENMAPSPACE_gmfn_foreign case reads at each tag (`git show RELEASE-x.y.z:xen/arch/arm/mm.c`):
+ * get_pg_owner() (ESRCH for the caller) or, with f795a9c491's backports,
+ * rcu_lock_remote_domain_by_id() (EPERM for the caller). 4.20.5-pre is what Debian 13's
+ * 4.20.4+63 reports; on it the real-Xen tier's contract sees EPERM.
+ */
+const ARM_SELF_MAP_SOURCE: ReadonlyArray<{ version: string; lookup: string; errno: 'ESRCH' | 'EPERM' }> = [
+  { version: '4.17.0', lookup: 'get_pg_owner (mm.c:1358)', errno: 'ESRCH' },
+  { version: '4.17.7', lookup: 'get_pg_owner', errno: 'ESRCH' },
+  { version: '4.18.6', lookup: 'get_pg_owner', errno: 'ESRCH' },
+  { version: '4.19.6', lookup: 'get_pg_owner', errno: 'ESRCH' },
+  { version: '4.20.0', lookup: 'get_pg_owner (mm.c:139)', errno: 'ESRCH' },
+  { version: '4.20.3', lookup: 'get_pg_owner', errno: 'ESRCH' },
+  { version: '4.20.4', lookup: 'rcu_lock_remote_domain_by_id (35b75699a1, mm.c:141)', errno: 'EPERM' },
+  { version: '4.20.5-pre', lookup: 'rcu_lock_remote_domain_by_id', errno: 'EPERM' },
+  { version: '4.21.0', lookup: 'get_pg_owner', errno: 'ESRCH' },
+  { version: '4.21.1', lookup: 'get_pg_owner', errno: 'ESRCH' },
+  { version: '4.21.2', lookup: 'rcu_lock_remote_domain_by_id (ade0c35777)', errno: 'EPERM' },
+  { version: '4.22.0', lookup: 'rcu_lock_remote_domain_by_id (c8e99384ac)', errno: 'EPERM' },
+];
+
+test('point releases: ".4" is 4, ".5-pre" and ".5-rc1" hold 4, anything else counts as 0', (t) => {
+  t.deepEqual(['.4', '.5-pre', '.5-rc1', '.0', '', '-rc', undefined, '.0-pre'].map(pointRelease), [4, 4, 4, 0, 0, 0, 0, 0]);
+});
+
+for (const row of ARM_SELF_MAP_SOURCE) {
+  test(`Arm Xen ${row.version}: dom0 mapping its own frame is ${row.errno} (${row.lookup}); x86 keeps its own rule`, async (t) => {
+    const m = /^(\d+)\.(\d+)(.*)$/.exec(row.version)!;
+    const [major, minor, extraversion] = [Number(m[1]), Number(m[2]), m[3]];
+    t.is(rulesFor('arm', { major, minor, extraversion }).foreignSelfEperm, row.errno === 'EPERM');
+    t.false(rulesFor('x86', { major, minor, extraversion }).foreignSelfEperm, 'an Arm rule');
+    const release = `${major}.${minor}` as SimRelease;
+    const hv = new SimHypervisor({ arch: 'arm', release, xenVersion: { major, minor, extraversion } });
+    t.is((await hv.xenVersion()).version, row.version);
+    const e = await t.throwsAsync(hv.mapForeign(0, [0]), { instanceOf: HypercallError });
+    t.is(e.code, row.errno, e.message);
+    // An unknown domain stays ESRCH either way.
+    const gone = await t.throwsAsync(hv.mapForeign(0x7000, [0]), { instanceOf: HypercallError });
+    t.is(gone.code, 'ESRCH');
+    await hv.close();
+  });
+}
+
+test('ARM_FOREIGN_SELF_EPERM names the master commit and each backport', (t) => {
+  t.deepEqual([ARM_FOREIGN_SELF_EPERM.commit, ARM_FOREIGN_SELF_EPERM.since], ['f795a9c491', '4.23']);
+  t.deepEqual(ARM_FOREIGN_SELF_EPERM.backports, {
+    '4.20': { point: 4, commit: '35b75699a1' }, '4.21': { point: 2, commit: 'ade0c35777' }, '4.22': { point: 0, commit: 'c8e99384ac' },
+  });
 });

@@ -7,8 +7,9 @@ import type { ContractFixture } from './contract';
 /** The large region: one full batch and then some. */
 export const SIM_LARGE_PAGES = MAX_ADD_TO_PHYSMAP_BATCH + 513;
 
-export async function makeSimFixture(arch: XenArch, dir?: string, release?: SimRelease): Promise<ContractFixture> {
-  const hv = new SimHypervisor({ arch, ...(dir ? { dir } : {}), ...(release ? { release } : {}) });
+export async function makeSimFixture(arch: XenArch, dir?: string, release?: SimRelease, extraversion?: string): Promise<ContractFixture> {
+  const xenVersion = release && extraversion !== undefined ? { xenVersion: { major: Number(release.split('.')[0]), minor: Number(release.split('.')[1]), extraversion } } : {};
+  const hv = new SimHypervisor({ arch, ...(dir ? { dir } : {}), ...(release ? { release } : {}), ...xenVersion });
   // Like a 128 MiB guest (RAM outside the simulated physmap) allowed to grow by the region.
   const owner = await hv.createDomain({ name: 'owner', extraPages: 32768, maxPages: 32768 + SIM_LARGE_PAGES + 2048 });
   const borrower = await hv.createDomain({ name: 'borrower', extraPages: 32768, maxPages: 32768 + 1024 });

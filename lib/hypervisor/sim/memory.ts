@@ -81,9 +81,16 @@ export function removeOwnPage(h: SimHost, d: SimDomain, gfn: number): number {
 export function foreignOwner(h: SimHost, d: SimDomain, foreignDomid: number): SimDomain | number {
   let od: SimDomain | undefined;
   if (h.arch === 'arm') {
-    // get_pg_owner() refuses the calling domain (dom0) (common/page_alloc.c:2669-2673) and
-    // unknown ones: -ESRCH (arch/arm/mm.c:1358-1360).
-    od = foreignDomid === 0 ? undefined : h.byAnyId(foreignDomid);
+    if (h.rules.foreignSelfEperm) {
+      // rcu_lock_remote_domain_by_id(): -EPERM for the caller itself (dom0), -ESRCH if unknown
+      // (releases.ts ARM_FOREIGN_SELF_EPERM; arch/arm/mm.c:137-150 at RELEASE-4.20.4).
+      if (foreignDomid === 0) return -E.EPERM;
+      od = h.domains.get(foreignDomid);
+    } else {
+      // get_pg_owner() refuses the calling domain (dom0) (common/page_alloc.c:2669-2673) and
+      // unknown ones: -ESRCH (arch/arm/mm.c:1358-1360).
+      od = foreignDomid === 0 ? undefined : h.byAnyId(foreignDomid);
+    }
     if (!od) return -E.ESRCH;
     // A domain cannot map its own frames (arch/arm/mm.c:1362-1366).
     if (od === d) return -E.EINVAL;
@@ -170,9 +177,12 @@ export function removeFromPhysmap(h: SimHost, domid: number, gfn: number): numbe
  */
 export function framesForDom0(h: SimHost, domid: number, gfns: ArrayLike<number>, errs: Int32Array, mfns: Uint32Array): void {
   const od = domid === 0 ? undefined : h.domains.get(domid);
+  // dom0 itself on Arm from 4.20.4/4.21.2/4.22: rcu_lock_remote_domain_by_id()'s -EPERM
+  // (releases.ts ARM_FOREIGN_SELF_EPERM).
+  const missing = domid === 0 && h.rules.foreignSelfEperm ? -E.EPERM : -E.ESRCH;
   for (let i = 0; i < gfns.length; i++) {
     if (!od) {
-      errs[i] = -E.ESRCH;
+      errs[i] = missing;
       continue;
     }
     const v = od.physmap.get(gfns[i]);
