@@ -31,7 +31,8 @@ test('tier releases: 4.17 keeps the cache folder itself, 4.20 a subfolder; each 
   t.true(a.seeds.includes('xen-hypervisor-4.17-arm64') && a.seeds.includes('xen-utils-4.17'));
   t.true(b.seeds.includes('xen-hypervisor-4.20-arm64') && b.seeds.includes('xen-utils-4.20'));
   t.is(b.nodeMajor, 20);
-  t.is(releaseEnv(b), 'XEN_RELEASE=4.20\nXEN_NODE_MAJOR=20\nXEN_LIBEXEC=/usr/lib/xen-4.20\nXEN_DEBIAN="Debian 13"\n');
+  t.is(releaseEnv(b), 'XEN_RELEASE=4.20\nXEN_NODE_MAJOR=20\nXEN_LIBEXEC=/usr/lib/xen-4.20\nXEN_DEBIAN="Debian 13"\nXEN_LIMIT_FACTOR=1\n');
+  t.regex(releaseEnv(b, 2.5), /\nXEN_LIMIT_FACTOR=2\.5\n$/);
   t.throws(() => tierRelease('4.18'), { message: /--release 4\.18: known releases are 4\.17, 4\.20/ });
 });
 

@@ -185,13 +185,15 @@ function domuFiles(xenbusReq: string, guestProgram?: string): Map<string, { data
  * /xen/release.env in dom0: what the guest scripts need to know of the release (sourced by
  * init-dom0.sh and lib.sh, read by the node checks from the environment).
  */
-export function releaseEnv(r: TierReleaseSpec): string {
-  return [`XEN_RELEASE=${r.release}`, `XEN_NODE_MAJOR=${r.nodeMajor}`, `XEN_LIBEXEC=${r.xenLibexec}`, `XEN_DEBIAN="${r.debian}"`].join('\n') + '\n';
+export function releaseEnv(r: TierReleaseSpec, limitFactor = 1): string {
+  // XEN_LIMIT_FACTOR: --limit-factor, for the waits inside the checks (lib.sh wait_for,
+  // domu_run), as the runner scales each check's own limit.
+  return [`XEN_RELEASE=${r.release}`, `XEN_NODE_MAJOR=${r.nodeMajor}`, `XEN_LIBEXEC=${r.xenLibexec}`, `XEN_DEBIAN="${r.debian}"`, `XEN_LIMIT_FACTOR=${limitFactor}`].join('\n') + '\n';
 }
 
-function guestFiles(r: TierReleaseSpec, checks: CheckSpec[], shimStatus: string, setMaxMem: string, adhoc?: string, evtchn?: string, guest?: { baremetal?: string; status: string }): Map<string, { data: string | Buffer; mode: number }> {
+function guestFiles(r: TierReleaseSpec, checks: CheckSpec[], shimStatus: string, setMaxMem: string, adhoc?: string, evtchn?: string, guest?: { baremetal?: string; status: string }, limitFactor = 1): Map<string, { data: string | Buffer; mode: number }> {
   const files = new Map<string, { data: string | Buffer; mode: number }>();
-  files.set('release.env', { data: releaseEnv(r), mode: 0o644 });
+  files.set('release.env', { data: releaseEnv(r, limitFactor), mode: 0o644 });
   files.set('bin/xc-setmaxmem', { data: fs.readFileSync(setMaxMem), mode: 0o755 });
   if (evtchn) files.set('bin/xc-evtchn', { data: fs.readFileSync(evtchn), mode: 0o755 });
   if (guest) files.set('guest-status', { data: guest.status + '\n', mode: 0o644 });
@@ -333,7 +335,7 @@ async function runRelease(r: TierReleaseSpec, opts: RunOptions, packed: { path?:
     return buildImages(pkgs, r, {
       repoRoot: REPO,
       tarball: shim.path,
-      xenFiles: guestFiles(r, checks, shim.status, tools.setMaxMem, opts.adhoc, tools.evtchn, guest),
+      xenFiles: guestFiles(r, checks, shim.status, tools.setMaxMem, opts.adhoc, tools.evtchn, guest, opts.limitFactor),
       domuFiles: domuFiles(tools.xenbusReq, guest.path),
     }, path.join(cacheDir, 'images'), log);
   });

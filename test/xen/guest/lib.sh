@@ -10,6 +10,9 @@
 # The release booted (XEN_RELEASE 4.17|4.20, XEN_NODE_MAJOR, XEN_LIBEXEC): written by the runner.
 . /xen/release.env
 export XEN_RELEASE XEN_NODE_MAJOR XEN_LIBEXEC XEN_DEBIAN
+# --limit-factor: every wait below (wait_for, and domu_run through it) is scaled by it, as the
+# runner scales each check's own limit.
+export XEN_LIMIT_FACTOR=${XEN_LIMIT_FACTOR:-1}
 # /usr/local/bin: the package installed from the packed tarball (xen-sshm, xs-trace).
 export PATH=/xen/bin:/usr/local/bin:$XEN_LIBEXEC/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export XEN_PKG=${XEN_PKG:-/opt/xen-sshm}
@@ -23,10 +26,10 @@ elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 
 fail() { echo "$*"; exit 1; }
 
-# wait_for SECONDS CMD...: retry CMD every 0.2 s until it succeeds or SECONDS pass.
-# (Variables are prefixed: busybox sh functions share the caller's variables unless local.)
+# wait_for SECONDS CMD...: retry CMD every 0.2 s until it succeeds or SECONDS x XEN_LIMIT_FACTOR
+# pass. (Variables are prefixed: busybox sh functions share the caller's variables unless local.)
 wait_for() {
-  local _wf_limit=$1; shift
+  local _wf_limit; _wf_limit=$(awk -v l="$1" -v f="$XEN_LIMIT_FACTOR" 'BEGIN { print l * f }'); shift
   local _wf_start; _wf_start=$(now)
   while ! "$@" >/dev/null 2>&1; do
     awk -v a="$_wf_start" -v b="$(now)" -v l="$_wf_limit" 'BEGIN { exit !(b - a > l) }' && return 1

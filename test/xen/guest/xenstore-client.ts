@@ -33,7 +33,11 @@ async function expectCode(p: Promise<unknown>, code: string, what: string): Prom
   assert.fail(`${what}: expected ${code}, but it succeeded`);
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+/** --limit-factor of the run (/xen/release.env through lib.sh), as for the shell checks' waits. */
+const LIMIT_FACTOR = Number(process.env.XEN_LIMIT_FACTOR) || 1;
+
+function withTimeout<T>(p: Promise<T>, limitMs: number, what: string): Promise<T> {
+  const ms = limitMs * LIMIT_FACTOR;
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     p.finally(() => clearTimeout(timer)),
