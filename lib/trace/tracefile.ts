@@ -264,7 +264,8 @@ export class CLogParser {
     const held = this.heldCreate.get(n);
     if (!held) return;
     this.heldCreate.delete(n);
-    this.emit(this.session.connect(n, held.tsUs, held.ptr));
+    // Created before the first timestamped line: it takes that line's time, as the others do.
+    this.emit(this.session.connect(n, held.tsUs === 0 ? this.lastUs : held.tsUs, held.ptr));
   }
 
   private line(line: Line): void {
