@@ -3,7 +3,7 @@
  * only or with guests, and either the in-memory server or another real daemon as candidate.
  *
  *   node dist/test/server/diff-run.js --release 4.20 --seeds 1-20 --ops 12000 [--guests]
- *     [--candidate memory|cxenstored-4.17] [--history 40] [--trace-ops]
+ *     [--candidate memory|cxenstored-4.17] [--history 40] [--log=CONN|-1] [--show N]
  *
  * Prints, per seed, how many requests ran and the first difference (with recent requests).
  */
@@ -39,6 +39,8 @@ async function main(): Promise<void> {
       guests: { type: 'boolean', default: false },
       candidate: { type: 'string', default: 'memory' },
       history: { type: 'string', default: '30' },
+      /** Go on after the first difference; print the first N (default 1). */
+      show: { type: 'string', default: '1' },
       /** Print every request and C's reply, for one connection (or all: -1). */
       log: { type: 'string' },
     },
@@ -82,6 +84,7 @@ async function main(): Promise<void> {
         fakeDomains: FAKE_DOMAINS,
         guestConns: values.guests ? [2, 3] : undefined,
         history: Number(values.history),
+        keepGoing: Number(values.show) > 1,
         onOp: values.log === undefined ? undefined : (i, op, reply) => {
           if (values.log === '-1' || op.startsWith(`conn${values.log} `)) console.log(`#${i} ${op} -> ${reply}`);
         },
@@ -91,9 +94,10 @@ async function main(): Promise<void> {
         console.log(`seed ${seed}: ${r.requests} requests, ${r.events} events, no difference (${r.ms} ms)`);
       } else {
         failed++;
-        const m = r.mismatches[0];
-        console.log(`seed ${seed}: difference at request #${m.index} on conn${m.conn}: ${m.op}`);
-        console.log(`  reference: ${JSON.stringify(m.reference)}\n  candidate: ${JSON.stringify(m.candidate)}`);
+        for (const m of r.mismatches.slice(0, Number(values.show))) {
+          console.log(`seed ${seed}: difference at request #${m.index} on conn${m.conn}: ${m.op}`);
+          console.log(`  reference: ${JSON.stringify(m.reference)}\n  candidate: ${JSON.stringify(m.candidate)}`);
+        }
       }
     } finally {
       for (const s of stops.reverse()) await s();

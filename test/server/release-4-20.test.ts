@@ -2,12 +2,12 @@
  * The in-memory server's 4.20 behaviours (release.ts: specialNodesInDatabase, controlTexts420),
  * held byte for byte to Debian 13's real C xenstored 4.20, and its 4.17 ones to Debian 12's
  * 4.17, on the requests where the two releases differ (test/xenstore/release-differences.test.ts).
- * The full differential test runs on 4.17 only until the rest of docs/release-differences.md is
- * modelled.
+ * The full differential test (differential*.test.ts) runs on both releases.
  */
 import test from 'ava';
 import { startServer } from '../../xenstore-wire/server';
 import { startDaemon, XEN_RELEASES } from '../harness/daemons';
+import { cxenstoredWithGuests, GuestTarget, inMemoryWithGuests, SMALL_QUOTAS, SMALL_QUOTA_ARGS } from './guest-setup';
 import { RawConn, showFrame } from './wire';
 
 const nul = (...s: string[]) => s.map((x) => x + '\0').join('');
@@ -119,3 +119,38 @@ test('in-memory --release 4.20: a special node\'s SET_PERMS in a transaction tak
     await real.stop();
   }
 });
+
+/**
+ * A guest's node-size quota at its boundary (release.ts nodeSizeHdr): 4.17 counts a 24-byte
+ * record header and refuses `>= quota`, 4.20 a 16-byte struct node_hdr and refuses `> quota`.
+ * Values of 360 to 385 bytes for a node with one permission under a 400-byte quota.
+ */
+async function nodeSizes(target: GuestTarget): Promise<string[]> {
+  const g = await RawConn.open(await target.guestSocket(1));
+  try {
+    const out: string[] = [];
+    for (let n = 360; n <= 385; n++) out.push(`${n}: ${showFrame(await g.request(11, `ns-${n}\0${'v'.repeat(n)}`))}`);
+    out.push(showFrame(await g.request(3, nul('ns-360'))));
+    return out;
+  } finally {
+    g.close();
+  }
+}
+
+for (const release of XEN_RELEASES) {
+  test(`a guest's node-size quota at its boundary: in-memory --release ${release} as C xenstored ${release}`, async (t) => {
+    const real = await cxenstoredWithGuests([1], [1], SMALL_QUOTA_ARGS, release);
+    const ours = await inMemoryWithGuests([1], [1], SMALL_QUOTAS, release);
+    try {
+      const want = await nodeSizes(real);
+      t.deepEqual(await nodeSizes(ours), want);
+      t.is(want[want.length - 1].replace(/^\S+ \d+ 0 /, ''), '"n1\\0"', 'one permission');
+      // 4.17: 24 + 8 + n >= 400 from n = 368; 4.20: 16 + 8 + n > 400 from n = 377.
+      const first = want.findIndex((l) => l.includes('ENOSPC')) + 360;
+      t.is(first, release === '4.17' ? 368 : 377);
+    } finally {
+      await ours.stop();
+      await real.stop();
+    }
+  });
+}

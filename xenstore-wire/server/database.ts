@@ -21,6 +21,7 @@ import {
   Node,
   PERM_RECORD_SIZE,
   ReadResult,
+  NODE_HDR_SIZE,
   RECORD_HEADER_SIZE,
   ServerConnection,
   StoredNode,
@@ -210,8 +211,11 @@ export class Database {
   private writeNodeRaw(conn: ServerConnection | null, key: string, node: Node, noQuotaCheck: boolean): Errno | 0 {
     this.adjustNodePerms(node);
     if (!noQuotaCheck && isUnprivileged(conn)) {
-      const size = RECORD_HEADER_SIZE + node.perms.length * PERM_RECORD_SIZE + node.data.length + childrenBytes(node.children);
-      if (size >= this.r.domains.quota(conn!, 'nodeSize')) return 'ENOSPC';
+      // The record's size as the release counts it (release.ts nodeSizeHdr).
+      const rel = this.r.state.release;
+      const size = (rel.nodeSizeHdr ? NODE_HDR_SIZE : RECORD_HEADER_SIZE) + node.perms.length * PERM_RECORD_SIZE + node.data.length + childrenBytes(node.children);
+      const quota = this.r.domains.quota(conn!, 'nodeSize');
+      if (rel.nodeSizeHdr && !rel.quotaCountsNext ? size > quota : size >= quota) return 'ENOSPC';
     }
     this.put(key, { generation: node.generation, perms: node.perms, data: node.data, children: node.children });
     return 0;

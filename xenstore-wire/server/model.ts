@@ -22,6 +22,8 @@ export const NO_GENERATION = -1;
 /** Size of `struct xs_tdb_record_hdr` and of one `struct xs_permissions` (node-size quota). */
 export const RECORD_HEADER_SIZE = 24;
 export const PERM_RECORD_SIZE = 8;
+/** Size of `struct node_hdr` (4.18+, tools/xenstored/core.h:185-191 at RELEASE-4.20.4). */
+export const NODE_HDR_SIZE = 16;
 
 export interface XsPerm {
   /** Domain id (unsigned int in the daemon; stored as written, even beyond 16 bits). */
