@@ -113,10 +113,6 @@ export class XenstoredCore {
     // taking a generation each (core.c setup_structure(), domain_nbentry_fix(dom0, 5)).
     rooms.db.init();
     rooms.domains.domains.get(0)!.nbentry += this.state.release.specialNodesInDatabase ? 5 : 3;
-    // The initial structure is the daemon's starting state, not a change to journal (4.20's
-    // special nodes would otherwise be logged with the first request after a load).
-    rooms.db.takeChanges();
-    rooms.watches.takeSpecialChange();
   }
 
   // ------------------------------------------------------------------------------------

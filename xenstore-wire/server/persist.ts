@@ -187,9 +187,6 @@ export function loadTree(core: XenstoredCore, file: string): boolean {
     // Node counts per domain follow the replayed tree.
     core.restore(core.snapshot());
   }
-  // What was loaded is no change to log (the caller folds it into a new snapshot): drop the
-  // marks restoring left, e.g. 4.20's special nodes rewritten with their permissions.
-  core.flush();
   return true;
 }
 
