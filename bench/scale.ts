@@ -68,6 +68,8 @@ interface SizePoint {
   domains: number;
   regions: number;
   ops: Record<string, Stats>;
+  /** Transactions retried (EAGAIN from the daemon) during the measured applies and releases. */
+  retries: number;
   /** CPU time of this process and of the xenstored during one list, ms. */
   listCpuMs: { tool: number; xenstored: number };
   rssMiB: { tool: number; xenstored: number };
@@ -277,13 +279,19 @@ async function measure(h: Host, budget: Budget, serial: { n: number }): Promise<
     reconcile: [],
     'xenstored round trip (READ)': [],
     'xenstored round trip (WRITE)': [],
+    'xenstored transaction (START, WRITE, END)': [],
     'apply, tool CPU (per domain)': [],
   };
   const m = h.manager;
+  let retries = 0;
+  const onRetry = (): void => void retries++;
+  m.on('retry', onRetry);
   // The daemon's own service time at this size: sequential READs of one node.
   await h.xs.write('/bench-probe', 'x');
   for (let i = 0; i < 200; i++) ms['xenstored round trip (READ)'].push(await timed(() => h.xs.read('/bench-probe')));
   for (let i = 0; i < 200; i++) ms['xenstored round trip (WRITE)'].push(await timed(() => h.xs.write('/bench-probe', String(i))));
+  // A transaction of one write: whether the daemon's transactions grow with the host.
+  for (let i = 0; i < 100; i++) ms['xenstored transaction (START, WRITE, END)'].push(await timed(() => h.xs.transaction((tx) => tx.write('/bench-probe', String(i)))));
   /** Wall time, and this process's CPU time into 'apply, tool CPU'. */
   const applyTimed = async (fn: () => Promise<unknown>): Promise<number> => {
     const c0 = process.cpuUsage();
@@ -306,6 +314,7 @@ async function measure(h: Host, budget: Budget, serial: { n: number }): Promise<
     }
     for (const d of [b, o]) await (await h.destroyDomain(d, 0)).released.catch(() => undefined);
   }
+  m.off('retry', onRetry);
   for (let i = 0; i < budget.cleanups; i++) {
     const tag = `M${serial.n++}`;
     const o = await h.createDomain(`${tag}o`);
@@ -342,6 +351,7 @@ async function measure(h: Host, budget: Budget, serial: { n: number }): Promise<
     domains: h.domains,
     regions: h.regions,
     ops,
+    retries,
     listCpuMs,
     rssMiB: { tool: round(process.memoryUsage().rss / MiB), xenstored: procOf(h.serverPid).rssMiB },
     load: os.loadavg().map(round),
@@ -369,7 +379,7 @@ async function tenThousand(h: Host, target: number, lists: number): Promise<{ re
   return { regions, domains: h.domains, list: stats(ms), listCpuMs, rssMiB: { tool: round(process.memoryUsage().rss / MiB), xenstored: procOf(h.serverPid).rssMiB } };
 }
 
-const OPS_CHARTED = ['apply (per domain)', 'release (per domain)', 'daemon cleanup', 'apply owner by name', 'list', 'reconcile', 'xenstored round trip (WRITE)'];
+const OPS_CHARTED = ['apply (per domain)', 'release (per domain)', 'daemon cleanup', 'apply owner by name', 'list', 'reconcile', 'xenstored round trip (WRITE)', 'xenstored transaction (START, WRITE, END)'];
 
 /** Cost against host size, one panel per xenstored, drawn by vega-lite and rendered to SVG by vega. */
 async function chart(points: SizePoint[]): Promise<string> {
@@ -429,6 +439,7 @@ function report(meta: Record<string, unknown>, points: SizePoint[], tenK: Awaite
       const last = ps[ps.length - 1].ops[op];
       lines.push(`| ${op} (n ${first.n}) | ${ps.map((p) => `${p.ops[op].mean} (p99 ${p.ops[op].p99})`).join(' | ')} | ${round(last.mean / first.mean)}x | ${round(last.p99 / first.p99)}x |`);
     }
+    lines.push(`| transactions retried (EAGAIN) during the applies and releases | ${ps.map((p) => p.retries).join(' | ')} | | |`);
     lines.push(`| list: CPU ms, tool / xenstored | ${ps.map((p) => `${p.listCpuMs.tool} / ${p.listCpuMs.xenstored}`).join(' | ')} | | |`);
     lines.push(`| RSS MiB, tool / xenstored | ${ps.map((p) => `${p.rssMiB.tool} / ${p.rssMiB.xenstored}`).join(' | ')} | | |`);
     lines.push(`| load average (1 min) after | ${ps.map((p) => p.load[0]).join(' | ')} | | |`, '');
