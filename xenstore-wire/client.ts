@@ -906,6 +906,9 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
   }
 }
 
+/** False where the host froze Error (a hardened realm): then errors keep their stack. */
+const STACK_LIMIT_WRITABLE = Object.getOwnPropertyDescriptor(Error, 'stackTraceLimit')?.writable === true;
+
 /**
  * The daemon's ERROR answer as a XenstoreError, made without a stack trace: it is made in the
  * transport's read callback, so its frames would name only this file's dispatch path, never the
@@ -914,6 +917,7 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
  * everything the stack would not.
  */
 function daemonError(code: string, op: string, path: string | undefined, txId: number): XenstoreError {
+  if (!STACK_LIMIT_WRITABLE) return new XenstoreError(code, { op, path, txId, source: 'daemon' });
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {
