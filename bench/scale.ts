@@ -486,8 +486,9 @@ async function main(): Promise<void> {
   for (const k of servers) if (!(k in SERVER_LABEL)) throw new Error(`--servers: ${k} is not one of ${Object.keys(SERVER_LABEL).join(', ')}`);
   const sizes = (values.sizes ?? (quick ? '10,100,400' : '10,100,1000,4000')).split(',').map(Number);
   // C xenstored with every domain introduced visits each domain's connection per request it
-  // handles: growing it past 1,000 domains took over 20 minutes (the host's growth alone), so
-  // by default that server stops at 1,000; the records-only C xenstored goes to the end.
+  // handles: at 1,000 domains one apply costs some 300 ms and grows, so growing it to 4,000
+  // would take an estimated 15-30 minutes; by default that server stops at 1,000 (the
+  // records-only C xenstored goes to the end).
   const introducedSizes = (values['introduced-sizes'] ?? sizes.filter((n) => n <= 1000).join(',')).split(',').map(Number);
   for (const n of [...sizes, ...introducedSizes]) if (!Number.isInteger(n) || n < 2) throw new Error(`--sizes: ${n} is not a whole number of domains (2 or more)`);
   const budget: Budget = quick ? { pairs: 5, cleanups: 3, byName: 3, lists: 2 } : { pairs: 20, cleanups: 10, byName: 5, lists: 4 };
