@@ -51,7 +51,7 @@ export function attachSuite(kind: DaemonKind, base: DaemonOptions = {}, label: s
       t.regex(att.stderr(), new RegExp(`attached to C xenstored \\((4\\.17|4\\.18\\+) log format\\), pid ${d.pid}`));
       const proxyOut = path.join(dir, 'proxy.jsonl');
       const proxy = await listenXsTrace(path.join(dir, 'proxy.sock'), ['--upstream', d.socketPath, '--json', '-o', proxyOut]);
-      const o = await testXenstore(proxy.socketPath);
+      const o = await testXenstore(proxy.socketPath, d.release);
       t.true(o.ok, o.detail);
       t.is((await proxy.stop()).code, 0);
       await new Promise((r) => setTimeout(r, 300));
