@@ -21,8 +21,11 @@ import { request } from '../xenstore-wire/payload';
 import { startDaemon, projectRoot } from '../test/harness/daemons';
 import { BenchDaemon, benchLogging } from './trace-logging';
 
-/** The C xenstored releases measured: the machine's own, Debian 12's 4.17. */
-const C_DAEMONS: BenchDaemon[] = [{ label: 'C xenstored 4.17 (Debian 12)', kind: 'cxenstored', options: {} }];
+/** The C xenstored releases measured: the machine's own (Debian 12's 4.17) and Debian 13's 4.20. */
+const C_DAEMONS: BenchDaemon[] = [
+  { label: 'C xenstored 4.17 (Debian 12)', kind: 'cxenstored', options: {} },
+  { label: 'C xenstored 4.20 (Debian 13)', kind: 'cxenstored', options: { release: '4.20' } },
+];
 
 const TARGET_ADDED_US = 30;
 
