@@ -30,6 +30,12 @@ export interface BenchDaemon {
   options: DaemonOptions;
 }
 
+/** The C xenstored releases measured: the machine's own (Debian 12's 4.17) and Debian 13's 4.20. */
+export const LOGGING_DAEMONS: BenchDaemon[] = [
+  { label: 'C xenstored 4.17 (Debian 12)', kind: 'cxenstored', options: {} },
+  { label: 'C xenstored 4.20 (Debian 13)', kind: 'cxenstored', options: { release: '4.20' } },
+];
+
 export interface LoggingOptions {
   rounds: number;
   /** Requests per block (one workload, one state, one round). */
