@@ -16,7 +16,7 @@ import { ReadOptions, readCommand } from '../trace/commands/read';
 import { AttachOptions, DetachOptions, attachCommand, detachCommand } from '../trace/commands/attach';
 import { ATTACH_HELP } from '../trace/commands/attach-help';
 import { runCommand } from '../trace/commands/run';
-import { TraceError, usageError } from '../trace/errors';
+import { usageError } from '../trace/errors';
 import { boundMessage } from '../elide';
 import { reportError } from './handle-error';
 
@@ -35,10 +35,7 @@ function bounded(cmd: Command): Command {
 
 /** Prints an error through the shared handler (one format, one stream, for every command). */
 function fail(err: unknown, json: boolean): number {
-  const status = reportError(err, { json, program: 'xs-trace' });
-  // Run mode wraps a command: one that cannot be started exits 127, as in a shell (the shared
-  // handler keeps xen-sshm's 0-2).
-  return err instanceof TraceError && err.exitCode === 127 ? 127 : status;
+  return reportError(err, { json, program: 'xs-trace' });
 }
 
 /**

@@ -16,9 +16,6 @@ export interface TraceErrorInit {
   cause?: unknown;
 }
 
-/** Characters of `path` in --json errors before it is elided (PATH_MAX is 4096; real ones are far shorter). */
-export const PATH_JSON_MAX = 1024;
-
 export class TraceError extends Error {
   readonly kind = 'trace' as const;
   readonly code: string;
@@ -40,8 +37,7 @@ export class TraceError extends Error {
 
   toJSON(): Record<string, unknown> {
     const o: Record<string, unknown> = { name: this.name, kind: this.kind, code: this.code, message: this.message };
-    // A path is echoed input: whole up to PATH_JSON_MAX (any real path), elided past it.
-    if (this.path !== undefined) o.path = elide(this.path, PATH_JSON_MAX);
+    if (this.path !== undefined) o.path = this.path;
     if (this.option !== undefined) o.option = this.option;
     if (this.line !== undefined) o.line = this.line;
     return o;
