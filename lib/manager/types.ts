@@ -40,6 +40,11 @@ export interface ApplyRequest {
    * not undone at release.
    */
   raiseMaxMem?: boolean;
+  /**
+   * `apply --doorbell`: doorbell=yes for every entry that does not say (the static_shared_mem
+   * spelling has no key for it). docs/doorbells.md.
+   */
+  doorbell?: boolean;
 }
 
 export type ApplyAction = 'created' | 'mapped' | 'unchanged';
@@ -56,6 +61,9 @@ export interface AppliedEntry {
   pages: number;
   /** For a borrower: 'done' when this apply made the set_target, 'recorded' when it existed. */
   setTarget?: 'done' | 'recorded';
+  /** A borrower with a doorbell: the owner's port it binds. An owner: whether the region has one. */
+  port?: number;
+  doorbell?: boolean;
 }
 
 export interface ApplyResult {
