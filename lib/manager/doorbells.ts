@@ -32,7 +32,9 @@ export async function portState(ctx: ManagerContext, owner: number, port: number
   try {
     return await evtchn(ctx).status(owner, port);
   } catch (e) {
-    if (e instanceof HypercallError) return { state: 'error', code: e.code };
+    // Xen's refusal, or a hypervisor that cannot be opened here: shown, not fatal to a listing.
+    const code = (e as { code?: unknown } | null)?.code;
+    if (typeof code === 'string') return { state: 'error', code };
     throw e;
   }
 }

@@ -21,7 +21,11 @@ import {
   readRegion,
   readTarget,
   readWholeIndex,
+  portOf,
+  PORT_ALLOCATING,
+  removePort,
   repairDomainIndex,
+  writePort,
   type IndexProblem,
   type MappingRecord,
   type RegionRecord,
@@ -29,11 +33,12 @@ import {
 import type { MappingRole } from '../vocabulary';
 import type { ManagerContext } from './context';
 import { domainAlive, domainName } from './domains';
+import { findUnrecordedPort, portState } from './doorbells';
 import { lockStatus, ownLock } from './lock';
 import { ensureIndex, ownRegions } from './own-records';
 import { lifecycle } from './refusals';
 import { releaseMapping } from './release';
-import type { ListResult, ReconcileAction, ReconcileOptions, ReconcileReport } from './types';
+import type { ListResult, PortListing, ReconcileAction, ReconcileOptions, ReconcileReport } from './types';
 
 export async function reconcile(ctx: ManagerContext, opts: ReconcileOptions = {}): Promise<ReconcileReport> {
   if (opts.scope === 'dead-domains') {
@@ -111,8 +116,32 @@ async function settle(ctx: ManagerContext, regions: readonly RegionRecord[], opt
         if (out) actions.push({ ...base, action: out.action === 'orphaned' ? 'orphaned' : 'released' });
       }
     }
+    actions.push(...(await settlePortIntents(ctx, r, opts.only)));
   }
   return actions;
+}
+
+/**
+ * Port intents (`allocating`) that no apply is finishing: no mapping holds a lock for that
+ * borrower (a rolled-back apply settles its own through release). The port a dead apply
+ * allocated is found with EVTCHNOP_status and recorded; when there is none, the intent goes.
+ * So after reconcile no port made for a region is unrecorded and no record lacks its port.
+ */
+async function settlePortIntents(ctx: ManagerContext, r: RegionRecord, only?: Set<number>): Promise<ReconcileAction[]> {
+  const out: ReconcileAction[] = [];
+  for (const p of r.ports ?? []) {
+    if (p.port !== PORT_ALLOCATING || (only && !only.has(p.borrower) && !only.has(r.owner))) continue;
+    if (r.mappings.some((m) => m.domid === p.borrower && m.lock !== null)) continue;
+    const adopted = await findUnrecordedPort(ctx, r, p.borrower);
+    const done = await ctx.tx(async (tx) => {
+      const now = await readRegion(tx, ctx.paths, r.id);
+      if (!now || portOf(now, p.borrower) !== PORT_ALLOCATING || now.mappings.some((m) => m.domid === p.borrower && m.lock !== null)) return false;
+      await (adopted !== null ? writePort(tx, ctx.paths, r.id, p.borrower, adopted) : removePort(tx, ctx.paths, r.id, p.borrower));
+      return true;
+    });
+    if (done) out.push({ id: r.id, domid: p.borrower, role: 'borrower', action: adopted !== null ? 'port-recorded' : 'port-intent-removed', state: PORT_ALLOCATING });
+  }
+  return out;
 }
 
 /** Every region with its mappings, and the domains involved (name, recorded set_target). */
@@ -129,7 +158,15 @@ export async function list(ctx: ManagerContext): Promise<ListResult> {
     const [name, target] = await Promise.all([domainName(ctx.xs, domid), readTarget(ctx.xs, ctx.paths, domid)]);
     return { domid, name, target };
   });
-  return { root: ctx.paths.root, regions, domains };
+  // Each recorded port with its live state (EVTCHNOP_status): only regions with a doorbell ask Xen.
+  const recorded = regions.flatMap((r) => (r.ports ?? []).map((p) => ({ r, p })));
+  const ports = await mapWindowed(recorded, async ({ r, p }) => {
+    const m = r.mappings.find((x) => x.domid === p.borrower);
+    const entry: PortListing = { id: r.id, owner: r.owner, borrower: p.borrower, port: p.port, kept: !m };
+    if (typeof p.port === 'number') entry.live = await portState(ctx, r.owner, p.port);
+    return entry;
+  });
+  return { root: ctx.paths.root, regions, domains, ports };
 }
 
 /** One region's record, or a ManagerError ENOENT. */

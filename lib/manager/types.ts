@@ -7,6 +7,7 @@ import type { XlConfig } from '../config/xl-reader';
 import type { Hypervisor } from '../hypervisor/types';
 import type { IndexProblem, RegionRecord } from '../store';
 import type { MappingRole } from '../vocabulary';
+import type { PortLiveState } from './doorbells';
 
 export interface ManagerOptions {
   xenstore: XenstoreClient;
@@ -104,7 +105,9 @@ export type ReconcileActionKind =
   | 'released' // a mapping of a domain that no longer runs
   | 'orphaned' // the owner no longer runs and borrowers remain
   | 'skipped-live' // the intent's process runs: left alone
-  | 'skipped-unknown'; // the lock names another host: left alone
+  | 'skipped-unknown' // the lock names another host: left alone
+  | 'port-recorded' // a port a dead apply allocated, found with EVTCHNOP_status and recorded
+  | 'port-intent-removed'; // a port intent of a dead apply that allocated nothing, removed
 
 export interface ReconcileAction {
   id: string;
@@ -144,10 +147,28 @@ export interface DomainSummary {
   target: number | null;
 }
 
+/** One recorded doorbell port, with its live state from EVTCHNOP_status. */
+export interface PortListing {
+  id: string;
+  owner: number;
+  borrower: number;
+  /** The port in the owner, or 'allocating' while an apply holds the intent. */
+  port: number | 'allocating';
+  /**
+   * The borrower has no mapping any more (released): the port stays, since dom0 cannot close
+   * another domain's port; it goes when the owner dies, and a re-apply of the borrower reuses it.
+   */
+  kept: boolean;
+  /** EVTCHNOP_status of the port ({ state: 'error', code } when Xen would not say, e.g. ESRCH). */
+  live?: PortLiveState;
+}
+
 export interface ListResult {
   root: string;
   regions: RegionRecord[];
   domains: DomainSummary[];
+  /** Every recorded doorbell port (regions with doorbell=yes), sorted by ID then borrower. */
+  ports: PortListing[];
 }
 
 export interface ProgressEvent {
