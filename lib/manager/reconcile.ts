@@ -151,6 +151,7 @@ export async function list(ctx: ManagerContext): Promise<ListResult> {
   for (const r of regions) {
     domids.add(r.owner);
     for (const m of r.mappings) domids.add(m.domid);
+    for (const p of r.ports ?? []) domids.add(p.borrower);
   }
   const sorted = [...domids].sort((a, b) => a - b);
   // The involved domains only, each name and target in one burst.

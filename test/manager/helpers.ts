@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { connect, type XenstoreClient } from '../../xenstore-wire';
 import { startServer, type FaultOptions, type XenstoreServer } from '../../xenstore-wire/server';
 import { parseXlConfig, type XlConfig } from '../../lib/config';
-import { SimHypervisor, type SimRelease, type XenArch } from '../../lib/hypervisor';
+import { HypercallError, SimHypervisor, type EvtchnStatus, type SimRelease, type XenArch } from '../../lib/hypervisor';
 import { intercept } from '../../lib/hypervisor/intercept';
 import { SharedMemoryManager, type ManagerOptions } from '../../lib/manager';
 import { createDomain, type DomainSpec } from '../../lib/sandbox/toolstack';
@@ -173,6 +173,7 @@ export async function consistencyProblems(env: Env, root = '/local/shared_mem', 
       expectMapped.set(m.domid, (expectMapped.get(m.domid) ?? 0) + pages);
       problems.push(...(await mappingProblems(env, r, m.domid)));
     }
+    problems.push(...(await recordedPortProblems(env, r)));
   }
   for (const d of await env.hv.domains()) {
     if (d.domid === 0 || (domids && !domids.includes(d.domid))) continue;
@@ -252,4 +253,57 @@ export function snapshotDist(rel: string): string {
     snapshot = dir;
   }
   return join(snapshot, 'dist', rel);
+}
+
+/** A domain's ports in the simulated host that are not free: EVTCHNOP_status from port 1 to the first EINVAL. */
+export async function simPorts(env: Env, domid: number): Promise<Map<number, EvtchnStatus>> {
+  const out = new Map<number, EvtchnStatus>();
+  for (let port = 1; ; port++) {
+    let s: EvtchnStatus;
+    try {
+      s = await env.hv.evtchnStatus(domid, port);
+    } catch (e) {
+      if (e instanceof HypercallError && (e.code === 'EINVAL' || e.code === 'ESRCH')) return out;
+      throw e;
+    }
+    if (s.state !== 'closed') out.set(port, s);
+  }
+}
+
+/** No record lacks its port: no intent left, and every recorded port is its borrower's doorbell in the host. */
+async function recordedPortProblems(env: Env, r: RegionRecord): Promise<string[]> {
+  const out: string[] = [];
+  if (!r.ports || r.ports.length === 0) return out;
+  const live = await simPorts(env, r.owner);
+  for (const p of r.ports) {
+    if (p.port === 'allocating') {
+      out.push(`${r.id}/ports/${p.borrower} is still allocating`);
+      continue;
+    }
+    const s = live.get(p.port);
+    if (!s || (s.state !== 'unbound' && s.state !== 'interdomain') || s.remoteDom !== p.borrower) out.push(`${r.id}/ports/${p.borrower} = ${p.port}, but that port of d${r.owner} is ${s ? JSON.stringify(s) : 'free'}`);
+  }
+  return out;
+}
+
+/** The ports of these domains now (for unrecordedPorts()). */
+export async function portSnapshot(env: Env, domids: readonly number[]): Promise<Map<number, Set<number>>> {
+  const out = new Map<number, Set<number>>();
+  for (const d of domids) out.set(d, new Set((await simPorts(env, d)).keys()));
+  return out;
+}
+
+/**
+ * No port is unrecorded: every port of the snapshot's domains made since the snapshot is named
+ * by a record of a region that domain owns under `root` (ports made before, e.g. by earlier
+ * regions that were released, are not this operation's).
+ */
+export async function unrecordedPorts(env: Env, root: string, before: Map<number, Set<number>>): Promise<string[]> {
+  const regions = await readAllRegions(env.xs, new StorePaths(root));
+  const out: string[] = [];
+  for (const [domid, old] of before) {
+    const named = new Set(regions.filter((r) => r.owner === domid).flatMap((r) => (r.ports ?? []).map((p) => p.port)));
+    for (const [port, s] of await simPorts(env, domid)) if (!old.has(port) && !named.has(port)) out.push(`port ${port} of d${domid} (${JSON.stringify(s)}) is recorded nowhere`);
+  }
+  return out;
 }
