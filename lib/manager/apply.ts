@@ -21,7 +21,9 @@ import {
   mirrorOf,
   portOf,
   PORT_ALLOCATING,
+  readKeptPorts,
   readRegion,
+  removeKeptPorts,
   removePort,
   writeOwnerDoorbell,
   writePort,
@@ -330,12 +332,29 @@ async function claimApply(ctx: ManagerContext, tx: XenstoreOps, req: ApplyReques
   // EVTCHNOP_status only reads, so a redone transaction may ask again.
   let doorbell: EntryWork['doorbell'];
   let port: number | undefined;
+  const writes: Array<Promise<void>> = [writeMapping(tx, ctx.paths, id, mapping, indexed)];
   if (d.doorbell) {
     const recorded = portOf(r, domid);
     if (typeof recorded === 'number' && (await reusable(ctx, r.owner, recorded, domid))) [doorbell, port] = ['reuse', recorded];
-    else doorbell = recorded === PORT_ALLOCATING ? 'adopt-first' : 'allocate';
+    else {
+      // A port kept from a region of this owner that is gone, still the borrower's: taken back.
+      // Those no longer its doorbell in Xen (closed by the owner) are forgotten.
+      const kept = (await readKeptPorts(tx, ctx.paths, r.owner)).filter((k) => k.borrower === domid);
+      const gone: number[] = [];
+      for (const k of kept) {
+        const ok = await reusable(ctx, r.owner, k.port, domid);
+        if (ok && port === undefined) [doorbell, port] = ['reuse', k.port];
+        else if (!ok) gone.push(k.port);
+      }
+      if (port !== undefined || gone.length > 0) writes.push(removeKeptPorts(tx, ctx.paths, r.owner, port !== undefined ? [port, ...gone] : gone));
+      if (port !== undefined) writes.push(writePort(tx, ctx.paths, id, domid, port));
+      else {
+        doorbell = recorded === PORT_ALLOCATING ? 'adopt-first' : 'allocate';
+        writes.push(writePort(tx, ctx.paths, id, domid, PORT_ALLOCATING));
+      }
+    }
   }
-  await Promise.all([writeMapping(tx, ctx.paths, id, mapping, indexed), doorbell && doorbell !== 'reuse' ? writePort(tx, ctx.paths, id, domid, PORT_ALLOCATING) : undefined]);
+  await Promise.all(writes);
   return { kind: 'claimed', work: { id, domid, name, role: 'borrower', region: r, mapping, req, setTarget: d.setTarget, doorbell, port } };
 }
 

@@ -12,7 +12,7 @@
  */
 import { HypercallError } from '../hypervisor/errors';
 import type { EvtchnStatus } from '../hypervisor/types';
-import { mapWindowed, type RegionRecord } from '../store';
+import { mapWindowed, readKeptPorts, type RegionRecord } from '../store';
 import type { ManagerContext } from './context';
 import { ownRegions } from './own-records';
 import { ManagerError } from './errors';
@@ -89,10 +89,10 @@ export async function scanPorts(ctx: ManagerContext, owner: number, upTo = 1 << 
   return out;
 }
 
-/** Every port the records name in regions the owner owns (its index), `except` left out. */
+/** Every port the records name in regions the owner owns (its index) and its kept ports, `except` left out. */
 async function namedPorts(ctx: ManagerContext, owner: number, except?: { id: string; borrower: number }): Promise<Set<number>> {
-  const regions = (await ownRegions(ctx, owner)).filter((r) => r.owner === owner);
-  const named = new Set<number>();
+  const [regions, kept] = await Promise.all([ownRegions(ctx, owner).then((rs) => rs.filter((r) => r.owner === owner)), readKeptPorts(ctx.xs, ctx.paths, owner)]);
+  const named = new Set<number>(kept.map((k) => k.port));
   for (const r of regions) for (const p of r.ports ?? []) if (typeof p.port === 'number' && !(except && r.id === except.id && p.borrower === except.borrower)) named.add(p.port);
   return named;
 }

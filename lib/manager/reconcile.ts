@@ -21,6 +21,10 @@ import {
   readRegion,
   readTarget,
   readWholeIndex,
+  listKeptPortOwners,
+  readKeptPorts,
+  removeKeptPorts,
+  KEPT_PORTS_NODE,
   portOf,
   PORT_ALLOCATING,
   removePort,
@@ -33,7 +37,7 @@ import {
 import type { MappingRole } from '../vocabulary';
 import type { ManagerContext } from './context';
 import { domainAlive, domainName } from './domains';
-import { findUnrecordedPort, portState } from './doorbells';
+import { findUnrecordedPort, isDoorbellOf, portState } from './doorbells';
 import { lockStatus, ownLock } from './lock';
 import { ensureIndex, ownRegions } from './own-records';
 import { lifecycle } from './refusals';
@@ -44,13 +48,14 @@ export async function reconcile(ctx: ManagerContext, opts: ReconcileOptions = {}
   if (opts.scope === 'dead-domains') {
     // Older records without an index: the host scope builds it.
     const indexed = await ctx.xs.exists(ctx.paths.index());
-    if (indexed || (await listRegionIds(ctx.xs, ctx.paths)).length === 0) return { actions: opts.deadDomains === false ? [] : await deadDomains(ctx) };
+    if (indexed || (await listRegionIds(ctx.xs, ctx.paths)).length === 0) return { actions: opts.deadDomains === false ? [] : [...(await deadDomains(ctx)), ...(await settleKeptPorts(ctx, false))] };
   }
   const rebuilt = await ensureIndex(ctx);
   const [regions, index] = await Promise.all([readAllRegions(ctx.xs, ctx.paths), readWholeIndex(ctx.xs, ctx.paths)]);
   const repaired = await repairIndex(ctx, indexProblems(expectedIndex(regions), index));
   const alive = await livenessOf(ctx, domidsOf(regions));
   const actions = await settle(ctx, regions, { deadDomains: opts.deadDomains !== false, alive });
+  actions.push(...(await settleKeptPorts(ctx, true, opts.deadDomains !== false)));
   // Said only when the index needed work, so that a healthy host's report is as before.
   return rebuilt || repaired.length > 0 ? { actions, index: { rebuilt, repaired } } : { actions };
 }
@@ -144,6 +149,35 @@ async function settlePortIntents(ctx: ManagerContext, r: RegionRecord, only?: Se
   return out;
 }
 
+/**
+ * Kept ports (their regions are gone): those of owners that died went with them, and (host
+ * scope, `check`) those that are no longer the borrower's doorbell in Xen (the owner closed
+ * them) are forgotten. Neither is a port anyone could still use.
+ */
+async function settleKeptPorts(ctx: ManagerContext, check: boolean, deadOwners = true): Promise<ReconcileAction[]> {
+  const owners = await listKeptPortOwners(ctx.xs, ctx.paths);
+  if (owners.length === 0) return [];
+  const alive = await livenessOf(ctx, owners);
+  const out: ReconcileAction[] = [];
+  for (const owner of owners) {
+    const base = { id: KEPT_PORTS_NODE, domid: owner, role: 'owner' as const, state: 'kept' };
+    if (!alive.get(owner)) {
+      if (!deadOwners) continue;
+      await ctx.tx((tx) => removeKeptPorts(tx, ctx.paths, owner));
+      out.push({ ...base, action: 'ports-gone' });
+      continue;
+    }
+    if (!check) continue;
+    const kept = await readKeptPorts(ctx.xs, ctx.paths, owner);
+    const states = await mapWindowed(kept, (k) => portState(ctx, owner, k.port));
+    const stale = kept.filter((k, i) => !isDoorbellOf(states[i], k.borrower)).map((k) => k.port);
+    if (stale.length === 0) continue;
+    await ctx.tx((tx) => removeKeptPorts(tx, ctx.paths, owner, stale));
+    out.push({ ...base, action: 'ports-gone' });
+  }
+  return out;
+}
+
 /** Every region with its mappings, and the domains involved (name, recorded set_target). */
 export async function list(ctx: ManagerContext): Promise<ListResult> {
   const regions = await readAllRegions(ctx.xs, ctx.paths);
@@ -160,13 +194,21 @@ export async function list(ctx: ManagerContext): Promise<ListResult> {
     return { domid, name, target };
   });
   // Each recorded port with its live state (EVTCHNOP_status): only regions with a doorbell ask Xen.
-  const recorded = regions.flatMap((r) => (r.ports ?? []).map((p) => ({ r, p })));
-  const ports = await mapWindowed(recorded, async ({ r, p }) => {
-    const m = r.mappings.find((x) => x.domid === p.borrower);
-    const entry: PortListing = { id: r.id, owner: r.owner, borrower: p.borrower, port: p.port, kept: !m };
-    if (typeof p.port === 'number') entry.live = await portState(ctx, r.owner, p.port);
+  const recorded: PortListing[] = regions.flatMap((r) => (r.ports ?? []).map((p) => ({ id: r.id, owner: r.owner, borrower: p.borrower, port: p.port, kept: !r.mappings.some((x) => x.domid === p.borrower) })));
+  // And the ports of regions that are gone, kept until their owner dies.
+  for (const owner of await listKeptPortOwners(ctx.xs, ctx.paths)) {
+    for (const k of await readKeptPorts(ctx.xs, ctx.paths, owner)) recorded.push({ id: null, owner, borrower: k.borrower, port: k.port, kept: true });
+  }
+  const ports = await mapWindowed(recorded, async (entry) => {
+    if (typeof entry.port === 'number') entry.live = await portState(ctx, entry.owner, entry.port);
     return entry;
   });
+  const extra = recorded.flatMap((p) => [p.owner, p.borrower]).filter((d) => !domids.has(d));
+  if (extra.length > 0) {
+    for (const d of extra) domids.add(d);
+    domains.push(...(await mapWindowed([...new Set(extra)], async (domid) => ({ domid, name: await domainName(ctx.xs, domid), target: await readTarget(ctx.xs, ctx.paths, domid) }))));
+    domains.sort((a, b) => a.domid - b.domid);
+  }
   return { root: ctx.paths.root, regions, domains, ports };
 }
 

@@ -107,7 +107,8 @@ export type ReconcileActionKind =
   | 'skipped-live' // the intent's process runs: left alone
   | 'skipped-unknown' // the lock names another host: left alone
   | 'port-recorded' // a port a dead apply allocated, found with EVTCHNOP_status and recorded
-  | 'port-intent-removed'; // a port intent of a dead apply that allocated nothing, removed
+  | 'port-intent-removed' // a port intent of a dead apply that allocated nothing, removed
+  | 'ports-gone'; // kept ports (id 'kept-ports') of an owner that died, or that it closed, forgotten
 
 export interface ReconcileAction {
   id: string;
@@ -149,7 +150,8 @@ export interface DomainSummary {
 
 /** One recorded doorbell port, with its live state from EVTCHNOP_status. */
 export interface PortListing {
-  id: string;
+  /** The region, or null when it is gone (the port is kept under <root>/kept-ports until the owner dies). */
+  id: string | null;
   owner: number;
   borrower: number;
   /** The port in the owner, or 'allocating' while an apply holds the intent. */

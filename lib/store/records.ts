@@ -230,10 +230,51 @@ export async function writeRegionState(tx: XenstoreOps, paths: StorePaths, id: s
  * Removes <root>/<ID> and its index entries (its owner's and every mapping's, the region as read
  * in the same transaction), with the index folders they leave empty.
  */
-export async function removeRegion(tx: XenstoreOps, paths: StorePaths, region: Pick<RegionRecord, 'id' | 'owner' | 'mappings'>): Promise<void> {
+export async function removeRegion(tx: XenstoreOps, paths: StorePaths, region: Pick<RegionRecord, 'id' | 'owner' | 'mappings' | 'ports'>): Promise<void> {
   const domids = [...new Set([region.owner, ...region.mappings.map((m) => m.domid)])];
-  await Promise.all([rmIfExists(tx, paths.region(region.id)), ...domids.map((d) => rmIfExists(tx, paths.indexEntry(d, region.id)))]);
+  // Its ports outlive it (dom0 cannot close them): recorded under kept-ports until the owner dies.
+  const kept = (region.ports ?? []).filter((p): p is { borrower: number; port: number } => p.port !== PORT_ALLOCATING);
+  await Promise.all([
+    rmIfExists(tx, paths.region(region.id)),
+    ...domids.map((d) => rmIfExists(tx, paths.indexEntry(d, region.id))),
+    ...kept.map((p) => writeKeptPort(tx, paths, region.owner, p.port, p.borrower)),
+  ]);
   await pruneIndex(tx, paths, domids);
+}
+
+/** Records a port of a removed region: <root>/kept-ports/<owner>/<port> = "<borrower>" (dom0 only). */
+export async function writeKeptPort(tx: XenstoreOps, paths: StorePaths, owner: number, port: number, borrower: number): Promise<void> {
+  // dom0's only, like the regions: the folders made by the write inherit n0 (one burst, in order).
+  await Promise.all([tx.mkdir(paths.keptPorts()), tx.setPerms(paths.keptPorts(), ['n0']), tx.write(paths.keptPorts(owner, port), formatDomid(borrower))]);
+}
+
+/** The ports kept for `owner` (regions gone), sorted. */
+export async function readKeptPorts(ops: XenstoreOps, paths: StorePaths, owner: number): Promise<Array<{ port: number; borrower: number }>> {
+  const names = await listOptional(ops, paths.keptPorts(owner));
+  const ports = names.map((n) => parsePortRecord(n, paths.keptPorts(owner, Number(n)))).filter((p): p is number => p !== PORT_ALLOCATING).sort((a, b) => a - b);
+  const values = await Promise.all(ports.map((p) => readOptional(ops, paths.keptPorts(owner, p))));
+  const out: Array<{ port: number; borrower: number }> = [];
+  ports.forEach((port, i) => {
+    const v = values[i];
+    if (v !== undefined) out.push({ port, borrower: parseDomid(v, paths.keptPorts(owner, port)) });
+  });
+  return out;
+}
+
+/** The owners with kept ports. */
+export async function listKeptPortOwners(ops: XenstoreOps, paths: StorePaths): Promise<number[]> {
+  return (await listOptional(ops, paths.keptPorts())).map((n) => parseDomid(n, `${paths.keptPorts()}/${n}`)).sort((a, b) => a - b);
+}
+
+/** Removes kept ports of `owner` (all of them when `ports` is not given), and the folders left empty. */
+export async function removeKeptPorts(tx: XenstoreOps, paths: StorePaths, owner: number, ports?: readonly number[]): Promise<void> {
+  if (ports === undefined) await rmIfExists(tx, paths.keptPorts(owner));
+  else {
+    const [, left] = await Promise.all([Promise.all(ports.map((p) => rmIfExists(tx, paths.keptPorts(owner, p)))), listOptional(tx, paths.keptPorts(owner))]);
+    if (left.length > 0) return;
+    await rmIfExists(tx, paths.keptPorts(owner));
+  }
+  if ((await listOptional(tx, paths.keptPorts())).length === 0) await rmIfExists(tx, paths.keptPorts());
 }
 
 /** Makes <root>/by-domain/<domid>, dom0's only like the regions (the entries inherit it). */

@@ -33,6 +33,12 @@
  *                                                <root>/<ID>/mappings/<domid>; the owner's
  *                                                entry stays while its region is orphaned
  *
+ * Ports outliving their region (extension, docs/doorbells.md):
+ *
+ *   <root>/kept-ports/<owner>/<port> = "<borrower>"   written when a region with ports is
+ *                                                removed; taken back by the borrower's next
+ *                                                apply in that owner; gone when the owner dies
+ *
  * An entry is written and removed in the same transaction as its mapping (records.ts does both),
  * so the index never disagrees with the records a transaction commits. `by-domain` cannot be a
  * region: IDs are letters, digits and _ only.
@@ -46,6 +52,11 @@ import { StoreError } from './errors';
 export const DEFAULT_ROOT = '/local/shared_mem';
 /** The per-domain index under the root (not an ID: IDs have no '-'). */
 export const INDEX_NODE = 'by-domain';
+/**
+ * Ports of regions that are gone, per owner (not an ID either): dom0 cannot close them, so they
+ * stay recorded until the owner dies, for `ls` and for a borrower's next apply to reuse.
+ */
+export const KEPT_PORTS_NODE = 'kept-ports';
 /** Xen's page as bigint shift and size (lib/vocabulary.ts), under the names the store has used. */
 export { PAGE_SHIFT_N as PAGE_SHIFT, PAGE_SIZE_N as PAGE_BYTES } from '../vocabulary';
 export type { MappingRole } from '../vocabulary';
@@ -172,6 +183,12 @@ export class StorePaths {
     return `/local/domain/${domid}/target`;
   }
 
+  /** <root>/kept-ports, <root>/kept-ports/<owner>, <root>/kept-ports/<owner>/<port>. */
+  keptPorts(owner?: number, port?: number): string {
+    if (owner === undefined) return joinPath(this.root, KEPT_PORTS_NODE);
+    return port === undefined ? joinPath(this.root, KEPT_PORTS_NODE, String(owner)) : joinPath(this.root, KEPT_PORTS_NODE, String(owner), String(port));
+  }
+
   /** <root>/by-domain: the per-domain index. */
   index(): string {
     return joinPath(this.root, INDEX_NODE);
@@ -190,7 +207,7 @@ export class StorePaths {
 
 /** Children of the root that are regions (the index node is not). */
 export function isRegionName(name: string): boolean {
-  return name !== INDEX_NODE;
+  return name !== INDEX_NODE && name !== KEPT_PORTS_NODE;
 }
 
 // ---- value formats ----------------------------------------------------------------------------

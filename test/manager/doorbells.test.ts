@@ -9,6 +9,7 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { ManagerError, type SharedMemoryManager } from '../../lib/manager';
 import { renderList } from '../../lib/cli/commands/ls';
+import { destroyDomain } from '../../lib/sandbox/toolstack';
 import { cleanProblems, config, consistencyProblems, portSnapshot, simPorts, snapshotDist, startEnv, unrecordedPorts, type Env, type StoreKind } from './helpers';
 import type { StepInfo } from './steps';
 
@@ -242,4 +243,40 @@ test('an intent nobody finishes (no lock) is settled by reconcile', async (t) =>
   const report = await m.reconcile({ deadDomains: false });
   t.deepEqual(report.actions.map((a) => [a.domid, a.action]), [[v2, 'port-recorded']]);
   t.is(await read(env, `/local/shared_mem/DB/ports/${v2}`), String(port));
+});
+
+test('ports outlive their region: kept until the owner dies, taken back by the next apply, shown by ls', async (t) => {
+  const env = await startEnv('memory');
+  t.teardown(() => env.close());
+  const [v1, v2] = [await env.vm('vm1'), await env.vm('vm2')];
+  const { m, allocs } = counting(env);
+  await m.apply({ config: config(OWNER), domid: v1 });
+  const port = (await m.apply({ config: config(BORROWER('vm2')), domid: v2, allowSetTarget: true })).entries[0].port!;
+  await m.release({ domid: v2 });
+  await m.release({ domid: v1 });
+  // The region is gone; its port is not (dom0 cannot close it): kept, dom0's only.
+  t.is(await read(env, `/local/shared_mem/kept-ports/${v1}/${port}`), String(v2));
+  t.deepEqual((await env.xs.getPerms('/local/shared_mem/kept-ports')).map((p) => `${p.access}${p.domid}`), ['n0']);
+  const ls = await m.list();
+  t.deepEqual(ls.regions, []);
+  t.deepEqual(ls.ports, [{ id: null, owner: v1, borrower: v2, port, kept: true, live: { state: 'unbound', remoteDom: v2 } }]);
+  t.regex(renderList(ls), new RegExp(`\\(released\\): port ${port} of vm1 \\(d${v1}\\) for vm2 \\(d${v2}\\): unbound, for d${v2}, kept: its region was released`));
+  t.deepEqual(await cleanProblems(env), []);
+
+  // The region again: vm2 takes its kept port back, nothing is allocated.
+  await m.apply({ config: config(OWNER), domid: v1 });
+  const again = await m.apply({ config: config(BORROWER('vm2')), domid: v2, allowSetTarget: true });
+  t.is(again.entries[0].port, port);
+  t.is(allocs(), 1);
+  t.is(await read(env, '/local/shared_mem/kept-ports'), null);
+  t.deepEqual(await consistencyProblems(env), []);
+
+  // Released again, then the owner dies: its ports went with it, and reconcile forgets them.
+  await m.release({ domid: v2 });
+  await m.release({ domid: v1 });
+  await destroyDomain(env.xs, env.hv, v1);
+  const report = await m.reconcile();
+  t.deepEqual(report.actions.map((a) => [a.id, a.domid, a.action]), [['kept-ports', v1, 'ports-gone']]);
+  t.is(await read(env, '/local/shared_mem/kept-ports'), null);
+  t.deepEqual(await cleanProblems(env, '/local/shared_mem', [v2]), []);
 });

@@ -15,7 +15,7 @@ import { HypercallError, SimHypervisor, type EvtchnStatus, type SimRelease, type
 import { intercept } from '../../lib/hypervisor/intercept';
 import { SharedMemoryManager, type ManagerOptions } from '../../lib/manager';
 import { createDomain, type DomainSpec } from '../../lib/sandbox/toolstack';
-import { dumpTree, expectedIndex, gfnsOf, indexProblems, listOptional, readAllRegions, readWholeIndex, StorePaths, type RegionRecord } from '../../lib/store';
+import { dumpTree, expectedIndex, gfnsOf, indexProblems, KEPT_PORTS_NODE, listKeptPortOwners, listOptional, readAllRegions, readKeptPorts, readWholeIndex, StorePaths, type RegionRecord } from '../../lib/store';
 import { projectRoot, startDaemon, type RunningDaemon } from '../harness/daemons';
 import { seededRandom } from '../helpers/prng';
 import { Steps, type StepHook } from './steps';
@@ -175,6 +175,16 @@ export async function consistencyProblems(env: Env, root = '/local/shared_mem', 
     }
     problems.push(...(await recordedPortProblems(env, r)));
   }
+  // Kept ports (regions gone) are still their borrower's doorbell in the host.
+  const paths = new StorePaths(root);
+  for (const owner of await listKeptPortOwners(env.xs, paths)) {
+    if (domids && !domids.includes(owner)) continue;
+    const live = await simPorts(env, owner);
+    for (const k of await readKeptPorts(env.xs, paths, owner)) {
+      const s = live.get(k.port);
+      if (!s || (s.state !== 'unbound' && s.state !== 'interdomain') || s.remoteDom !== k.borrower) problems.push(`kept port ${k.port} of d${owner} for d${k.borrower} is ${s ? JSON.stringify(s) : 'free'}`);
+    }
+  }
   for (const d of await env.hv.domains()) {
     if (d.domid === 0 || (domids && !domids.includes(d.domid))) continue;
     if (d.mappedGfns !== (expectMapped.get(d.domid) ?? 0)) problems.push(`d${d.domid} maps ${d.mappedGfns} gfns, records say ${expectMapped.get(d.domid) ?? 0}`);
@@ -216,7 +226,8 @@ export async function cleanProblems(env: Env, root = '/local/shared_mem', domids
   for (const r of regions) if (!domids || domids.includes(r.owner)) problems.push(`region ${r.id} left (${r.state})`);
   const indexed = await listOptional(env.xs, paths.index());
   for (const d of indexed) if (!domids || domids.includes(Number(d))) problems.push(`index of d${d} left`);
-  if (!domids && regions.length === 0) for (const c of await listOptional(env.xs, root)) problems.push(`${root}/${c} left`);
+  // Kept ports stay while their owner lives (dom0 cannot close them): not a leftover.
+  if (!domids && regions.length === 0) for (const c of await listOptional(env.xs, root)) if (c !== KEPT_PORTS_NODE) problems.push(`${root}/${c} left`);
   for (const d of await env.hv.domains()) {
     if (d.domid === 0 || (domids && !domids.includes(d.domid))) continue;
     if (d.dying) problems.push(`d${d.domid} is a dying zombie`);
@@ -295,14 +306,14 @@ export async function portSnapshot(env: Env, domids: readonly number[]): Promise
 
 /**
  * No port is unrecorded: every port of the snapshot's domains made since the snapshot is named
- * by a record of a region that domain owns under `root` (ports made before, e.g. by earlier
- * regions that were released, are not this operation's).
+ * by a record of a region that domain owns under `root`, or kept under <root>/kept-ports.
  */
 export async function unrecordedPorts(env: Env, root: string, before: Map<number, Set<number>>): Promise<string[]> {
   const regions = await readAllRegions(env.xs, new StorePaths(root));
   const out: string[] = [];
   for (const [domid, old] of before) {
-    const named = new Set(regions.filter((r) => r.owner === domid).flatMap((r) => (r.ports ?? []).map((p) => p.port)));
+    const kept = (await readKeptPorts(env.xs, new StorePaths(root), domid)).map((k) => k.port);
+    const named = new Set([...kept, ...regions.filter((r) => r.owner === domid).flatMap((r) => (r.ports ?? []).map((p) => p.port))]);
     for (const [port, s] of await simPorts(env, domid)) if (!old.has(port) && !named.has(port)) out.push(`port ${port} of d${domid} (${JSON.stringify(s)}) is recorded nowhere`);
   }
   return out;

@@ -18,7 +18,7 @@ function domainLabel(r: ListResult, domid: number): string {
 }
 
 export function renderList(r: ListResult): string {
-  if (r.regions.length === 0) return `no static shared memory under ${r.root}\n`;
+  if (r.regions.length === 0) return `no static shared memory under ${r.root}\n` + (r.ports.length > 0 ? renderPorts(r) : '');
 
   const Table = require('cli-table3') as typeof import('cli-table3');
   const { roleOf } = require('../../store') as typeof import('../../store');
@@ -60,8 +60,8 @@ export function portStateText(p: ListResult['ports'][number]): string {
 function renderPorts(r: ListResult): string {
   const lines = r.ports.map((p) => {
     const port = typeof p.port === 'number' ? `port ${p.port}` : 'port (allocating)';
-    const kept = p.kept ? `, kept: ${domainLabel(r, p.borrower)} was released` : '';
-    return `  ${p.id}: ${port} of ${domainLabel(r, p.owner)} for ${domainLabel(r, p.borrower)}: ${portStateText(p)}${kept}\n`;
+    const kept = p.id === null ? ', kept: its region was released' : p.kept ? `, kept: ${domainLabel(r, p.borrower)} was released` : '';
+    return `  ${p.id ?? '(released)'}: ${port} of ${domainLabel(r, p.owner)} for ${domainLabel(r, p.borrower)}: ${portStateText(p)}${kept}\n`;
   });
   return "doorbells (ports in the owner; dom0 cannot close them: they stay until the owner dies):\n" + lines.join('');
 }
