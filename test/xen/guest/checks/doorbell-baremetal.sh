@@ -76,4 +76,9 @@ wait_for 10 sh -c "[ \"\$(xc-evtchn status $d1 $p4)\" = 'unbound $d4' ]" || fail
 # Clean up: DB1 (bell3's and the dead bell4's mappings first), then the domains.
 sshm bell-release1 release --domain bell1 --id DB1 --force --json || fail "xen-sshm release --force of bell1's DB1 failed: $(sshm_error bell-release1)"
 for vm in bell3 bell1; do xl destroy $vm || fail "xl destroy $vm failed"; done
+# DB1's ports outlived it (kept-ports: dom0 cannot close them) until bell1 died; reconcile forgets them.
+kept=$(xenstore-ls /local/shared_mem/kept-ports/$d1 2>/dev/null | tr '\n' ' ')
+sshm bell-reconcile reconcile --json || fail "xen-sshm reconcile failed: $(sshm_error bell-reconcile)"
+! xenstore-exists /local/shared_mem/kept-ports || fail "kept ports left after bell1 died: $(xenstore-ls /local/shared_mem/kept-ports | tr '\n' ' ')"
+echo "bell1's kept ports before it died: ${kept:-none}; forgotten by reconcile after it died"
 echo "bare-metal bell4 (d$d4): bind of a port made for bell3 -> -22 (EINVAL), its own port $p4 bound (local $((local_port))) and rung: bell1 got 1 notification; bell4 powered off"
