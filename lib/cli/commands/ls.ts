@@ -63,7 +63,7 @@ function renderPorts(r: ListResult): string {
     const kept = p.id === null ? ', kept: its region was released' : p.kept ? `, kept: ${domainLabel(r, p.borrower)} was released` : '';
     return `  ${p.id ?? '(released)'}: ${port} of ${domainLabel(r, p.owner)} for ${domainLabel(r, p.borrower)}: ${portStateText(p)}${kept}\n`;
   });
-  return "doorbells (ports in the owner; dom0 cannot close them: they stay until the owner dies):\n" + lines.join('');
+  return 'doorbells (ports in the owner; dom0 cannot close them: they stay until the owner dies):\n' + lines.join('');
 }
 
 export function registerLs(program: Command): void {
