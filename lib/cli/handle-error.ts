@@ -14,7 +14,7 @@
  * MAX_TEXT characters, at most MAX_LISTED inner errors are listed ("and N more"), control
  * characters are escaped, and the handler itself cannot throw.
  */
-import { elide as elideInput } from '../elide';
+import { boundMessage, elide as elideInput } from '../elide';
 
 /** The documented bounds of what the handler prints (docs/manager.md, "Exit status and errors"). */
 export const OUTPUT_BOUNDS = {
@@ -122,7 +122,8 @@ function describe(err: unknown, depth = 0): string {
 
 /** A JSON-safe copy of `value` with every string elided, arrays cut and depth bounded. */
 function bounded(value: unknown, depth = 0): unknown {
-  if (typeof value === 'string') return elide(value);
+  // Long blank-free runs (a path of 10,000 characters) are cut too, not only long strings.
+  if (typeof value === 'string') return elide(boundMessage(value));
   if (typeof value === 'bigint') return '0x' + value.toString(16);
   if (value === null || typeof value !== 'object') return typeof value === 'function' || typeof value === 'symbol' ? undefined : value;
   if (depth >= OUTPUT_BOUNDS.MAX_DEPTH) return '(nested too deep)';
@@ -151,10 +152,13 @@ export function errorToJSON(err: unknown): unknown {
   return bounded({ ...own, kind: err.kind, code: err.code, message: err.message, hint: err.hint });
 }
 
-/** The exit status an error asks for: its own `exitCode` (0-2), else 1. */
+/**
+ * The exit status an error asks for: its own `exitCode`, else 1. xen-sshm's errors use 0-2;
+ * xs-trace's run mode passes on its command's status (127: the command could not be run).
+ */
 export function exitCodeOf(err: unknown): number {
   const c = typeof err === 'object' && err !== null ? (err as ErrorLike).exitCode : undefined;
-  return typeof c === 'number' && Number.isInteger(c) && c >= 0 && c <= 2 ? c : 1;
+  return typeof c === 'number' && Number.isInteger(c) && c >= 0 && c <= 255 ? c : 1;
 }
 
 export interface ReportOptions {

@@ -22,7 +22,8 @@ export type {
   XenArch,
   XenVersionInfo,
 } from './types';
-export { HypercallError, errnoName, describePages, type HypercallErrorInit, type HypercallReason, type PageError } from './errors';
+export { HypercallError, errnoName, errnoOf, describePages, type HypercallErrorInit, type HypercallReason, type PageError } from './errors';
+export * as abi from './abi';
 export { XenHypervisor, gfnRange, RESERVATION_BATCH, REMOVE_MULTICALL_BATCH, HYPERCALL_BUFFER_BYTES, EXTENT_ORDER_2M, type PopulateStats } from './xen';
 export { PrivcmdTransport, PRIVCMD_PATH, HYPERCALL_PATH, missingPrivcmdMessage, type PrivcmdOptions } from './privcmd';
 export { SimHypervisor, xenHostPresent, type SimOptions, type GuestView, type SimDomainSpec, type SimDomainView, type PhysmapEntry } from './sim';

@@ -53,9 +53,13 @@ export async function reconcile(ctx: ManagerContext, opts: ReconcileOptions = {}
   const rebuilt = await ensureIndex(ctx);
   const [regions, index] = await Promise.all([readAllRegions(ctx.xs, ctx.paths), readWholeIndex(ctx.xs, ctx.paths)]);
   const repaired = await repairIndex(ctx, indexProblems(expectedIndex(regions), index));
-  const alive = await livenessOf(ctx, domidsOf(regions));
-  const actions = await settle(ctx, regions, { deadDomains: opts.deadDomains !== false, alive });
-  actions.push(...(await settleKeptPorts(ctx, true, opts.deadDomains !== false)));
+  // Liveness is Xen's to say: asked only when dead domains are to be released (--no-dead-domains
+  // works on records alone, without privcmd).
+  const releaseDead = opts.deadDomains !== false;
+  const alive = releaseDead ? await livenessOf(ctx, domidsOf(regions)) : new Map<number, boolean>();
+  const actions = await settle(ctx, regions, { deadDomains: releaseDead, alive });
+  // Kept ports ask Xen too (is the owner alive, is the port still the borrower's).
+  if (releaseDead) actions.push(...(await settleKeptPorts(ctx, true)));
   // Said only when the index needed work, so that a healthy host's report is as before.
   return rebuilt || repaired.length > 0 ? { actions, index: { rebuilt, repaired } } : { actions };
 }

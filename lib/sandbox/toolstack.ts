@@ -17,14 +17,12 @@
  * SandboxToolstack puts these behind the Toolstack interface of lib/toolstack, so that
  * `xen-sshm create` and `destroy` run the same steps in the sandbox as with xl on a real host.
  */
-import { XenstoreError, type XenstoreClient } from '../../xenstore-wire';
-import { XENSTORE_PAYLOAD_MAX } from '../../xenstore-wire/constants';
+import { XENSTORE_PAYLOAD_MAX, XenstoreError, type XenstoreClient } from '../../xenstore-wire';
 import { domainName as configDomainName, type XlConfig } from '../config';
 import type { SimHypervisor } from '../hypervisor/sim';
 import { listDomains, ManagerError } from '../manager';
 import { rmIfExists } from '../store';
-import type { DomainRef, Toolstack } from '../toolstack/types';
-import { ToolstackError } from '../toolstack/types';
+import { ToolstackError, type DomainRef, type Toolstack } from '../toolstack';
 import { DOMID_FIRST_RESERVED, isDomid, MAX_DOMAIN_PAGES, PAGES_PER_MIB } from '../vocabulary';
 
 /** LIBXL_MAXMEM_CONSTANT: the slack libxl adds to a domain's max memory, in MiB. */

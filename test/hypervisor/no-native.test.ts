@@ -38,6 +38,8 @@ test('without any addon the sim populates, maps and aliases frames, in a process
       const out = {};
       try { require(${JSON.stringify(join(ROOT, 'build', 'Release', 'xen_sshm_shim.node'))}); out.addon = 'loaded'; } catch (e) { out.addon = e.code; }
       try { openPrivcmd(); out.privcmd = 'opened'; } catch (e) { out.privcmd = e.code + ' ' + e.call; }
+      // A device file that exists (as on a dom0): then the missing addon is what it names.
+      try { openPrivcmd({ privcmdPath: '/dev/null' }); out.privcmdAddon = 'opened'; } catch (e) { out.privcmdAddon = e.call; }
       const hv = new SimHypervisor({ dir: ${JSON.stringify(dir)} });
       const o = await hv.createDomain({ maxPages: 4096 });
       const b = await hv.createDomain({ maxPages: 64 });
@@ -60,7 +62,8 @@ test('without any addon the sim populates, maps and aliases frames, in a process
   t.is(first.code, 0, first.stderr);
   t.deepEqual(JSON.parse(first.stdout), {
     addon: 'ERR_DLOPEN_FAILED',
-    privcmd: 'ENOENT dlopen',
+    privcmd: 'ENOENT open',
+    privcmdAddon: 'dlopen',
     inProcess: 'written by the owner',
     backInOwner: 'and the borrower',
     extents: { largeExtents: 2, smallExtents: 0, largeRefused: 0, hypercalls: 1 },

@@ -122,7 +122,7 @@ test('the tarball holds the library, CLIs, prebuilt addons, shim sources, units 
   for (const dir of ['guest', 'systemd']) {
     for (const rel of walk(join(ROOT, dir))) t.true(f.includes(`${dir}/${rel}`), `the tarball has ${dir}/${rel}`);
   }
-  t.true(f.length < 300, `${f.length} files`);
+  t.true(f.length < 400, `${f.length} files`);
   t.log(`tarball: ${f.length} files, ${(installed.bytes / 1024).toFixed(0)} KiB`);
 });
 
@@ -212,11 +212,12 @@ test.serial('with no addon at all: check, ls and reconcile reading records, xs-t
   t.is(seed.code, 0, `the xenstore client, required from the package: ${seed.stderr}`);
   t.is(seed.stdout, '1\n');
   const ls = await installed.run(x, ['ls', '--json', ...S]);
-  t.is(ls.code, 0, ls.stderr);
+  t.is(ls.code, 0, ls.stderr + ls.stdout);
   t.deepEqual((JSON.parse(ls.stdout) as { regions: Array<{ id: string; owner: number }> }).regions.map((r) => [r.id, r.owner]), [['ID1', 1]]);
   const rec = await installed.run(x, ['reconcile', '--no-dead-domains', '--json', ...S]);
-  t.is(rec.code, 0, rec.stderr);
-  t.deepEqual(JSON.parse(rec.stdout), { ok: true, actions: [] });
+  t.is(rec.code, 0, rec.stderr + rec.stdout);
+  // Records written by hand, as by an older xen-sshm, have no per-domain index: reconcile builds it.
+  t.deepEqual(JSON.parse(rec.stdout), { ok: true, actions: [], index: { rebuilt: true, repaired: [] } });
   await xsTrace(t, daemon, installed.env);
 
   const demo = await installed.run(x, ['demo']);
@@ -225,8 +226,9 @@ test.serial('with no addon at all: check, ls and reconcile reading records, xs-t
 
   const peek = await installed.run(x, ['peek', 'ID1', '--json', ...S]);
   t.is(peek.code, 1);
-  const e = (JSON.parse(peek.stdout) as { error: { kind: string; code: string; message: string } }).error;
-  t.deepEqual([e.kind, e.code], ['hypercall', 'ENOENT']);
+  // The manager's error for the region, with the hypercall layer's facts in its message.
+  const e = (JSON.parse(peek.stdout) as { error: { kind: string; code: string; reason: string; message: string } }).error;
+  t.deepEqual([e.kind, e.reason, e.code], ['manager', 'hypercall', 'ENOENT']);
   t.true(e.message.includes(join(installed.pkg, 'prebuilds', PLATFORM, 'xen_sshm_shim.node')) || e.message.includes('/dev/xen/privcmd'), e.message);
   t.deepEqual(installed.calls(), []);
 });

@@ -86,6 +86,7 @@ test('a log record cut short by a crash is ignored; whole records before it are 
   const file = join(dir, 'tree.json');
   try {
     const s1 = await startServer({ persist: file });
+    t.teardown(() => s1.close()); // a failed assertion must not leave a server holding the worker open
     const c = await RawConn.open(s1.socketPath);
     await c.request(T.WRITE, '/a\0one');
     await c.request(T.WRITE, '/b\0two');
@@ -99,6 +100,7 @@ test('a log record cut short by a crash is ignored; whole records before it are 
     writeFileSync(`${file}.log`, log);
     appendFileSync(`${file}.log`, log.split('\n')[0].slice(0, 20));
     const s2 = await startServer({ persist: file });
+    t.teardown(() => s2.close()); // a failed assertion must not leave a server holding the worker open
     const d = await RawConn.open(s2.socketPath);
     t.is((await d.request(T.READ, nul('/a'))).payload.toString(), 'one');
     t.is((await d.request(T.READ, nul('/b'))).payload.toString(), 'two');
@@ -127,6 +129,7 @@ test('temporary files of dead processes are removed at start; a live process kee
     writeFileSync(`${file}.tmp-${alive.pid}`, '{"in progress":');
     writeFileSync(join(dir, 'other.tmp-1'), 'not ours');
     const s = await startServer({ persist: file });
+    t.teardown(() => s.close()); // a failed assertion must not leave a server holding the worker open
     t.false(existsSync(`${file}.tmp-${dead}`), 'the dead process left it: removed');
     t.true(existsSync(`${file}.tmp-${alive.pid}`), 'a live process may still rename it: kept');
     t.true(existsSync(join(dir, 'other.tmp-1')), 'other files are not touched');
@@ -148,6 +151,7 @@ test('a log that cannot be written: the change is never acknowledged, every clie
   try {
     const fatal: XenstoredServerError[] = [];
     const s = await startServer({ persist: file, onFatal: (e) => fatal.push(e) });
+    t.teardown(() => s.close()); // a failed assertion must not leave a server holding the worker open
     const c = await RawConn.open(s.socketPath);
     const other = await RawConn.open(s.socketPath);
     t.is((await c.request(T.WRITE, '/ok\0logged')).type, T.WRITE);
@@ -163,6 +167,7 @@ test('a log that cannot be written: the change is never acknowledged, every clie
     await s.close();
     // What was acknowledged is there; what was not, is not.
     const s2 = await startServer({ persist: file });
+    t.teardown(() => s2.close()); // a failed assertion must not leave a server holding the worker open
     const d = await RawConn.open(s2.socketPath);
     t.is((await d.request(T.READ, nul('/ok'))).payload.toString(), 'logged');
     t.is((await d.request(T.READ, nul('/lost'))).payload.toString(), 'ENOENT\0');

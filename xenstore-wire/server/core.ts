@@ -264,6 +264,15 @@ export class XenstoredCore {
     this.rooms.output.flush();
   }
 
+  /**
+   * Forget the changes not yet journaled: after loading, the snapshot just written holds them
+   * (restoring special permissions marks them changed; they are not a client's change).
+   */
+  discardChanges(): void {
+    this.rooms.db.takeChanges();
+    this.rooms.watches.takeSpecialChange();
+  }
+
   /** The connection's transport can take output again (after its sink returned false). */
   drained(conn: ServerConnection): void {
     this.rooms.output.drained(conn);

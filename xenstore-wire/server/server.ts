@@ -168,6 +168,7 @@ export class XenstoreServer {
       // Fold what was loaded into one snapshot, then log every change from an empty log.
       const journal = new TreeJournal(this.opts.persist);
       journal.compact(core);
+      core.discardChanges();
       journal.open();
       this.journal = journal;
       core.journal = (change) => {
