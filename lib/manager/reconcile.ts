@@ -203,8 +203,12 @@ export async function list(ctx: ManagerContext): Promise<ListResult> {
   for (const owner of await listKeptPortOwners(ctx.xs, ctx.paths)) {
     for (const k of await readKeptPorts(ctx.xs, ctx.paths, owner)) recorded.push({ id: null, owner, borrower: k.borrower, port: k.port, kept: true });
   }
+  const owners = [...new Set(recorded.map((p) => p.owner))];
+  const ownerAlive = new Map(owners.map((o, i) => [o, i]));
+  const alive = await mapWindowed(owners, (o) => domainAlive(ctx.hv, o).catch(() => true));
   const ports = await mapWindowed(recorded, async (entry) => {
     if (typeof entry.port === 'number') entry.live = await portState(ctx, entry.owner, entry.port);
+    if (!alive[ownerAlive.get(entry.owner)!]) entry.ownerGone = true;
     return entry;
   });
   const extra = recorded.flatMap((p) => [p.owner, p.borrower]).filter((d) => !domids.has(d));

@@ -163,6 +163,8 @@ export interface PortListing {
   kept: boolean;
   /** EVTCHNOP_status of the port ({ state: 'error', code } when Xen would not say, e.g. ESRCH). */
   live?: PortLiveState;
+  /** The owner is dying or gone: its ports went with it (evtchn_destroy closes them all). */
+  ownerGone?: true;
 }
 
 export interface ListResult {

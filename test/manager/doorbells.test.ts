@@ -280,3 +280,26 @@ test('ports outlive their region: kept until the owner dies, taken back by the n
   t.is(await read(env, '/local/shared_mem/kept-ports'), null);
   t.deepEqual(await cleanProblems(env, '/local/shared_mem', [v2]), []);
 });
+
+test('the daemon\'s cleanup: an owner that dies takes its ports along; ls says so; nothing is left', async (t) => {
+  const env = await startEnv('memory');
+  t.teardown(() => env.close());
+  const [v1, v2] = [await env.vm('vm1'), await env.vm('vm2')];
+  const m = env.manager();
+  await m.apply({ config: config(OWNER), domid: v1 });
+  const port = (await m.apply({ config: config(BORROWER('vm2')), domid: v2, allowSetTarget: true })).entries[0].port!;
+  await destroyDomain(env.xs, env.hv, v1);
+  // What the daemon runs after @releaseDomain: the dead domains' own records.
+  await m.reconcile({ scope: 'dead-domains' });
+  const ls = await m.list();
+  t.is(ls.regions.find((r) => r.id === 'DB')!.state, 'orphaned');
+  // The owner is a zombie while vm2 maps its frames: Xen closed its ports (evtchn_destroy).
+  t.deepEqual(ls.ports.map((p) => [p.id, p.port, p.ownerGone]), [['DB', port, true]]);
+  t.true(ls.ports[0].live!.state === 'closed' || ls.ports[0].live!.state === 'error');
+  t.regex(renderList(ls), new RegExp(`port ${port} of d${v1} for vm2 \\(d${v2}\\): gone with the owner \\(d${v1} is dying or gone\\)`));
+  await destroyDomain(env.xs, env.hv, v2);
+  await m.reconcile({ scope: 'dead-domains' });
+  t.deepEqual((await m.list()).ports, []);
+  t.is(await read(env, '/local/shared_mem/kept-ports'), null);
+  t.deepEqual(await env.xs.directory('/local/shared_mem').catch(() => []), []);
+});

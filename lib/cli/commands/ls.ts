@@ -42,6 +42,7 @@ export function renderList(r: ListResult): string {
 /** A port's live state in words (EVTCHNOP_status). */
 export function portStateText(p: ListResult['ports'][number]): string {
   const s = p.live;
+  if (p.ownerGone) return `gone with the owner (d${p.owner} is dying or gone)`;
   if (!s) return 'being allocated';
   switch (s.state) {
     case 'unbound':
