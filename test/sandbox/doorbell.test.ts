@@ -7,7 +7,7 @@
  */
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseXlConfig } from '../../lib/config';
@@ -111,4 +111,39 @@ test('simulated guests ring each other through their mirrors and the sim\'s port
   await t.throwsAsync(sim1.guestEvtchnBindInterdomain(v3, v1, p2), { code: 'EINVAL' });
   const code = child.exitCode ?? (await new Promise<number | null>((r) => child.once('exit', r)));
   t.is(code, 0, stderr);
+});
+
+/** The command line, as a user runs it. */
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(__dirname, '../../lib/cli/xen-sshm.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b) => (stdout += b));
+    child.stderr.on('data', (b) => (stderr += b));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+test('create --doorbell, apply, ls and ls --json on the command line', async (t) => {
+  t.timeout(90_000);
+  const dir = mkdtempSync(join(tmpdir(), 'xen-sshm-bellcli-'));
+  const sandbox = new Sandbox(dir);
+  t.teardown(() => sandbox.remove());
+  writeFileSync(join(dir, 'vm1.cfg'), 'name = "vm1"\nmemory = 16\nstatic_shared_mem = ["0x50000000+64K = ID1"]\n');
+  writeFileSync(join(dir, 'vm2.cfg'), 'name = "vm2"\nmemory = 16\nstatic_shared_mem = ["0x60000000+64K = ID1"]\n');
+  const sb = ['--sandbox-dir', dir];
+  const c1 = await cli(['create', join(dir, 'vm1.cfg'), '--doorbell', '--raise-maxmem', ...sb]);
+  t.is(c1.code, 0, c1.stderr);
+  t.regex(c1.stdout, /ID1: owner, 64 KiB populated at 0x50000000-0x50010000, with a doorbell/);
+  const c2 = await cli(['create', join(dir, 'vm2.cfg'), '--allow-set-target', ...sb, '--json']);
+  t.is(c2.code, 0, c2.stderr);
+  const port = (JSON.parse(c2.stdout) as { applied: { entries: Array<{ port: number }> } }).applied.entries[0].port;
+  t.true(port > 0, c2.stdout);
+  const ls = await cli(['ls', ...sb]);
+  t.regex(ls.stdout, new RegExp(`ID1: port ${port} of vm1 \\(d1\\) for vm2 \\(d2\\): unbound, for d2`));
+  const rel = await cli(['release', '--domain', 'vm2', ...sb]);
+  t.is(rel.code, 0, rel.stderr);
+  const js = JSON.parse((await cli(['ls', '--json', ...sb])).stdout) as { ports: unknown[] };
+  t.deepEqual(js.ports, [{ id: 'ID1', owner: 1, borrower: 2, port, kept: true, live: { state: 'unbound', remoteDom: 2 } }]);
 });
