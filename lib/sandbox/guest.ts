@@ -13,7 +13,7 @@
  */
 import { connect, XenstoreError, type XenstoreClient } from '../../xenstore-wire';
 import type { SimHypervisor } from '../hypervisor/sim';
-import { ManagerError } from '../manager/errors';
+import { ManagerError } from '../manager';
 import { parseDomid, parsePort, StorePaths } from '../store';
 import type { Sandbox } from './sandbox';
 
