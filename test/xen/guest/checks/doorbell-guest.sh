@@ -37,6 +37,9 @@ for vm in bell1 bell2 bell3; do
 done
 d1=$(domid_of bell1); d2=$(domid_of bell2); d3=$(domid_of bell3)
 sshm bell-apply1 apply /tmp/bell1.cfg --domain bell1 --raise-maxmem --json || fail "xen-sshm apply bell1 failed: $(sshm_error bell-apply1)"
+for vm in bell2 bell3; do
+  sshm bell-apply-$vm apply /tmp/$vm.cfg --domain $vm --allow-set-target --json || fail "xen-sshm apply $vm failed: $(sshm_error bell-apply-$vm)"
+done
 xl unpause bell1 && xl unpause bell2 && xl unpause bell3 || fail "xl unpause failed"
 for vm in bell1 bell2 bell3; do
   if ! wait_for 120 domu_ready $vm; then
@@ -54,14 +57,6 @@ for vm in bell1 bell2 bell3; do
   out=$(domu_run $vm 30 "insmod /lib/modules/xen/xen-evtchn.ko && $mods && ls /dev/xen/evtchn && uname -r") \
     || fail "$vm cannot load its Xen modules: $out"
   kernel=$(echo "$out" | tail -n 1)
-done
-# The borrowers are applied once the domUs run (apply maps into a running domain as well): so
-# their ports are allocated in bell1 after its kernel's own. With ports dom0 made before bell1's
-# 6.1 kernel booted (apply before unpause: ports 3 and 4, below the kernel's), the owner's
-# re-creation fallback (no BIND_STATIC on 6.1) failed on 2026-12-06: IOCTL_EVTCHN_BIND_UNBOUND_PORT
-# answered EPERM after closing port 4 (docs/notes/doorbells-manager.md).
-for vm in bell2 bell3; do
-  sshm bell-apply-$vm apply /tmp/$vm.cfg --domain $vm --allow-set-target --json || fail "xen-sshm apply $vm failed: $(sshm_error bell-apply-$vm)"
 done
 xentime doorbell:setup "$start"
 echo "bell1 d$d1 owns DB1, bell2 d$d2 and bell3 d$d3 borrow it; domU kernel $kernel"
