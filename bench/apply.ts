@@ -109,8 +109,10 @@ function cliRuns(dir: string): CliRun[] {
   fs.writeFileSync(peer, 'name = "clipeer"\nmemory = 128\nstatic_shm = ["id=CLI, begin=0x200000000, size=1G"]\n');
   const S = ['--sandbox-dir', dir];
   const steps: Array<[string, string[]]> = [
-    ['xen-sshm create cliowner.cfg', ['create', owner, ...S]],
-    ['xen-sshm create clipeer.cfg', ['create', peer, ...S]],
+    // `create` applies too (xl create -p, apply, unpause) since wave 2: --no-apply makes the
+    // domain only, so that each apply below is timed on its own.
+    ['xen-sshm create --no-apply cliowner.cfg', ['create', owner, '--no-apply', ...S]],
+    ['xen-sshm create --no-apply clipeer.cfg', ['create', peer, '--no-apply', ...S]],
     ['xen-sshm apply cliowner.cfg --raise-maxmem', ['apply', owner, '--raise-maxmem', ...S]],
     ['xen-sshm apply clipeer.cfg --allow-set-target', ['apply', peer, '--allow-set-target', ...S]],
     ['xen-sshm ls', ['ls', ...S]],

@@ -8,8 +8,10 @@
  *   the machine (the attach process competes for the same CPUs).
  * Workloads: READ and WRITE of a 32-byte value with one request outstanding (latency-bound, as
  * most tools are), and READs 32 at a time (throughput-bound: the daemon's CPU is the limit).
- * Reported per workload and state: requests per second, mean and p99 latency, and the ratio of
- * requests per second to `off` in the same run; bench/results/trace-attach.{json,md}.
+ * Reported per workload and state: requests per second, mean and p99 latency, and their ratios
+ * to `off` in the same run; bench/results/trace-attach.{json,md}. `costText()` is the summary
+ * that `xs-trace attach --help` quotes (lib/trace/commands/attach-help.ts; a test holds the two
+ * equal, so a new run of the bench means pasting its summary there).
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -27,6 +29,12 @@ export interface BenchDaemon {
   kind: DaemonKind;
   options: DaemonOptions;
 }
+
+/** The C xenstored releases measured: the machine's own (Debian 12's 4.17) and Debian 13's 4.20. */
+export const LOGGING_DAEMONS: BenchDaemon[] = [
+  { label: 'C xenstored 4.17 (Debian 12)', kind: 'cxenstored', options: {} },
+  { label: 'C xenstored 4.20 (Debian 13)', kind: 'cxenstored', options: { release: '4.20' } },
+];
 
 export interface LoggingOptions {
   rounds: number;
@@ -123,12 +131,23 @@ interface Cell {
   latencies: number[];
 }
 
+export interface StateFigures {
+  requestsPerSecond: number;
+  meanUs: number;
+  p99Us: number;
+  /** Requests per second as a fraction of `off`'s. */
+  ratioToOff: number;
+  /** Mean and p99 latency as multiples of `off`'s. */
+  meanRatio: number;
+  p99Ratio: number;
+}
+
 export interface LoggingResult {
   daemon: string;
   workloads: Array<{
     name: string;
     what: string;
-    states: Record<State, { requestsPerSecond: number; meanUs: number; p99Us: number; ratioToOff: number }>;
+    states: Record<State, StateFigures>;
   }>;
 }
 
@@ -167,6 +186,9 @@ async function measure(root: string, label: string, daemon: RunningDaemon, o: Lo
         cells.set(key, c);
       }
       if (state === 'log') {
+        // A daemon that did not log would make the comparison meaningless.
+        const size = fs.statSync(logFile, { throwIfNoEntry: false })?.size ?? 0;
+        if (size < o.block) throw new Error(`${label}: CONTROL logfile ${logFile} left the file at ${size} bytes: the daemon did not log`);
         await control(daemon.socketPath, 'logfile', '');
         await control(daemon.socketPath, 'log', 'off');
         fs.rmSync(logFile, { force: true });
@@ -186,15 +208,21 @@ async function measure(root: string, label: string, daemon: RunningDaemon, o: Lo
         const c = cells.get(`${w.name}/${s}`)!;
         return c.requests / c.seconds;
       };
-      for (const s of STATES) {
+      const lat = (s: State) => {
         const c = cells.get(`${w.name}/${s}`)!;
         const sorted = [...c.latencies].sort((a, b) => a - b);
-        const mean = c.latencies.reduce((a, b) => a + b, 0) / c.latencies.length;
+        return { mean: c.latencies.reduce((a, b) => a + b, 0) / c.latencies.length, p99: quantile(sorted, 0.99) };
+      };
+      const off = lat('off');
+      for (const s of STATES) {
+        const l = lat(s);
         states[s] = {
           requestsPerSecond: Math.round(rps(s)),
-          meanUs: Math.round(mean / 100) / 10,
-          p99Us: Math.round(quantile(sorted, 0.99) / 100) / 10,
+          meanUs: Math.round(l.mean / 100) / 10,
+          p99Us: Math.round(l.p99 / 100) / 10,
           ratioToOff: Math.round((rps(s) / rps('off')) * 100) / 100,
+          meanRatio: Math.round((l.mean / off.mean) * 10) / 10,
+          p99Ratio: Math.round((l.p99 / off.p99) * 10) / 10,
         };
       }
       return { name: w.name, what: w.what, states };
@@ -235,16 +263,40 @@ export async function benchLogging(root: string, o: LoggingOptions): Promise<str
     '',
   ];
   for (const r of results) {
-    lines.push(`## ${r.daemon}`, '', '| workload | state | requests/s | ratio to off | mean us | p99 us |', '|---|---|---|---|---|---|');
+    lines.push(`## ${r.daemon}`, '', '| workload | state | requests/s | ratio to off | mean us | mean x off | p99 us | p99 x off |', '|---|---|---|---|---|---|---|---|');
     for (const w of r.workloads) {
       for (const s of STATES) {
         const x = w.states[s];
-        lines.push(`| ${w.what} | ${s} | ${x.requestsPerSecond} | ${x.ratioToOff} | ${x.meanUs} | ${x.p99Us} |`);
+        lines.push(`| ${w.what} | ${s} | ${x.requestsPerSecond} | ${x.ratioToOff} | ${x.meanUs} | ${x.meanRatio} | ${x.p99Us} | ${x.p99Ratio} |`);
       }
     }
     lines.push('');
   }
+  lines.push('## Quoted by `xs-trace attach --help`', '', '```', costText(results), '```', '');
   const md = lines.join('\n');
   fs.writeFileSync(path.join(dir, 'trace-attach.md'), md);
   return md;
+}
+
+/** A multiple, short: x3.4, x12. */
+function times(x: number): string {
+  return x < 10 ? `x${x.toFixed(1)}` : `x${Math.round(x)}`;
+}
+
+/**
+ * The cost summary `xs-trace attach --help` quotes: per daemon and workload, requests per
+ * second while logging (file only) and while attached, as a fraction of logging off, and the
+ * mean and p99 latency as multiples of off's.
+ */
+export function costText(results: LoggingResult[]): string {
+  const short: Record<string, string> = { read: 'READ, 1 outstanding', write: 'WRITE, 1 outstanding', 'read-x32': 'READ, 32 pipelined' };
+  const lines = ['  requests/s as a fraction of logging off; mean, p99 latency as multiples of it', '                          logging to a file            attached (xs-trace following)'];
+  for (const r of results) {
+    lines.push(`  ${r.daemon}:`);
+    for (const w of r.workloads) {
+      const cell = (x: StateFigures) => `${x.ratioToOff.toFixed(2)} ${times(x.meanRatio).padStart(5)} ${times(x.p99Ratio).padStart(5)}`.padEnd(29);
+      lines.push(`    ${(short[w.name] ?? w.name).padEnd(22)}${cell(w.states.log)}${cell(w.states.attach)}`.trimEnd());
+    }
+  }
+  return lines.join('\n');
 }

@@ -19,10 +19,8 @@ import { encodeFrame, decodeHeader } from '../xenstore-wire/codec';
 import { MessageType, XS_HEADER_SIZE } from '../xenstore-wire/constants';
 import { request } from '../xenstore-wire/payload';
 import { startDaemon, projectRoot } from '../test/harness/daemons';
-import { BenchDaemon, benchLogging } from './trace-logging';
+import { LOGGING_DAEMONS, benchLogging } from './trace-logging';
 
-/** The C xenstored releases measured: the machine's own, Debian 12's 4.17. */
-const C_DAEMONS: BenchDaemon[] = [{ label: 'C xenstored 4.17 (Debian 12)', kind: 'cxenstored', options: {} }];
 
 const TARGET_ADDED_US = 30;
 
@@ -136,7 +134,7 @@ async function waitForSocket(p: string, child: ChildProcess, ms: number): Promis
 async function main(o: Options): Promise<void> {
   if (o.part !== 'logging') await proxyPart(o);
   if (o.part !== 'proxy') {
-    const md = await benchLogging(projectRoot(), { rounds: o.loggingRounds, block: o.loggingBlock, warmup: 1000, daemons: C_DAEMONS });
+    const md = await benchLogging(projectRoot(), { rounds: o.loggingRounds, block: o.loggingBlock, warmup: 1000, daemons: LOGGING_DAEMONS });
     process.stdout.write('\n' + md);
   }
 }

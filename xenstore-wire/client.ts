@@ -582,7 +582,7 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
         p.reject(e as ProtocolError);
         return;
       }
-      p.reject(new XenstoreError(name, { op, path: p.path, txId: p.txId, source: 'daemon' }));
+      p.reject(daemonError(name, op, p.path, p.txId));
       return;
     }
     p.reject(
@@ -903,6 +903,27 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
   /** SET_QUOTA (dom0): quota `quota` of `domid`, or the global default when omitted. */
   async setQuota(quota: string, value: number, domid?: number): Promise<void> {
     parseOk(await this.ask(MessageType.SET_QUOTA, () => request.setQuota(domid, quota, value)), MessageType.SET_QUOTA);
+  }
+}
+
+/** False where the host froze Error (a hardened realm): then errors keep their stack. */
+const STACK_LIMIT_WRITABLE = Object.getOwnPropertyDescriptor(Error, 'stackTraceLimit')?.writable === true;
+
+/**
+ * The daemon's ERROR answer as a XenstoreError, made without a stack trace: it is made in the
+ * transport's read callback, so its frames would name only this file's dispatch path, never the
+ * caller's, and capturing them was most of the cost of an answered ENOENT (a common answer:
+ * the manager reads optional nodes, `exists()` asks). The message, code, op and path say
+ * everything the stack would not.
+ */
+function daemonError(code: string, op: string, path: string | undefined, txId: number): XenstoreError {
+  if (!STACK_LIMIT_WRITABLE) return new XenstoreError(code, { op, path, txId, source: 'daemon' });
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new XenstoreError(code, { op, path, txId, source: 'daemon' });
+  } finally {
+    Error.stackTraceLimit = limit;
   }
 }
 

@@ -416,7 +416,7 @@ export function parseRequest(type: number, payload: Buffer): DecodedRequest {
 // Replies by type, for tools (tracers, proxies): what the daemon answered.
 
 /** Request types whose success reply is "OK" (docs/misc/xenstore.txt: no reply format given). */
-const OK_REPLY_TYPES: ReadonlySet<number> = new Set([
+export const OK_REPLY_TYPES: ReadonlySet<number> = new Set([
   MessageType.WATCH,
   MessageType.UNWATCH,
   MessageType.TRANSACTION_END,

@@ -20,6 +20,7 @@ import {
   parseDirectoryPart,
   parseErrorName,
   parseGetPerms,
+  OK_REPLY_TYPES,
   parseOk,
   parseQuotaNames,
   parseRequest,
@@ -30,23 +31,6 @@ import {
 } from '../../xenstore-wire/payload';
 import { TraceRecord, TraceWarning } from './record';
 
-/** Request types answered with a plain "OK" (docs/misc/xenstore.txt). */
-const OK_REPLIES: ReadonlySet<number> = new Set([
-  MessageType.WATCH,
-  MessageType.UNWATCH,
-  MessageType.TRANSACTION_END,
-  MessageType.INTRODUCE,
-  MessageType.RELEASE,
-  MessageType.WRITE,
-  MessageType.MKDIR,
-  MessageType.RM,
-  MessageType.SET_PERMS,
-  MessageType.RESUME,
-  MessageType.SET_TARGET,
-  MessageType.RESET_WATCHES,
-  MessageType.SET_FEATURE,
-  MessageType.SET_QUOTA,
-]);
 
 /** A feature bitmap (GET_FEATURE, SET_FEATURE) with the names of its XENSTORE_SERVER_FEATURE_* bits. */
 export function featureText(bits: number): string {
@@ -272,7 +256,7 @@ export function decodeReply(rec: TraceRecord, frame: Frame, reqType: number | un
         break;
       }
       default:
-        if (OK_REPLIES.has(as)) {
+        if (OK_REPLY_TYPES.has(as)) {
           parseOk(p, as);
           rec.result = 'OK';
         } else {

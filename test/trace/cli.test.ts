@@ -6,7 +6,9 @@ import test from 'ava';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RunningDaemon, startDaemon } from '../harness/daemons';
-import { ScriptClient, T, f, listenXsTrace, nul, parseJsonLines, runXsTrace, tmpDir } from './helpers';
+import { ROOT, ScriptClient, T, f, listenXsTrace, nul, parseJsonLines, runXsTrace, tmpDir } from './helpers';
+import { ATTACH_HELP } from '../../lib/trace/commands/attach-help';
+import { LOGGING_DAEMONS, LoggingResult, costText } from '../../bench/trace-logging';
 
 let daemon: RunningDaemon;
 let dir: string;
@@ -179,4 +181,15 @@ test('attach --help explains the mechanism, states what logging costs the daemon
   t.regex(r.stdout, /bench\/results\/trace-attach\.md/);
   t.regex(r.stdout, /SIGKILL(.|\n)*xs-trace detach/);
   for (const o of ['--domain', '--stats', '--interval', '--json', '--upstream', '--pid', '--rotate-size']) t.true(r.stdout.includes(o), o);
+});
+
+test('attach --help quotes the current bench:trace results (bench/results/trace-attach.json) for every daemon measured', (t) => {
+  const results = JSON.parse(fs.readFileSync(path.join(ROOT, 'bench', 'results', 'trace-attach.json'), 'utf8')) as { results: LoggingResult[] };
+  t.deepEqual(
+    results.results.map((r) => r.daemon),
+    LOGGING_DAEMONS.map((d) => d.label),
+    'the results are of the daemons the bench measures now (rerun `npm run bench:trace` if not)',
+  );
+  for (const r of results.results) for (const w of r.workloads) for (const s of Object.values(w.states)) t.true(Number.isFinite(s.meanRatio) && Number.isFinite(s.p99Ratio), `${r.daemon} ${w.name}: mean and p99 ratios`);
+  t.true(ATTACH_HELP.includes(costText(results.results)), `attach --help must quote bench:trace's summary (bench/results/trace-attach.md, last section):\n${costText(results.results)}`);
 });

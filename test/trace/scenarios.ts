@@ -4,6 +4,7 @@
  * twice against one daemon exchanges the same bytes (for the direct-vs-proxy comparison).
  */
 import { runPyxs, runTestXenstore, runXenstoreCli } from '../harness/clients';
+import { XenRelease } from '../harness/releases';
 import { connect } from '../../xenstore-wire/client';
 
 export interface Outcome {
@@ -98,9 +99,12 @@ with pyxs.Client() as c:
   return { output: r.stdout, ok: r.code === 0 && r.stdout.includes('error 2'), detail: `${r.code} ${r.stdout} ${r.stderr}` };
 }
 
-/** Xen's own client test: every test must pass. Uses its pid in paths: not byte-stable. */
-export async function testXenstore(socketPath: string): Promise<Outcome> {
-  const r = await runTestXenstore({ socketPath }, []);
+/**
+ * Xen's own client test of `release` (default the machine's 4.17): every test must pass. Uses
+ * its pid in paths: not byte-stable.
+ */
+export async function testXenstore(socketPath: string, release?: XenRelease): Promise<Outcome> {
+  const r = await runTestXenstore({ socketPath, release }, []);
   return { output: '', ok: r.code === 0 && r.stderr === '', detail: `${r.code} ${r.stdout} ${r.stderr}` };
 }
 

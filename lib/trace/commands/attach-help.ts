@@ -10,12 +10,22 @@ watch events linked to their watch. 4.20 names each connection's domain (#3/d5);
 connections introduced while attached. oxenstored cannot be switched at run time: its access
 log is followed as it is, and what that log lacks is printed when attaching.
 
-Cost: while attached, C xenstored formats and writes every message (4.17 and 4.20 write each payload
-byte with its own write()). Measured by \`npm run bench:trace\` (bench/results/trace-attach.md):
-  C xenstored 4.17, 2-core machine: with logging on it serves 0.28-0.30 of its requests per
-  second with one request outstanding (READ 33,900 -> 10,200/s, mean latency 29 -> 97 us) and
-  0.17 when requests are pipelined (72,400 -> 12,200/s); with xs-trace attach following the
-  log, 0.19-0.22 and 0.15. A busy daemon runs 3-6 times slower while attached: attach briefly.
+Cost: while attached, C xenstored formats and writes every message (4.17 and 4.20 write each
+payload byte with its own write()), and the attach competes for the same CPUs. Measured by
+\`npm run bench:trace\` (bench/results/trace-attach.md: requests per second, mean and p99 latency
+with logging off, logging to a file, attached; the states alternate, so machine load hits all
+alike; 2-core machine, load 16 during the run):
+  requests/s as a fraction of logging off; mean, p99 latency as multiples of it
+                          logging to a file            attached (xs-trace following)
+  C xenstored 4.17 (Debian 12):
+    READ, 1 outstanding   0.35  x2.9  x5.3             0.19  x5.4   x43
+    WRITE, 1 outstanding  0.28  x3.6   x11             0.20  x5.1   x39
+    READ, 32 pipelined    0.12  x6.5   x13             0.12  x6.9   x14
+  C xenstored 4.20 (Debian 13):
+    READ, 1 outstanding   0.40  x2.5  x1.8             0.34  x3.0  x1.9
+    WRITE, 1 outstanding  0.36  x2.8  x1.8             0.47  x2.2  x1.2
+    READ, 32 pipelined    0.09  x7.6  x3.3             0.09  x8.8  x7.9
+A busy daemon serves 2 to 10 times fewer requests while attached: attach briefly.
 
 On exit (SIGINT, SIGTERM, SIGHUP, or the output closed) the daemon's logging is put back: its
 previous file reopened, or logging off again. If xs-trace is killed with SIGKILL, the daemon

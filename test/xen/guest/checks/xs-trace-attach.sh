@@ -6,7 +6,6 @@
 # (the INTRODUCE of `xl create`), so the attach starts before the guest exists, with the domid
 # Xen will give it: the one after a paused probe domain's (Xen hands out domids in order).
 . /xen/lib.sh
-xst() { node "$XEN_PKG/dist/lib/cli/xs-trace.js" "$@"; }
 out=$(xenstore-control memreport 2>&1) && fail "xenstored already logs before the attach (CONTROL memreport: $out)"
 
 cfg=$(domu_cfg xsprobe)
@@ -16,7 +15,9 @@ xl destroy xsprobe || fail "xl destroy xsprobe failed"
 n=$((k + 1))
 
 start=$(now)
-xst attach --domain $n --json -o /tmp/attach.jsonl 2>/tmp/attach.err &
+# node itself in the background, not the xst function: a backgrounded function is a subshell,
+# and $! would be that subshell (SIGTERM would end it and leave the attach running).
+node "$XEN_PKG/dist/lib/cli/xs-trace.js" attach --domain $n --json -o /tmp/attach.jsonl 2>/tmp/attach.err &
 apid=$!
 wait_for 60 grep -q 'this log does not show' /tmp/attach.err || { cat /tmp/attach.err; fail "xs-trace attach did not attach within 60 s"; }
 xentime xs-trace-attach:start "$start"
