@@ -212,17 +212,19 @@ export interface ApplyCliOptions {
   allowSetTarget?: boolean;
   raiseMaxmem?: boolean;
   dom0less?: boolean;
+  doorbell?: boolean;
 }
 
 export function withApplyOptions(cmd: Command): Command {
   return cmd
     .option('--allow-set-target', 'consent to XEN_DOMCTL_set_target for a domU borrower (never undone)')
     .option('--raise-maxmem', "raise an owner's max memory when its regions do not fit (XEN_DOMCTL_max_mem)")
-    .option('--dom0less', 'also enforce the dom0less export limits (IDs <= 15 characters)');
+    .option('--dom0less', 'also enforce the dom0less export limits (IDs <= 15 characters)')
+    .option('--doorbell', 'doorbell=yes for every entry that does not say (static_shared_mem): an event channel per borrower');
 }
 
-export function applyFlags(o: ApplyCliOptions): { allowSetTarget: boolean; raiseMaxMem: boolean; dom0less: boolean } {
-  return { allowSetTarget: !!o.allowSetTarget, raiseMaxMem: !!o.raiseMaxmem, dom0less: !!o.dom0less };
+export function applyFlags(o: ApplyCliOptions): { allowSetTarget: boolean; raiseMaxMem: boolean; dom0less: boolean; doorbell: boolean } {
+  return { allowSetTarget: !!o.allowSetTarget, raiseMaxMem: !!o.raiseMaxmem, dom0less: !!o.dom0less, doorbell: !!o.doorbell };
 }
 
 /**

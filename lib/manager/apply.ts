@@ -19,7 +19,14 @@ import { domainName as configDomainName } from '../config/shm-entries';
 import type { ShmEntry } from '../config/shm-entries';
 import {
   mirrorOf,
+  portOf,
+  PORT_ALLOCATING,
+  readKeptPorts,
   readRegion,
+  removeKeptPorts,
+  removePort,
+  writeOwnerDoorbell,
+  writePort,
   readTarget,
   removeMapping,
   removeRegion,
@@ -41,6 +48,7 @@ import { domainName, findDomainByName } from './domains';
 import { freeOwnerFrames, makeRoom, mapBorrower, populate, setTarget, unmapBorrower } from './frames';
 import { ownLock } from './lock';
 import { ownRegions } from './own-records';
+import { allocatePort, findUnrecordedPort, reusable } from './doorbells';
 import { domainRefusal, lifecycle, memoryShort } from './refusals';
 import { releaseMapping } from './release';
 import type { AppliedEntry, ApplyAction, ApplyRequest, ApplyResult } from './types';
@@ -60,6 +68,14 @@ export interface EntryWork {
   setTargetDone?: boolean;
   /** Set by the raise step: the owner's max memory before and after. */
   raised?: { fromPages: number; toPages: number };
+  /**
+   * A borrower with a doorbell: 'reuse' a recorded port still its doorbell in Xen (claim), or
+   * 'allocate' one (the claim recorded the intent); 'adopt-first' when the claim found an intent
+   * no one finished (a port may exist already: found with EVTCHNOP_status before allocating).
+   */
+  readonly doorbell?: 'reuse' | 'allocate' | 'adopt-first';
+  /** The borrower's port: the reused one (claim), or the one the doorbell step got. */
+  port?: number;
 }
 
 /**
@@ -111,6 +127,20 @@ export const BORROWER_STEPS: ApplyStep[] = [
     run: (ctx, w) => mapBorrower(ctx, w.id, w.domid, w.region, w.mapping),
     undo: (ctx, w) => unmapBorrower(ctx, w.id, w.domid, w.mapping),
   },
+  {
+    // Last, so that a failure of an earlier step never leaves a port behind. No undo: dom0
+    // cannot close another domain's port; a failed apply records it (unclaim), as release keeps it.
+    name: 'doorbell',
+    async run(ctx, w) {
+      if (!w.doorbell || w.doorbell === 'reuse') return;
+      const adopted = w.doorbell === 'adopt-first' ? await findUnrecordedPort(ctx, w.region, w.domid) : null;
+      w.port = adopted ?? (await allocatePort(ctx, w.id, w.region.owner, w.domid));
+    },
+    async commit(tx, ctx, w) {
+      if (w.port === undefined) return;
+      await Promise.all([writePort(tx, ctx.paths, w.id, w.domid, w.port), writeOwnerDoorbell(tx, ctx.paths, w.region.owner, w.id, w.domid, w.port)]);
+    },
+  },
 ];
 
 const stepsOf = (role: MappingRole): ApplyStep[] => (role === 'owner' ? OWNER_STEPS : BORROWER_STEPS);
@@ -126,7 +156,7 @@ type Claim =
  */
 export async function apply(ctx: ManagerContext, req: ApplyRequest): Promise<ApplyResult> {
   // The config's own rules first: a broken config is refused before the host is asked anything.
-  const read = readConfig(req.config, { dom0less: req.dom0less });
+  const read = readConfig(req.config, { dom0less: req.dom0less, doorbell: req.doorbell });
   const cfgName = configDomainName(req.config).name;
   const { domid, recorded } = await resolveDomain(ctx, req, cfgName);
   const name = recorded ?? cfgName;
@@ -204,6 +234,7 @@ function lifecycleCheck(ctx: ManagerContext, d: Decision, domid: number, name: s
   if (d.role === 'owner') {
     if (region.begin !== e.begin || region.size !== e.size || region.prot !== e.prot) throw lifecycle.ownerMoved(ctx.paths, { domid, name }, region, e.begin, e.size, e.prot);
     if (region.state === 'orphaned') throw lifecycle.orphaned(ctx.paths, domid, region, true);
+    if (!!region.doorbell !== d.doorbell) throw lifecycle.doorbellChanged(ctx.paths, { domid, name }, region, d.doorbell);
     return;
   }
   if (region.state === 'orphaned') throw lifecycle.orphaned(ctx.paths, domid, region, false);
@@ -211,6 +242,8 @@ function lifecycleCheck(ctx: ManagerContext, d: Decision, domid: number, name: s
   if (m && m.lock === null && (m.begin !== e.begin || m.end !== e.end || m.offset !== e.offset || m.prot !== e.prot)) {
     throw lifecycle.mappingMoved(ctx.paths, { domid, name }, e.id, m, e);
   }
+  // A mapped borrower that now wants a port it was not given: its mapping would stay as it is.
+  if (m && m.lock === null && d.doorbell && typeof portOf(region, domid) !== 'number') throw lifecycle.doorbellChanged(ctx.paths, { domid, name }, region, true, domid);
 }
 
 async function applyEntry(ctx: ManagerContext, req: ApplyRequest, read: ReadResult, entry: ShmEntry, domid: number, name: string | null, raised: { fromPages: number; toPages: number }[]): Promise<AppliedEntry> {
@@ -227,7 +260,7 @@ async function applyEntry(ctx: ManagerContext, req: ApplyRequest, read: ReadResu
     }
   } catch (e) {
     await undoSteps(ctx, w, done);
-    await unclaim(ctx, entry.id, domid, lock, e);
+    await unclaim(ctx, entry.id, domid, lock, e, w);
     throw e;
   }
   if (w.raised) raised.push(w.raised);
@@ -238,11 +271,11 @@ async function applyEntry(ctx: ManagerContext, req: ApplyRequest, read: ReadResu
     // committed: leave the intent to reconcile, which judges it once this process is gone.
     if (!(e instanceof ConnectionError) && !(e instanceof Error && (e as { reason?: string }).reason === 'lost-claim')) {
       await undoSteps(ctx, w, done);
-      await unclaim(ctx, entry.id, domid, lock, e);
+      await unclaim(ctx, entry.id, domid, lock, e, w);
     }
     throw e;
   }
-  const out = appliedEntry(w.region, { ...w.mapping, state: 'mapped', lock: null }, w.role, w.role === 'owner' ? 'created' : 'mapped');
+  const out = appliedEntry(w.region, { ...w.mapping, state: 'mapped', lock: null }, w.role, w.role === 'owner' ? 'created' : 'mapped', w.port ?? null);
   if (w.setTargetDone) out.setTarget = 'done';
   else if (w.setTarget === 'recorded') out.setTarget = 'recorded';
   return out;
@@ -253,8 +286,12 @@ async function undoSteps(ctx: ManagerContext, w: EntryWork, done: ApplyStep[]): 
   for (const step of [...done].reverse()) await step.undo?.(ctx, w).catch(() => undefined);
 }
 
-function appliedEntry(region: RegionRecord, m: MappingRecord, role: MappingRole, action: ApplyAction): AppliedEntry {
-  return { id: region.id, role, action, owner: region.owner, begin: m.begin, end: m.end, offset: m.offset, pages: pagesOf(m.end - m.begin) };
+function appliedEntry(region: RegionRecord, m: MappingRecord, role: MappingRole, action: ApplyAction, port?: number | null): AppliedEntry {
+  const out: AppliedEntry = { id: region.id, role, action, owner: region.owner, begin: m.begin, end: m.end, offset: m.offset, pages: pagesOf(m.end - m.begin) };
+  if (region.doorbell) out.doorbell = true;
+  const p = port !== undefined ? port : role === 'borrower' ? portOf(region, m.domid) : undefined;
+  if (typeof p === 'number') out.port = p;
+  return out;
 }
 
 /** The claim transaction of one entry: decided again on what it reads, then the lifecycle. */
@@ -275,7 +312,7 @@ async function claimApply(ctx: ManagerContext, tx: XenstoreOps, req: ApplyReques
       throw lifecycle.noOwnerMapping(ctx.paths, domid, region);
     }
     const cachePolicy = entry.cachePolicy ?? (arch === 'x86' ? 'x86_normal' : 'ARM_normal');
-    const fresh: RegionRecord = { id, owner: domid, begin: entry.begin, size: entry.size, prot: entry.prot, cachePolicy, state: 'allocating', spelling: entry.spelling, mappings: [mapping] };
+    const fresh: RegionRecord = { id, owner: domid, begin: entry.begin, size: entry.size, prot: entry.prot, cachePolicy, state: 'allocating', spelling: entry.spelling, mappings: [mapping], doorbell: d.doorbell, ports: [] };
     // One burst (the daemon keeps the order): the domain's index folder when it is new (so
     // that on a fresh host by-domain is listed before the regions), the region, its mapping.
     await Promise.all([indexed ? undefined : writeIndexDir(tx, ctx.paths, domid), writeRegion(tx, ctx.paths, fresh), writeMapping(tx, ctx.paths, id, mapping, true)]);
@@ -290,8 +327,35 @@ async function claimApply(ctx: ManagerContext, tx: XenstoreOps, req: ApplyReques
   const m = r.mappings.find((x) => x.domid === domid);
   if (m?.lock) return lockedBy(ctx, id, domid, m, `d${domid}'s mapping`);
   if (m) return { kind: 'unchanged', region: r, mapping: m, role: 'borrower' };
-  await writeMapping(tx, ctx.paths, id, mapping, indexed);
-  return { kind: 'claimed', work: { id, domid, name, role: 'borrower', region: r, mapping, req, setTarget: d.setTarget } };
+  // The doorbell: a recorded port that is still the borrower's in Xen is reused (re-apply after
+  // a release); otherwise the intent is recorded with the mapping's claim, before the hypercall.
+  // EVTCHNOP_status only reads, so a redone transaction may ask again.
+  let doorbell: EntryWork['doorbell'];
+  let port: number | undefined;
+  const writes: Array<Promise<void>> = [writeMapping(tx, ctx.paths, id, mapping, indexed)];
+  if (d.doorbell) {
+    const recorded = portOf(r, domid);
+    if (typeof recorded === 'number' && (await reusable(ctx, r.owner, recorded, domid))) [doorbell, port] = ['reuse', recorded];
+    else {
+      // A port kept from a region of this owner that is gone, still the borrower's: taken back.
+      // Those no longer its doorbell in Xen (closed by the owner) are forgotten.
+      const kept = (await readKeptPorts(tx, ctx.paths, r.owner)).filter((k) => k.borrower === domid);
+      const gone: number[] = [];
+      for (const k of kept) {
+        const ok = await reusable(ctx, r.owner, k.port, domid);
+        if (ok && port === undefined) [doorbell, port] = ['reuse', k.port];
+        else if (!ok) gone.push(k.port);
+      }
+      if (port !== undefined || gone.length > 0) writes.push(removeKeptPorts(tx, ctx.paths, r.owner, port !== undefined ? [port, ...gone] : gone));
+      if (port !== undefined) writes.push(writePort(tx, ctx.paths, id, domid, port));
+      else {
+        doorbell = recorded === PORT_ALLOCATING ? 'adopt-first' : 'allocate';
+        writes.push(writePort(tx, ctx.paths, id, domid, PORT_ALLOCATING));
+      }
+    }
+  }
+  await Promise.all(writes);
+  return { kind: 'claimed', work: { id, domid, name, role: 'borrower', region: r, mapping, req, setTarget: d.setTarget, doorbell, port } };
 }
 
 /** The commit transaction: state ready/mapped, lock gone, guest mirror written, the steps' records. */
@@ -303,13 +367,24 @@ async function commitApply(ctx: ManagerContext, tx: XenstoreOps, w: EntryWork, l
   await Promise.all([
     writeMappingState(tx, ctx.paths, id, domid, 'mapped', null),
     w.role === 'owner' ? writeRegionState(tx, ctx.paths, id, 'ready') : undefined,
-    writeMirror(tx, ctx.paths, domid, id, mirrorOf(region, m)),
+    writeMirror(tx, ctx.paths, domid, id, mirrorOfWork(region, m, w)),
   ]);
   for (const step of stepsOf(w.role)) await step.commit?.(tx, ctx, w);
 }
 
-/** Removes this process's claim (apply failed before anything stayed mapped). */
-async function unclaim(ctx: ManagerContext, id: string, domid: number, lock: string, cause: unknown): Promise<void> {
+/** The guest mirror at commit: a borrower's doorbell keys from this apply's port, or none. */
+function mirrorOfWork(region: RegionRecord, m: MappingRecord, w: EntryWork): ReturnType<typeof mirrorOf> {
+  if (w.role === 'owner') return mirrorOf(region, m);
+  const { owner: _o, doorbell: _d, ...plain } = mirrorOf(region, m);
+  return w.port === undefined ? plain : { ...plain, owner: region.owner, doorbell: w.port };
+}
+
+/**
+ * Removes this process's claim (apply failed before anything stayed mapped). A borrower's port
+ * intent becomes the port when one was allocated (it cannot be closed: kept, as a release keeps
+ * it), or goes when none was.
+ */
+async function unclaim(ctx: ManagerContext, id: string, domid: number, lock: string, cause: unknown, w: EntryWork): Promise<void> {
   try {
     await ctx.tx(async (tx) => {
       const region = await readRegion(tx, ctx.paths, id);
@@ -317,7 +392,13 @@ async function unclaim(ctx: ManagerContext, id: string, domid: number, lock: str
       if (!region || !m || m.lock !== lock) return;
       if (domid === region.owner && region.mappings.length === 1) await removeRegion(tx, ctx.paths, region);
       else if (domid === region.owner) await Promise.all([removeMapping(tx, ctx.paths, region, domid), writeRegionState(tx, ctx.paths, id, 'orphaned')]);
-      else await removeMapping(tx, ctx.paths, region, domid);
+      else {
+        const port = portOf(region, domid);
+        await Promise.all([
+          removeMapping(tx, ctx.paths, region, domid),
+          port === PORT_ALLOCATING ? (w.port !== undefined ? writePort(tx, ctx.paths, id, domid, w.port) : removePort(tx, ctx.paths, id, domid)) : undefined,
+        ]);
+      }
     });
   } catch (e) {
     // Left for reconcile (the lock dies with this process); the first error is what matters.

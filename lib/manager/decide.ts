@@ -15,7 +15,7 @@ import { borrowerRefused, configRefusal, consentMissing, planRefusal } from './r
 export type Decision = EntryDecision<RegionRecord>;
 
 /** The config alone, validated; refused with every error it has. */
-export function readConfig(config: XlConfig, opts: { dom0less?: boolean }): ReadResult {
+export function readConfig(config: XlConfig, opts: { dom0less?: boolean; doorbell?: boolean }): ReadResult {
   const read = readDomains([config], opts);
   if (read.errors.length > 0) throw configRefusal(config.file, read.errors);
   return read;

@@ -21,7 +21,15 @@ import {
   readRegion,
   readTarget,
   readWholeIndex,
+  listKeptPortOwners,
+  readKeptPorts,
+  removeKeptPorts,
+  KEPT_PORTS_NODE,
+  portOf,
+  PORT_ALLOCATING,
+  removePort,
   repairDomainIndex,
+  writePort,
   type IndexProblem,
   type MappingRecord,
   type RegionRecord,
@@ -29,17 +37,18 @@ import {
 import type { MappingRole } from '../vocabulary';
 import type { ManagerContext } from './context';
 import { domainAlive, domainName } from './domains';
+import { findUnrecordedPort, isDoorbellOf, portState } from './doorbells';
 import { lockStatus, ownLock } from './lock';
 import { ensureIndex, ownRegions } from './own-records';
 import { lifecycle } from './refusals';
 import { releaseMapping } from './release';
-import type { ListResult, ReconcileAction, ReconcileOptions, ReconcileReport } from './types';
+import type { ListResult, PortListing, ReconcileAction, ReconcileOptions, ReconcileReport } from './types';
 
 export async function reconcile(ctx: ManagerContext, opts: ReconcileOptions = {}): Promise<ReconcileReport> {
   if (opts.scope === 'dead-domains') {
     // Older records without an index: the host scope builds it.
     const indexed = await ctx.xs.exists(ctx.paths.index());
-    if (indexed || (await listRegionIds(ctx.xs, ctx.paths)).length === 0) return { actions: opts.deadDomains === false ? [] : await deadDomains(ctx) };
+    if (indexed || (await listRegionIds(ctx.xs, ctx.paths)).length === 0) return { actions: opts.deadDomains === false ? [] : [...(await deadDomains(ctx)), ...(await settleKeptPorts(ctx, false))] };
   }
   const rebuilt = await ensureIndex(ctx);
   const [regions, index] = await Promise.all([readAllRegions(ctx.xs, ctx.paths), readWholeIndex(ctx.xs, ctx.paths)]);
@@ -49,6 +58,8 @@ export async function reconcile(ctx: ManagerContext, opts: ReconcileOptions = {}
   const releaseDead = opts.deadDomains !== false;
   const alive = releaseDead ? await livenessOf(ctx, domidsOf(regions)) : new Map<number, boolean>();
   const actions = await settle(ctx, regions, { deadDomains: releaseDead, alive });
+  // Kept ports ask Xen too (is the owner alive, is the port still the borrower's).
+  if (releaseDead) actions.push(...(await settleKeptPorts(ctx, true)));
   // Said only when the index needed work, so that a healthy host's report is as before.
   return rebuilt || repaired.length > 0 ? { actions, index: { rebuilt, repaired } } : { actions };
 }
@@ -114,8 +125,61 @@ async function settle(ctx: ManagerContext, regions: readonly RegionRecord[], opt
         if (out) actions.push({ ...base, action: out.action === 'orphaned' ? 'orphaned' : 'released' });
       }
     }
+    actions.push(...(await settlePortIntents(ctx, r, opts.only)));
   }
   return actions;
+}
+
+/**
+ * Port intents (`allocating`) that no apply is finishing: no mapping holds a lock for that
+ * borrower (a rolled-back apply settles its own through release). The port a dead apply
+ * allocated is found with EVTCHNOP_status and recorded; when there is none, the intent goes.
+ * So after reconcile no port made for a region is unrecorded and no record lacks its port.
+ */
+async function settlePortIntents(ctx: ManagerContext, r: RegionRecord, only?: Set<number>): Promise<ReconcileAction[]> {
+  const out: ReconcileAction[] = [];
+  for (const p of r.ports ?? []) {
+    if (p.port !== PORT_ALLOCATING || (only && !only.has(p.borrower) && !only.has(r.owner))) continue;
+    if (r.mappings.some((m) => m.domid === p.borrower && m.lock !== null)) continue;
+    const adopted = await findUnrecordedPort(ctx, r, p.borrower);
+    const done = await ctx.tx(async (tx) => {
+      const now = await readRegion(tx, ctx.paths, r.id);
+      if (!now || portOf(now, p.borrower) !== PORT_ALLOCATING || now.mappings.some((m) => m.domid === p.borrower && m.lock !== null)) return false;
+      await (adopted !== null ? writePort(tx, ctx.paths, r.id, p.borrower, adopted) : removePort(tx, ctx.paths, r.id, p.borrower));
+      return true;
+    });
+    if (done) out.push({ id: r.id, domid: p.borrower, role: 'borrower', action: adopted !== null ? 'port-recorded' : 'port-intent-removed', state: PORT_ALLOCATING });
+  }
+  return out;
+}
+
+/**
+ * Kept ports (their regions are gone): those of owners that died went with them, and (host
+ * scope, `check`) those that are no longer the borrower's doorbell in Xen (the owner closed
+ * them) are forgotten. Neither is a port anyone could still use.
+ */
+async function settleKeptPorts(ctx: ManagerContext, check: boolean, deadOwners = true): Promise<ReconcileAction[]> {
+  const owners = await listKeptPortOwners(ctx.xs, ctx.paths);
+  if (owners.length === 0) return [];
+  const alive = await livenessOf(ctx, owners);
+  const out: ReconcileAction[] = [];
+  for (const owner of owners) {
+    const base = { id: KEPT_PORTS_NODE, domid: owner, role: 'owner' as const, state: 'kept' };
+    if (!alive.get(owner)) {
+      if (!deadOwners) continue;
+      await ctx.tx((tx) => removeKeptPorts(tx, ctx.paths, owner));
+      out.push({ ...base, action: 'ports-gone' });
+      continue;
+    }
+    if (!check) continue;
+    const kept = await readKeptPorts(ctx.xs, ctx.paths, owner);
+    const states = await mapWindowed(kept, (k) => portState(ctx, owner, k.port));
+    const stale = kept.filter((k, i) => !isDoorbellOf(states[i], k.borrower)).map((k) => k.port);
+    if (stale.length === 0) continue;
+    await ctx.tx((tx) => removeKeptPorts(tx, ctx.paths, owner, stale));
+    out.push({ ...base, action: 'ports-gone' });
+  }
+  return out;
 }
 
 /** Every region with its mappings, and the domains involved (name, recorded set_target). */
@@ -125,6 +189,7 @@ export async function list(ctx: ManagerContext): Promise<ListResult> {
   for (const r of regions) {
     domids.add(r.owner);
     for (const m of r.mappings) domids.add(m.domid);
+    for (const p of r.ports ?? []) domids.add(p.borrower);
   }
   const sorted = [...domids].sort((a, b) => a - b);
   // The involved domains only, each name and target in one burst.
@@ -132,7 +197,27 @@ export async function list(ctx: ManagerContext): Promise<ListResult> {
     const [name, target] = await Promise.all([domainName(ctx.xs, domid), readTarget(ctx.xs, ctx.paths, domid)]);
     return { domid, name, target };
   });
-  return { root: ctx.paths.root, regions, domains };
+  // Each recorded port with its live state (EVTCHNOP_status): only regions with a doorbell ask Xen.
+  const recorded: PortListing[] = regions.flatMap((r) => (r.ports ?? []).map((p) => ({ id: r.id, owner: r.owner, borrower: p.borrower, port: p.port, kept: !r.mappings.some((x) => x.domid === p.borrower) })));
+  // And the ports of regions that are gone, kept until their owner dies.
+  for (const owner of await listKeptPortOwners(ctx.xs, ctx.paths)) {
+    for (const k of await readKeptPorts(ctx.xs, ctx.paths, owner)) recorded.push({ id: null, owner, borrower: k.borrower, port: k.port, kept: true });
+  }
+  const owners = [...new Set(recorded.map((p) => p.owner))];
+  const ownerAlive = new Map(owners.map((o, i) => [o, i]));
+  const alive = await mapWindowed(owners, (o) => domainAlive(ctx.hv, o).catch(() => true));
+  const ports = await mapWindowed(recorded, async (entry) => {
+    if (typeof entry.port === 'number') entry.live = await portState(ctx, entry.owner, entry.port);
+    if (!alive[ownerAlive.get(entry.owner)!]) entry.ownerGone = true;
+    return entry;
+  });
+  const extra = recorded.flatMap((p) => [p.owner, p.borrower]).filter((d) => !domids.has(d));
+  if (extra.length > 0) {
+    for (const d of extra) domids.add(d);
+    domains.push(...(await mapWindowed([...new Set(extra)], async (domid) => ({ domid, name: await domainName(ctx.xs, domid), target: await readTarget(ctx.xs, ctx.paths, domid) }))));
+    domains.sort((a, b) => a.domid - b.domid);
+  }
+  return { root: ctx.paths.root, regions, domains, ports };
 }
 
 /** One region's record, or a ManagerError ENOENT. */

@@ -46,6 +46,7 @@ const AGAINST_RECORDS: Partial<Record<RuleId, { code: string; reason: ManagerRea
   window: { code: 'EINVAL', reason: 'mismatch', node: (p, id) => p.field(id, 'size'), advice: (_id, _w, e) => e.hint },
   'prot.above-owner': { code: 'EINVAL', reason: 'mismatch', node: (p, id) => p.field(id, 'prot'), advice: () => 'use prot=r' },
   'range.overlap': { code: 'EEXIST', reason: 'overlap', node: (p, id, domid) => p.mapping(id, domid), advice: () => 'give each region of a domain its own guest physical range' },
+  'doorbell.owner': { code: 'EINVAL', reason: 'mismatch', node: (p, id) => p.field(id, 'doorbell'), advice: (_id, _w, e) => e.hint },
   'set-target': { code: 'EINVAL', reason: 'set-target', node: (p, _id, domid) => p.target(domid), advice: () => SET_TARGET_ADVICE },
 };
 
@@ -209,6 +210,17 @@ export const lifecycle = {
       code: 'EBUSY', reason: 'state', id: region.id, domid, path: paths.field(region.id, 'state'),
       message: asOwner ? `${region.id} is orphaned: its owner went away while borrowers still map the old frames` : `${region.id} is orphaned: its owner d${region.owner} went away`,
       hint: asOwner ? `release the borrowers first (xen-sshm release --domid B --id ${region.id} for each), then apply again` : 'release its borrowers, then apply the owner again',
+    }),
+  /** The config's doorbell differs from what is recorded (the owner's region, or a mapped borrower). */
+  doorbellChanged: (paths: StorePaths, w: Who, region: RegionRecord, want: boolean, borrower?: number) =>
+    new ManagerError({
+      code: 'EEXIST', reason: 'conflict', id: region.id, domid: w.domid, path: borrower === undefined ? paths.field(region.id, 'doorbell') : paths.port(region.id, borrower),
+      message: borrower === undefined
+        ? `${whoOf(w)} already owns ${region.id} ${region.doorbell ? 'with' : 'without'} a doorbell; the config now says doorbell=${want ? 'yes' : 'no'}`
+        : `${whoOf(w)} already maps ${region.id} without a doorbell; the config now gives it one`,
+      hint: borrower === undefined
+        ? `release it first (xen-sshm release --domid ${w.domid} --id ${region.id} --force), then apply again`
+        : `release it first: xen-sshm release --domid ${w.domid} --id ${region.id}, then apply again`,
     }),
   noOwnerMapping: (paths: StorePaths, domid: number, region: RegionRecord) =>
     new ManagerError({ code: 'EBUSY', reason: 'state', id: region.id, domid, path: paths.region(region.id), message: `${region.id} is ${region.state} without an owner mapping of d${domid}`, hint: 'run xen-sshm reconcile' }),

@@ -5,10 +5,11 @@
  * or turns orphaned when the owner leaves before its borrowers).
  */
 import type { XenstoreOps } from '../../xenstore-wire';
-import { readRegion, removeMapping, removeMirror, removeRegion, writeMappingState, writeRegionState, type MappingRecord, type RegionRecord } from '../store';
+import { portOf, PORT_ALLOCATING, readRegion, removeMapping, removeMirror, removePort, removeRegion, writeMappingState, writeOwnerDoorbell, writePort, writeRegionState, type MappingRecord, type RegionRecord } from '../store';
 import type { MappingRole } from '../vocabulary';
 import { waitFor, type ManagerContext, type Wait } from './context';
 import { domainAlive } from './domains';
+import { findUnrecordedPort } from './doorbells';
 import { freeOwnerFrames, unmapBorrower } from './frames';
 import { lockStatus, ownLock } from './lock';
 import { ownRegions } from './own-records';
@@ -24,11 +25,17 @@ export interface ReleaseWork {
   /** The mapping as claimed; its state before says how much is mapped (all if 'mapped'). */
   readonly mapping: MappingRecord;
   readonly stateBefore: MappingRecord['state'];
+  /** Set by the doorbell step: the port a dead apply allocated and never recorded, or null. */
+  adopted?: number | null;
 }
 
-/** A step of a release, run only while the domain exists; `commit` adds to the commit transaction. */
+/**
+ * A step of a release, run only while the domain exists (`always`: whether or not it does);
+ * `commit` adds to the commit transaction.
+ */
 export interface ReleaseStep {
   readonly name: string;
+  readonly always?: boolean;
   run(ctx: ManagerContext, w: ReleaseWork): Promise<void>;
   commit?(tx: XenstoreOps, ctx: ManagerContext, w: ReleaseWork): Promise<void>;
 }
@@ -41,7 +48,27 @@ export const OWNER_RELEASE_STEPS: ReleaseStep[] = [
   },
 ];
 
-export const BORROWER_RELEASE_STEPS: ReleaseStep[] = [{ name: 'unmap', run: (ctx, w) => unmapBorrower(ctx, w.id, w.domid, w.mapping) }];
+export const BORROWER_RELEASE_STEPS: ReleaseStep[] = [
+  { name: 'unmap', run: (ctx, w) => unmapBorrower(ctx, w.id, w.domid, w.mapping) },
+  {
+    // The port stays (dom0 cannot close another domain's port) and stays recorded, for a
+    // re-apply to reuse; the owner's mirror stops listing it. An intent a dead apply left
+    // (`allocating`) is settled: the port it allocated is found in Xen and recorded, or the
+    // intent goes. Whether or not the borrower still runs: the port is in the owner.
+    name: 'doorbell',
+    always: true,
+    async run(ctx, w) {
+      if (portOf(w.region, w.domid) === PORT_ALLOCATING) w.adopted = await findUnrecordedPort(ctx, w.region, w.domid);
+    },
+    async commit(tx, ctx, w) {
+      const pending = portOf(w.region, w.domid) === PORT_ALLOCATING;
+      await Promise.all([
+        writeOwnerDoorbell(tx, ctx.paths, w.region.owner, w.id, w.domid, null),
+        pending ? (typeof w.adopted === 'number' ? writePort(tx, ctx.paths, w.id, w.domid, w.adopted) : removePort(tx, ctx.paths, w.id, w.domid)) : undefined,
+      ]);
+    },
+  },
+];
 
 const stepsOf = (role: MappingRole): ReleaseStep[] => (role === 'owner' ? OWNER_RELEASE_STEPS : BORROWER_RELEASE_STEPS);
 
@@ -80,7 +107,7 @@ export async function releaseMapping(ctx: ManagerContext, id: string, domid: num
   if (claim.kind === 'absent') return null;
   const w = claim.work;
   const alive = await domainAlive(ctx.hv, domid);
-  if (alive) for (const step of stepsOf(w.role)) await step.run(ctx, w);
+  for (const step of stepsOf(w.role)) if (alive || step.always) await step.run(ctx, w);
   const action = await ctx.tx((tx) => commitRelease(ctx, tx, w, lock));
   return { id, domid, role: w.role, action, hypercalls: alive };
 }

@@ -7,6 +7,7 @@ import type { XlConfig } from '../config/xl-reader';
 import type { Hypervisor } from '../hypervisor/types';
 import type { IndexProblem, RegionRecord } from '../store';
 import type { MappingRole } from '../vocabulary';
+import type { PortLiveState } from './doorbells';
 
 export interface ManagerOptions {
   xenstore: XenstoreClient;
@@ -40,6 +41,11 @@ export interface ApplyRequest {
    * not undone at release.
    */
   raiseMaxMem?: boolean;
+  /**
+   * `apply --doorbell`: doorbell=yes for every entry that does not say (the static_shared_mem
+   * spelling has no key for it). docs/doorbells.md.
+   */
+  doorbell?: boolean;
 }
 
 export type ApplyAction = 'created' | 'mapped' | 'unchanged';
@@ -56,6 +62,9 @@ export interface AppliedEntry {
   pages: number;
   /** For a borrower: 'done' when this apply made the set_target, 'recorded' when it existed. */
   setTarget?: 'done' | 'recorded';
+  /** A borrower with a doorbell: the owner's port it binds. An owner: whether the region has one. */
+  port?: number;
+  doorbell?: boolean;
 }
 
 export interface ApplyResult {
@@ -96,7 +105,10 @@ export type ReconcileActionKind =
   | 'released' // a mapping of a domain that no longer runs
   | 'orphaned' // the owner no longer runs and borrowers remain
   | 'skipped-live' // the intent's process runs: left alone
-  | 'skipped-unknown'; // the lock names another host: left alone
+  | 'skipped-unknown' // the lock names another host: left alone
+  | 'port-recorded' // a port a dead apply allocated, found with EVTCHNOP_status and recorded
+  | 'port-intent-removed' // a port intent of a dead apply that allocated nothing, removed
+  | 'ports-gone'; // kept ports (id 'kept-ports') of an owner that died, or that it closed, forgotten
 
 export interface ReconcileAction {
   id: string;
@@ -136,10 +148,31 @@ export interface DomainSummary {
   target: number | null;
 }
 
+/** One recorded doorbell port, with its live state from EVTCHNOP_status. */
+export interface PortListing {
+  /** The region, or null when it is gone (the port is kept under <root>/kept-ports until the owner dies). */
+  id: string | null;
+  owner: number;
+  borrower: number;
+  /** The port in the owner, or 'allocating' while an apply holds the intent. */
+  port: number | 'allocating';
+  /**
+   * The borrower has no mapping any more (released): the port stays, since dom0 cannot close
+   * another domain's port; it goes when the owner dies, and a re-apply of the borrower reuses it.
+   */
+  kept: boolean;
+  /** EVTCHNOP_status of the port ({ state: 'error', code } when Xen would not say, e.g. ESRCH). */
+  live?: PortLiveState;
+  /** The owner is dying or gone: its ports went with it (evtchn_destroy closes them all). */
+  ownerGone?: true;
+}
+
 export interface ListResult {
   root: string;
   regions: RegionRecord[];
   domains: DomainSummary[];
+  /** Every recorded doorbell port (regions with doorbell=yes), sorted by ID then borrower. */
+  ports: PortListing[];
 }
 
 export interface ProgressEvent {

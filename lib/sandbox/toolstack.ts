@@ -40,6 +40,8 @@ export interface DomainSpec {
   domid?: number;
   /** xl `type` on an x86 host: 'pv' guests cannot borrow (not translated). Default 'pvh'. */
   type?: 'pv' | 'pvh' | 'hvm';
+  /** xl `max_event_channels` minus one: the domain's highest port (default 1023, libxl's). */
+  maxEvtchnPort?: number;
 }
 
 export interface CreatedDomain {
@@ -123,7 +125,7 @@ export async function createDomain(xs: XenstoreClient, hv: SimHypervisor, spec: 
   } else if (known.some((d) => d.domid === domid)) {
     throw new ManagerError({ code: 'EEXIST', reason: 'domain', domid, path: `/local/domain/${domid}`, message: `d${domid} exists already (/local/domain/${domid})` });
   }
-  await hv.createDomain({ domid, name: spec.name, maxPages: maxMiB * PAGES_PER_MIB, extraPages: memoryMiB * PAGES_PER_MIB, ...(spec.type ? { type: spec.type } : {}) });
+  await hv.createDomain({ domid, name: spec.name, maxPages: maxMiB * PAGES_PER_MIB, extraPages: memoryMiB * PAGES_PER_MIB, ...(spec.type ? { type: spec.type } : {}), ...(spec.maxEvtchnPort !== undefined ? { maxEvtchnPort: spec.maxEvtchnPort } : {}) });
   const base = `/local/domain/${domid}`;
   let recorded = false;
   try {

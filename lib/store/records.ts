@@ -27,6 +27,10 @@ import {
   parseEnum,
   parseHex,
   parseRange,
+  parsePortRecord,
+  formatPort,
+  PORT_ALLOCATING,
+  PortRecord,
   PROT_VALUES,
   REGION_STATES,
   isRegionName,
@@ -101,20 +105,25 @@ export async function readMapping(ops: XenstoreOps, paths: StorePaths, id: strin
   };
 }
 
-const REGION_FIELDS = ['owner', 'begin', 'size', 'prot', 'cache_policy', 'state', 'spelling'] as const;
+const REGION_FIELDS = ['owner', 'begin', 'size', 'prot', 'cache_policy', 'state', 'spelling', 'doorbell'] as const;
 
 /** The region record, or null when <root>/<ID> does not exist. */
 export async function readRegion(ops: XenstoreOps, paths: StorePaths, id: string): Promise<RegionRecord | null> {
   // Every field and the mappings' listing in one burst, then every mapping in a second.
   const at = REGION_FIELDS.map((name) => paths.field(id, name));
   const [values, children] = await Promise.all([Promise.all(at.map((p) => readOptional(ops, p))), listOptional(ops, paths.mappings(id))]);
-  const [owner, begin, size, prot, cache, state, spelling] = values;
+  const [owner, begin, size, prot, cache, state, spelling, doorbell] = values;
   if (owner === undefined && state === undefined && begin === undefined) {
     // Nothing of the region: absent (a bare node left by hand counts as absent too).
     return null;
   }
+  if (doorbell !== undefined && doorbell !== 'yes') throw new StoreError('EINVAL', at[7], `${JSON.stringify(doorbell)} is not yes`);
   const domids = children.map((c) => parseDomid(c, `${paths.mappings(id)}/${c}`)).sort((a, b) => a - b);
-  const mappings = (await Promise.all(domids.map((d) => readMapping(ops, paths, id, d)))).filter((m): m is MappingRecord => m !== null);
+  // Ports are listed only for a region with a doorbell (the others pay nothing for them).
+  const [mappings, ports] = await Promise.all([
+    Promise.all(domids.map((d) => readMapping(ops, paths, id, d))).then((ms) => ms.filter((m): m is MappingRecord => m !== null)),
+    doorbell === 'yes' ? readPorts(ops, paths, id) : Promise.resolve([]),
+  ]);
   return {
     id,
     owner: parseDomid(required(owner, at[0]), at[0]),
@@ -125,7 +134,48 @@ export async function readRegion(ops: XenstoreOps, paths: StorePaths, id: string
     state: parseEnum(required(state, at[5]), REGION_STATES, at[5]),
     spelling: spelling === undefined ? null : parseEnum(spelling, SPELLING_VALUES, at[6]),
     mappings,
+    doorbell: doorbell === 'yes',
+    ports,
   };
+}
+
+/** <root>/<ID>/ports: the owner's port (or the intent to allocate one) per borrower, sorted. */
+export async function readPorts(ops: XenstoreOps, paths: StorePaths, id: string): Promise<PortRecord[]> {
+  const names = await listOptional(ops, paths.ports(id));
+  const borrowers = names.map((c) => parseDomid(c, paths.port(id, Number(c)))).sort((a, b) => a - b);
+  const values = await Promise.all(borrowers.map((b) => readOptional(ops, paths.port(id, b))));
+  const out: PortRecord[] = [];
+  borrowers.forEach((b, i) => {
+    const v = values[i];
+    if (v !== undefined) out.push({ borrower: b, port: parsePortRecord(v, paths.port(id, b)) });
+  });
+  return out;
+}
+
+/** The recorded port of one borrower, or undefined. */
+export function portOf(region: Pick<RegionRecord, 'ports'>, borrower: number): PortRecord['port'] | undefined {
+  return region.ports?.find((p) => p.borrower === borrower)?.port;
+}
+
+/** Records a borrower's port, or the intent to allocate it (the claim). */
+export async function writePort(tx: XenstoreOps, paths: StorePaths, id: string, borrower: number, port: PortRecord['port']): Promise<void> {
+  await tx.write(paths.port(id, borrower), port === PORT_ALLOCATING ? PORT_ALLOCATING : formatPort(port));
+}
+
+/** Removes a borrower's port record (an intent that allocated nothing), and `ports` once empty. */
+export async function removePort(tx: XenstoreOps, paths: StorePaths, id: string, borrower: number): Promise<void> {
+  const [, left] = await Promise.all([rmIfExists(tx, paths.port(id, borrower)), listOptional(tx, paths.ports(id))]);
+  if (left.length === 0) await rmIfExists(tx, paths.ports(id));
+}
+
+/**
+ * Adds or removes one borrower's port in the owner's mirror (doorbells/<borrower>), when the
+ * owner's mirror of the region exists (an orphaned region's owner has none).
+ */
+export async function writeOwnerDoorbell(tx: XenstoreOps, paths: StorePaths, owner: number, id: string, borrower: number, port: number | null): Promise<void> {
+  if (!(await tx.exists(paths.mirrorDoorbells(owner, id)))) return;
+  if (port === null) await rmIfExists(tx, paths.mirrorDoorbell(owner, id, borrower));
+  else await tx.write(paths.mirrorDoorbell(owner, id, borrower), formatPort(port));
 }
 
 /** The regions of these IDs (null where none), read a window at a time, pipelined. */
@@ -168,6 +218,7 @@ export async function writeRegion(tx: XenstoreOps, paths: StorePaths, r: Omit<Re
     tx.write(paths.field(r.id, 'state'), r.state),
   ];
   if (r.spelling) writes.push(tx.write(paths.field(r.id, 'spelling'), r.spelling));
+  if (r.doorbell) writes.push(tx.write(paths.field(r.id, 'doorbell'), 'yes'));
   await Promise.all(writes);
 }
 
@@ -179,10 +230,51 @@ export async function writeRegionState(tx: XenstoreOps, paths: StorePaths, id: s
  * Removes <root>/<ID> and its index entries (its owner's and every mapping's, the region as read
  * in the same transaction), with the index folders they leave empty.
  */
-export async function removeRegion(tx: XenstoreOps, paths: StorePaths, region: Pick<RegionRecord, 'id' | 'owner' | 'mappings'>): Promise<void> {
+export async function removeRegion(tx: XenstoreOps, paths: StorePaths, region: Pick<RegionRecord, 'id' | 'owner' | 'mappings' | 'ports'>): Promise<void> {
   const domids = [...new Set([region.owner, ...region.mappings.map((m) => m.domid)])];
-  await Promise.all([rmIfExists(tx, paths.region(region.id)), ...domids.map((d) => rmIfExists(tx, paths.indexEntry(d, region.id)))]);
+  // Its ports outlive it (dom0 cannot close them): recorded under kept-ports until the owner dies.
+  const kept = (region.ports ?? []).filter((p): p is { borrower: number; port: number } => p.port !== PORT_ALLOCATING);
+  await Promise.all([
+    rmIfExists(tx, paths.region(region.id)),
+    ...domids.map((d) => rmIfExists(tx, paths.indexEntry(d, region.id))),
+    ...kept.map((p) => writeKeptPort(tx, paths, region.owner, p.port, p.borrower)),
+  ]);
   await pruneIndex(tx, paths, domids);
+}
+
+/** Records a port of a removed region: <root>/kept-ports/<owner>/<port> = "<borrower>" (dom0 only). */
+export async function writeKeptPort(tx: XenstoreOps, paths: StorePaths, owner: number, port: number, borrower: number): Promise<void> {
+  // dom0's only, like the regions: the folders made by the write inherit n0 (one burst, in order).
+  await Promise.all([tx.mkdir(paths.keptPorts()), tx.setPerms(paths.keptPorts(), ['n0']), tx.write(paths.keptPorts(owner, port), formatDomid(borrower))]);
+}
+
+/** The ports kept for `owner` (regions gone), sorted. */
+export async function readKeptPorts(ops: XenstoreOps, paths: StorePaths, owner: number): Promise<Array<{ port: number; borrower: number }>> {
+  const names = await listOptional(ops, paths.keptPorts(owner));
+  const ports = names.map((n) => parsePortRecord(n, paths.keptPorts(owner, Number(n)))).filter((p): p is number => p !== PORT_ALLOCATING).sort((a, b) => a - b);
+  const values = await Promise.all(ports.map((p) => readOptional(ops, paths.keptPorts(owner, p))));
+  const out: Array<{ port: number; borrower: number }> = [];
+  ports.forEach((port, i) => {
+    const v = values[i];
+    if (v !== undefined) out.push({ port, borrower: parseDomid(v, paths.keptPorts(owner, port)) });
+  });
+  return out;
+}
+
+/** The owners with kept ports. */
+export async function listKeptPortOwners(ops: XenstoreOps, paths: StorePaths): Promise<number[]> {
+  return (await listOptional(ops, paths.keptPorts())).map((n) => parseDomid(n, `${paths.keptPorts()}/${n}`)).sort((a, b) => a - b);
+}
+
+/** Removes kept ports of `owner` (all of them when `ports` is not given), and the folders left empty. */
+export async function removeKeptPorts(tx: XenstoreOps, paths: StorePaths, owner: number, ports?: readonly number[]): Promise<void> {
+  if (ports === undefined) await rmIfExists(tx, paths.keptPorts(owner));
+  else {
+    const [, left] = await Promise.all([Promise.all(ports.map((p) => rmIfExists(tx, paths.keptPorts(owner, p)))), listOptional(tx, paths.keptPorts(owner))]);
+    if (left.length > 0) return;
+    await rmIfExists(tx, paths.keptPorts(owner));
+  }
+  if ((await listOptional(tx, paths.keptPorts())).length === 0) await rmIfExists(tx, paths.keptPorts());
 }
 
 /** Makes <root>/by-domain/<domid>, dom0's only like the regions (the entries inherit it). */
@@ -263,6 +355,8 @@ export async function writeMirror(tx: XenstoreOps, paths: StorePaths, domid: num
     tx.write(`${node}/size`, formatHex(m.size)),
     tx.write(`${node}/offset`, formatHex(m.offset)),
     tx.write(`${node}/prot`, m.prot),
+    ...(m.owner !== undefined && m.doorbell !== undefined ? [tx.write(`${node}/owner`, formatDomid(m.owner)), tx.write(`${node}/doorbell`, formatPort(m.doorbell))] : []),
+    ...(m.doorbells ? [tx.mkdir(`${node}/doorbells`), ...m.doorbells.map((b) => tx.write(`${node}/doorbells/${b.borrower}`, formatPort(b.port)))] : []),
   ]);
 }
 
@@ -281,7 +375,24 @@ export async function writeTarget(tx: XenstoreOps, paths: StorePaths, domid: num
   await tx.setPerms(p, ['n0', `r${domid}`]);
 }
 
+/**
+ * The mirror of a mapping. The doorbell keys come from the region's port records: an owner's
+ * region with a doorbell lists the ports of its borrowers that are mapped; a borrower with a
+ * recorded port gets the owner's domid and the port.
+ */
 export function mirrorOf(region: RegionRecord, m: MappingRecord): MirrorRecord {
   const role: MappingRole = m.domid === region.owner ? 'owner' : 'borrower';
-  return { role, begin: m.begin, size: m.end - m.begin, offset: m.offset, prot: m.prot };
+  const out: MirrorRecord = { role, begin: m.begin, size: m.end - m.begin, offset: m.offset, prot: m.prot };
+  if (!region.doorbell) return out;
+  if (role === 'owner') {
+    const mapped = new Set(region.mappings.filter((x) => x.domid !== region.owner && x.state === 'mapped').map((x) => x.domid));
+    out.doorbells = (region.ports ?? []).filter((p): p is { borrower: number; port: number } => p.port !== PORT_ALLOCATING && mapped.has(p.borrower));
+    return out;
+  }
+  const port = portOf(region, m.domid);
+  if (typeof port === 'number') {
+    out.owner = region.owner;
+    out.doorbell = port;
+  }
+  return out;
 }

@@ -11,8 +11,15 @@
  *     spelling = static_shm | static_shared_mem  (extension: which config spelling made it)
  *     mappings/<domid> = "0xBEGIN-0xEND"         one per domain using the region, owner included
  *     mappings/<domid>/offset, prot, state (mapping | mapped | unmapping), lock
+ *     doorbell = "yes"                           the region carries a doorbell (absent: none)
+ *     ports/<borrower> = "<port>" | "allocating" the owner's event channel port for that
+ *                                                borrower, or the intent before allocating it
+ *                                                (docs/doorbells.md); kept after the borrower's
+ *                                                release: dom0 cannot close another's port
  *   /local/domain/<domid>/shared_mem/<ID>        guest-readable mirror (perms n0 r<domid>)
  *     role, begin, size, offset, prot
+ *     owner: doorbells/<borrower> = "<port>"     (doorbells present, maybe empty, iff doorbell)
+ *     borrower: owner = "<domid>", doorbell = "<port>"   (only with a port)
  *   /local/domain/<domid>/target = "<owner>"     the set_target this tool made (n0 r<domid>)
  *
  * The per-domain index (extension, so that what an apply or a release reads depends on its own
@@ -25,6 +32,12 @@
  *   <root>/by-domain/<domid>/<ID> = "0xB-0xE"    that domain's range in region ID, equal to
  *                                                <root>/<ID>/mappings/<domid>; the owner's
  *                                                entry stays while its region is orphaned
+ *
+ * Ports outliving their region (extension, docs/doorbells.md):
+ *
+ *   <root>/kept-ports/<owner>/<port> = "<borrower>"   written when a region with ports is
+ *                                                removed; taken back by the borrower's next
+ *                                                apply in that owner; gone when the owner dies
  *
  * An entry is written and removed in the same transaction as its mapping (records.ts does both),
  * so the index never disagrees with the records a transaction commits. `by-domain` cannot be a
@@ -39,6 +52,11 @@ import { StoreError } from './errors';
 export const DEFAULT_ROOT = '/local/shared_mem';
 /** The per-domain index under the root (not an ID: IDs have no '-'). */
 export const INDEX_NODE = 'by-domain';
+/**
+ * Ports of regions that are gone, per owner (not an ID either): dom0 cannot close them, so they
+ * stay recorded until the owner dies, for `ls` and for a borrower's next apply to reuse.
+ */
+export const KEPT_PORTS_NODE = 'kept-ports';
 /** Xen's page as bigint shift and size (lib/vocabulary.ts), under the names the store has used. */
 export { PAGE_SHIFT_N as PAGE_SHIFT, PAGE_SIZE_N as PAGE_BYTES } from '../vocabulary';
 export type { MappingRole } from '../vocabulary';
@@ -74,6 +92,19 @@ export interface RegionRecord {
   spelling: ShmSpelling | null;
   /** Sorted by domid. */
   mappings: MappingRecord[];
+  /** The region carries a doorbell (docs/doorbells.md). readRegion always sets it. */
+  doorbell?: boolean;
+  /** The owner's ports, one per borrower given one, sorted by borrower. readRegion always sets it. */
+  ports?: PortRecord[];
+}
+
+/** The intent recorded before the port is allocated (claim), replaced by the number at commit. */
+export const PORT_ALLOCATING = 'allocating';
+
+/** One borrower's doorbell: the port in the owner that only this borrower may bind. */
+export interface PortRecord {
+  borrower: number;
+  port: number | typeof PORT_ALLOCATING;
 }
 
 /** The guest-readable mirror of one region in one domain. */
@@ -83,6 +114,11 @@ export interface MirrorRecord {
   size: bigint;
   offset: bigint;
   prot: ShmProt;
+  /** A borrower with a doorbell: the owner's domid and the port to bind. */
+  owner?: number;
+  doorbell?: number;
+  /** An owner whose region carries a doorbell: its port per borrower (maybe none yet). */
+  doorbells?: ReadonlyArray<{ borrower: number; port: number }>;
 }
 
 export function roleOf(region: RegionRecord, m: MappingRecord): MappingRole {
@@ -97,8 +133,26 @@ export class StorePaths {
     return joinPath(this.root, id);
   }
 
-  field(id: string, name: 'owner' | 'begin' | 'size' | 'prot' | 'cache_policy' | 'state' | 'spelling'): string {
+  field(id: string, name: 'owner' | 'begin' | 'size' | 'prot' | 'cache_policy' | 'state' | 'spelling' | 'doorbell'): string {
     return joinPath(this.root, id, name);
+  }
+
+  /** <root>/<ID>/ports: the owner's port per borrower. */
+  ports(id: string): string {
+    return joinPath(this.root, id, 'ports');
+  }
+
+  port(id: string, borrower: number): string {
+    return joinPath(this.root, id, 'ports', String(borrower));
+  }
+
+  /** The owner's mirror's list of ports, and one borrower's entry in it. */
+  mirrorDoorbells(owner: number, id: string): string {
+    return `/local/domain/${owner}/shared_mem/${id}/doorbells`;
+  }
+
+  mirrorDoorbell(owner: number, id: string, borrower: number): string {
+    return `/local/domain/${owner}/shared_mem/${id}/doorbells/${borrower}`;
   }
 
   mappings(id: string): string {
@@ -129,6 +183,12 @@ export class StorePaths {
     return `/local/domain/${domid}/target`;
   }
 
+  /** <root>/kept-ports, <root>/kept-ports/<owner>, <root>/kept-ports/<owner>/<port>. */
+  keptPorts(owner?: number, port?: number): string {
+    if (owner === undefined) return joinPath(this.root, KEPT_PORTS_NODE);
+    return port === undefined ? joinPath(this.root, KEPT_PORTS_NODE, String(owner)) : joinPath(this.root, KEPT_PORTS_NODE, String(owner), String(port));
+  }
+
   /** <root>/by-domain: the per-domain index. */
   index(): string {
     return joinPath(this.root, INDEX_NODE);
@@ -147,7 +207,7 @@ export class StorePaths {
 
 /** Children of the root that are regions (the index node is not). */
 export function isRegionName(name: string): boolean {
-  return name !== INDEX_NODE;
+  return name !== INDEX_NODE && name !== KEPT_PORTS_NODE;
 }
 
 // ---- value formats ----------------------------------------------------------------------------
@@ -170,6 +230,21 @@ export function parseDomid(text: string, path: string): number {
     throw new StoreError('EINVAL', path, `${JSON.stringify(text)} is not a decimal domid`);
   }
   return Number(text);
+}
+
+/** Ports as recorded: decimal, 1 .. 2^31 - 1 (port 0 is reserved in every domain). */
+export function formatPort(port: number): string {
+  return String(port);
+}
+
+export function parsePort(text: string, path: string): number {
+  if (!/^[1-9][0-9]{0,9}$/.test(text) || Number(text) > 0x7fffffff) throw new StoreError('EINVAL', path, `${JSON.stringify(text)} is not an event channel port`);
+  return Number(text);
+}
+
+/** A port record's value: a port, or the intent before allocating one. */
+export function parsePortRecord(text: string, path: string): number | typeof PORT_ALLOCATING {
+  return text === PORT_ALLOCATING ? PORT_ALLOCATING : parsePort(text, path);
 }
 
 export function parseHex(text: string, path: string): bigint {

@@ -20,7 +20,7 @@ export interface CreateRequest {
   configPath: string;
   config: XlConfig;
   /** Apply options, or false to create the domain only (as `xl create -p`). */
-  apply?: false | { allowSetTarget?: boolean; raiseMaxMem?: boolean; dom0less?: boolean };
+  apply?: false | { allowSetTarget?: boolean; raiseMaxMem?: boolean; dom0less?: boolean; doorbell?: boolean };
   /** Leave the domain paused. */
   paused?: boolean;
 }
@@ -96,7 +96,7 @@ export async function createDomainWithShm(req: CreateRequest): Promise<CreateRes
   let applied: ApplyResult | null = null;
   if (applyOpts) {
     try {
-      applied = await manager.apply({ config, domid: d.domid, allowSetTarget: !!applyOpts.allowSetTarget, raiseMaxMem: !!applyOpts.raiseMaxMem, dom0less: !!applyOpts.dom0less });
+      applied = await manager.apply({ config, domid: d.domid, allowSetTarget: !!applyOpts.allowSetTarget, raiseMaxMem: !!applyOpts.raiseMaxMem, dom0less: !!applyOpts.dom0less, doorbell: !!applyOpts.doorbell });
     } catch (e) {
       await fail('apply', e);
     }

@@ -30,6 +30,7 @@ function cli(args: string[]): Promise<{ code: number | null; stdout: string; std
 /** Rules that only another domain's records can break: what apply says for each. */
 const STORE_RULES: Record<string, string> = {
   'domain.name-repeated': 'domain',
+  'doorbell.owner': 'mismatch',
   'id.mixed-spelling': 'mismatch',
   'owner.missing': 'no-owner',
   'owner.multiple': 'owner-exists',

@@ -37,7 +37,7 @@ for (const kind of ['memory', 'cxenstored'] as StoreKind[]) {
         }),
       ),
     );
-    for (const r of results) t.is(r.code, 0, r.stderr);
+    for (const r of results) t.is(r.code, 0, results.map((x, i) => `c${i + 1}: ${x.code} ${x.stderr.split('\n').slice(0, 3).join(' | ')}`).join('\n'));
     const roles = results.map((r) => (JSON.parse(r.stdout) as { roles: string[] }).roles[0]);
     t.is(roles.filter((r) => r === 'SHARED:owner:created').length, 1, roles.join(' '));
     t.is(roles.filter((r) => r === 'SHARED:borrower:mapped').length, N - 1, roles.join(' '));

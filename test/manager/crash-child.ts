@@ -24,6 +24,9 @@ interface ChildSpec {
   allowSetTarget?: boolean;
   force?: boolean;
   lockWaitMs?: number;
+  /** SIGKILL at the first step whose label starts with this (before or after it), instead of by number. */
+  crashAtLabel?: string;
+  crashWhen?: 'before' | 'after';
 }
 
 async function main(): Promise<void> {
@@ -34,6 +37,7 @@ async function main(): Promise<void> {
   const counter = new Steps((s, phase) => {
     steps = s.n;
     crash?.(s, phase);
+    if (spec.crashAtLabel && s.label.startsWith(spec.crashAtLabel) && phase === (spec.crashWhen ?? 'before')) process.kill(process.pid, 'SIGKILL');
   });
   const xs = await connect({ path: spec.socket, interceptor: counter.interceptor });
   const hv = new SimHypervisor({ dir: spec.simDir });

@@ -5,7 +5,10 @@
  * timer. Right at the kill the per-domain index must agree with the records (it changes in the
  * same transactions). Then `reconcile` runs, and the records and the simulated host must agree
  * exactly (no leaked frame or mapping, no stale record, no lock left); releasing everything
- * must then leave nothing at all, the index included.
+ * must then leave nothing at all, the index included. R1 has a doorbell, so the steps include
+ * "port allocated" and "port recorded": after reconcile no port the run made is unrecorded in
+ * the simulated host and no record lacks its port (helpers.ts consistencyProblems,
+ * unrecordedPorts).
  *
  * Each CI run covers an evenly spread sample of every (operation, step, before/after) point
  * from a seeded offset; the seed is fixed (1) unless XEN_SSHM_CRASH_SEED names another, so
@@ -17,7 +20,7 @@ import { spawn } from 'node:child_process';
 import { parseXlConfig } from '../../lib/config';
 import { SharedMemoryManager } from '../../lib/manager';
 import { destroyDomain } from '../../lib/sandbox/toolstack';
-import { cleanProblems, consistencyProblems, indexProblemsOf, rng, snapshotDist, startEnv, type Env } from './helpers';
+import { cleanProblems, consistencyProblems, indexProblemsOf, portSnapshot, rng, snapshotDist, startEnv, unrecordedPorts, type Env } from './helpers';
 
 const CHILD = snapshotDist('test/manager/crash-child.js');
 const RUNS = Math.max(200, Number(process.env.XEN_SSHM_CRASH_RUNS ?? 240));
@@ -59,6 +62,8 @@ class Lane {
   c = 0;
   fresh = 0;
   serial = 0;
+  /** The owner's ports before the run (those of earlier runs' released regions stay: dom0 cannot close them). */
+  portsBefore = new Map<number, Set<number>>();
 
   constructor(
     readonly env: Env,
@@ -74,7 +79,7 @@ class Lane {
   cfg(who: 'a' | 'b' | 'c' | 'n'): string {
     const name = who === 'n' ? `n${this.k}x${this.serial}` : `${who}${this.k}`;
     const entries = {
-      a: ['id=R1, begin=0x60000000, size=32K, role=owner', 'id=R2, begin=0x61000000, size=16K, role=owner'],
+      a: ['id=R1, begin=0x60000000, size=32K, role=owner, doorbell=yes', 'id=R2, begin=0x61000000, size=16K, role=owner'],
       b: ['id=R1, begin=0x70000000, size=16K, offset=8K'],
       c: ['id=R1, begin=0x70000000, size=32K', 'id=R2, begin=0x71000000, size=16K'],
       n: ['id=R2, begin=0x72000000, size=8K, offset=4K'],
@@ -83,7 +88,8 @@ class Lane {
   }
 
   async setup(): Promise<void> {
-    this.a = await this.env.vm(`a${this.k}`);
+    // Every run's borrowers of R1 get a port that outlives the run's region: room for them all.
+    this.a = await this.env.vm(`a${this.k}`, { maxEvtchnPort: 4095 });
     this.b = await this.env.vm(`b${this.k}`);
     this.c = await this.env.vm(`c${this.k}`);
   }
@@ -104,6 +110,7 @@ class Lane {
       if (op !== 'applyA') await this.apply(m, 'a');
       if (op === 'applyC' || op === 'releaseA' || op === 'releaseB' || op === 'releaseAforce') await this.apply(m, 'b');
       if (op === 'releaseB' || op === 'releaseAforce') await this.apply(m, 'c');
+      this.portsBefore = await portSnapshot(this.env, [this.a]);
       switch (op) {
         case 'applyA':
           return { ...base, op: 'apply', cfg: this.cfg('a'), domid: this.a };
@@ -133,7 +140,7 @@ class Lane {
     const m = this.manager();
     try {
       const report = await m.reconcile({ deadDomains: false });
-      const problems = (await consistencyProblems(this.env, this.root, this.domids)).map((p) => `after reconcile: ${p}`);
+      const problems = [...(await consistencyProblems(this.env, this.root, this.domids)), ...(await unrecordedPorts(this.env, this.root, this.portsBefore))].map((p) => `after reconcile: ${p}`);
       for (const d of [this.b, this.c, this.fresh].filter(Boolean)) await m.release({ domid: d });
       await m.release({ domid: this.a, force: true });
       problems.push(...(await cleanProblems(this.env, this.root, this.domids)).map((p) => `after releasing everything: ${p}`));

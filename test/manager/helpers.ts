@@ -11,11 +11,11 @@ import { join } from 'node:path';
 import { connect, type XenstoreClient } from '../../xenstore-wire';
 import { startServer, type FaultOptions, type XenstoreServer } from '../../xenstore-wire/server';
 import { parseXlConfig, type XlConfig } from '../../lib/config';
-import { SimHypervisor, type SimRelease, type XenArch } from '../../lib/hypervisor';
+import { HypercallError, SimHypervisor, type EvtchnStatus, type SimRelease, type XenArch } from '../../lib/hypervisor';
 import { intercept } from '../../lib/hypervisor/intercept';
 import { SharedMemoryManager, type ManagerOptions } from '../../lib/manager';
 import { createDomain, type DomainSpec } from '../../lib/sandbox/toolstack';
-import { dumpTree, expectedIndex, gfnsOf, indexProblems, listOptional, readAllRegions, readWholeIndex, StorePaths, type RegionRecord } from '../../lib/store';
+import { dumpTree, expectedIndex, gfnsOf, indexProblems, KEPT_PORTS_NODE, listKeptPortOwners, listOptional, readAllRegions, readKeptPorts, readWholeIndex, StorePaths, type RegionRecord } from '../../lib/store';
 import { projectRoot, startDaemon, type RunningDaemon } from '../harness/daemons';
 import { seededRandom } from '../helpers/prng';
 import { Steps, type StepHook } from './steps';
@@ -173,6 +173,17 @@ export async function consistencyProblems(env: Env, root = '/local/shared_mem', 
       expectMapped.set(m.domid, (expectMapped.get(m.domid) ?? 0) + pages);
       problems.push(...(await mappingProblems(env, r, m.domid)));
     }
+    problems.push(...(await recordedPortProblems(env, r)));
+  }
+  // Kept ports (regions gone) are still their borrower's doorbell in the host.
+  const paths = new StorePaths(root);
+  for (const owner of await listKeptPortOwners(env.xs, paths)) {
+    if (domids && !domids.includes(owner)) continue;
+    const live = await simPorts(env, owner);
+    for (const k of await readKeptPorts(env.xs, paths, owner)) {
+      const s = live.get(k.port);
+      if (!s || (s.state !== 'unbound' && s.state !== 'interdomain') || s.remoteDom !== k.borrower) problems.push(`kept port ${k.port} of d${owner} for d${k.borrower} is ${s ? JSON.stringify(s) : 'free'}`);
+    }
   }
   for (const d of await env.hv.domains()) {
     if (d.domid === 0 || (domids && !domids.includes(d.domid))) continue;
@@ -215,7 +226,8 @@ export async function cleanProblems(env: Env, root = '/local/shared_mem', domids
   for (const r of regions) if (!domids || domids.includes(r.owner)) problems.push(`region ${r.id} left (${r.state})`);
   const indexed = await listOptional(env.xs, paths.index());
   for (const d of indexed) if (!domids || domids.includes(Number(d))) problems.push(`index of d${d} left`);
-  if (!domids && regions.length === 0) for (const c of await listOptional(env.xs, root)) problems.push(`${root}/${c} left`);
+  // Kept ports stay while their owner lives (dom0 cannot close them): not a leftover.
+  if (!domids && regions.length === 0) for (const c of await listOptional(env.xs, root)) if (c !== KEPT_PORTS_NODE) problems.push(`${root}/${c} left`);
   for (const d of await env.hv.domains()) {
     if (d.domid === 0 || (domids && !domids.includes(d.domid))) continue;
     if (d.dying) problems.push(`d${d.domid} is a dying zombie`);
@@ -252,4 +264,57 @@ export function snapshotDist(rel: string): string {
     snapshot = dir;
   }
   return join(snapshot, 'dist', rel);
+}
+
+/** A domain's ports in the simulated host that are not free: EVTCHNOP_status from port 1 to the first EINVAL. */
+export async function simPorts(env: Env, domid: number): Promise<Map<number, EvtchnStatus>> {
+  const out = new Map<number, EvtchnStatus>();
+  for (let port = 1; ; port++) {
+    let s: EvtchnStatus;
+    try {
+      s = await env.hv.evtchnStatus(domid, port);
+    } catch (e) {
+      if (e instanceof HypercallError && (e.code === 'EINVAL' || e.code === 'ESRCH')) return out;
+      throw e;
+    }
+    if (s.state !== 'closed') out.set(port, s);
+  }
+}
+
+/** No record lacks its port: no intent left, and every recorded port is its borrower's doorbell in the host. */
+async function recordedPortProblems(env: Env, r: RegionRecord): Promise<string[]> {
+  const out: string[] = [];
+  if (!r.ports || r.ports.length === 0) return out;
+  const live = await simPorts(env, r.owner);
+  for (const p of r.ports) {
+    if (p.port === 'allocating') {
+      out.push(`${r.id}/ports/${p.borrower} is still allocating`);
+      continue;
+    }
+    const s = live.get(p.port);
+    if (!s || (s.state !== 'unbound' && s.state !== 'interdomain') || s.remoteDom !== p.borrower) out.push(`${r.id}/ports/${p.borrower} = ${p.port}, but that port of d${r.owner} is ${s ? JSON.stringify(s) : 'free'}`);
+  }
+  return out;
+}
+
+/** The ports of these domains now (for unrecordedPorts()). */
+export async function portSnapshot(env: Env, domids: readonly number[]): Promise<Map<number, Set<number>>> {
+  const out = new Map<number, Set<number>>();
+  for (const d of domids) out.set(d, new Set((await simPorts(env, d)).keys()));
+  return out;
+}
+
+/**
+ * No port is unrecorded: every port of the snapshot's domains made since the snapshot is named
+ * by a record of a region that domain owns under `root`, or kept under <root>/kept-ports.
+ */
+export async function unrecordedPorts(env: Env, root: string, before: Map<number, Set<number>>): Promise<string[]> {
+  const regions = await readAllRegions(env.xs, new StorePaths(root));
+  const out: string[] = [];
+  for (const [domid, old] of before) {
+    const kept = (await readKeptPorts(env.xs, new StorePaths(root), domid)).map((k) => k.port);
+    const named = new Set([...kept, ...regions.filter((r) => r.owner === domid).flatMap((r) => (r.ports ?? []).map((p) => p.port))]);
+    for (const [port, s] of await simPorts(env, domid)) if (!old.has(port) && !named.has(port)) out.push(`port ${port} of d${domid} (${JSON.stringify(s)}) is recorded nowhere`);
+  }
+  return out;
 }

@@ -34,12 +34,18 @@ device-model rights over all of the owner's memory). On x86 an HVM/PVH domU can 
 Xen 4.19 on (before, and for PV domains, it is refused); dom0 reads and writes any region with
 \`xen-sshm peek\`.
 
+Doorbells: doorbell=yes in an owner's static_shm entry (or --doorbell for static_shared_mem)
+gives each borrower an event channel port in the owner that only it may bind; the guests'
+mirrors name it (docs/doorbells.md). dom0 cannot close such a port: it stays until the owner
+dies, and a borrower applied again reuses it.
+
 Applying the same config again changes nothing. If anything fails, what this run created is
 undone and the command exits with 1.
 
 Examples:
   xen-sshm apply vm1.cfg --domid 5
   xen-sshm apply vm2.cfg --domain vm2 --allow-set-target
+  xen-sshm apply vm1.cfg --domain vm1 --doorbell         (static_shared_mem: a doorbell per borrower)
   xen-sshm apply vm1.cfg --sandbox --raise-maxmem      (in the sandbox: after xen-sshm create vm1.cfg --sandbox)
 `;
 
@@ -50,12 +56,14 @@ export function renderApply(r: ApplyResult): string {
     const size = humanSize(BigInt(e.pages) * PAGE_SIZE_N);
     const where = `${hex(e.begin)}-${hex(e.end)}`;
     if (e.role === 'owner') {
-      return e.action === 'unchanged' ? `${e.id}: owner, already in place at ${where} (${size})` : `${e.id}: owner, ${size} populated at ${where}`;
+      const bell = e.doorbell ? ', with a doorbell' : '';
+      return e.action === 'unchanged' ? `${e.id}: owner, already in place at ${where} (${size})${bell}` : `${e.id}: owner, ${size} populated at ${where}${bell}`;
     }
     const st = e.setTarget === 'done' ? `; set_target(d${r.domid} -> d${e.owner}) made and recorded` : '';
+    const bell = e.port !== undefined ? `; doorbell: port ${e.port} of d${e.owner}` : '';
     return e.action === 'unchanged'
-      ? `${e.id}: borrower of d${e.owner}, already mapped at ${where}`
-      : `${e.id}: borrower of d${e.owner}, ${size} mapped at ${where} (offset ${hex(e.offset)} in the region)${st}`;
+      ? `${e.id}: borrower of d${e.owner}, already mapped at ${where}${bell}`
+      : `${e.id}: borrower of d${e.owner}, ${size} mapped at ${where} (offset ${hex(e.offset)} in the region)${st}${bell}`;
   });
   if (r.maxMemRaised) {
     const { fromPages, toPages } = r.maxMemRaised;

@@ -1,8 +1,9 @@
 /**
  * `xen-sshm demo`: the proposal's three-VM example on a sandbox, with nothing to install:
  * create vm1, vm2, vm3 (as `xl create -p`), apply their configs, print the records as
- * `xenstore-ls -f` would, show vm2 reading what vm1 wrote, then destroy vm2 and show the
- * daemon cleaning up. Uses a fresh temporary sandbox (removed at the end) unless
+ * `xenstore-ls -f` would, show vm2 reading what vm1 wrote and vm1 ringing vm2's doorbell (an
+ * event channel per borrower, `apply --doorbell`), then destroy vm2 and show the daemon
+ * cleaning up. Uses a fresh temporary sandbox (removed at the end) unless
  * --sandbox-dir is given.
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -11,7 +12,7 @@ import { join } from 'node:path';
 import { connect, XenstoreError } from '../../../xenstore-wire';
 import { readXlConfig } from '../../config';
 import { hexdump, listDomains, ManagerError, openRegion, runDaemon, SharedMemoryManager, type DaemonEvent, type ReconcileAction } from '../../manager';
-import { createDomain, destroyDomain, domainSpecFromConfig, Sandbox } from '../../sandbox';
+import { createDomain, destroyDomain, domainSpecFromConfig, Sandbox, SimGuest } from '../../sandbox';
 import { gfnsOf, sharedMemoryTree } from '../../store';
 import { renderApply } from './apply';
 import { renderReconcile } from './reconcile';
@@ -39,6 +40,28 @@ static_shared_mem = ["0x50000000+1M = ID2"]
 };
 
 const MESSAGE = 'Hello vm2, this is vm1 writing at its guest address 0x50000000.';
+
+/** vm1 rings vm2 over ID1's doorbell, and vm2 answers; what each guest saw. */
+async function ringDoorbell(sandbox: Sandbox, sim: ReturnType<Sandbox['openHypervisor']>, vm1: number, vm2: number, say: (s?: string) => void): Promise<Record<string, unknown>> {
+  const [g1, g2] = [await SimGuest.open(sandbox, sim, vm1), await SimGuest.open(sandbox, sim, vm2)];
+  try {
+    const b2 = await g2.doorbell('ID1');
+    // Xen sets a freshly bound port pending once (events sent before the bind): drained first.
+    await b2.drain();
+    const b1 = await g1.doorbell('ID1', vm2);
+    say(`\nvm2 binds the doorbell its mirror names (owner ${b2.peer}, port ${b1.port}): its end is its port ${b2.port}.`);
+    await b1.ring();
+    const heard = await b2.wait(5000);
+    say(`vm1 rings vm2 (EVTCHNOP_send on its port ${b1.port}): vm2 ${heard ? 'is notified' : 'heard nothing'} on its port ${b2.port}.`);
+    await b2.ring();
+    const answered = await b1.wait(5000);
+    say(`vm2 rings back: vm1 ${answered ? 'is notified' : 'heard nothing'} on port ${b1.port}.`);
+    if (!heard || !answered) throw new ManagerError({ code: 'ETIMEDOUT', reason: 'busy', id: 'ID1', message: 'the demo\'s doorbell was not heard within 5 s' });
+    return { ownerPort: b1.port, borrowerPort: b2.port, vm2Notified: heard, vm1Notified: answered };
+  } finally {
+    await Promise.all([g1.close(), g2.close()]);
+  }
+}
 
 export interface DemoOptions {
   sandboxDir?: string;
@@ -95,10 +118,12 @@ export async function runDemo(opts: DemoOptions, out: (s: string) => void): Prom
     say('vm2 and vm3 borrow from vm1. On Arm, Xen lets a domU map another domU\'s pages only once');
     say('dom0 made the owner its target (set_target: once per domain, never undone, and it gives the');
     say('borrower device-model rights over the owner). The demo consents with --allow-set-target.');
+    say('--doorbell gives vm1\'s regions a doorbell: each borrower gets an event channel port in vm1');
+    say('that only it may bind (the owner decides; docs/doorbells.md).');
     const applied = [];
     for (const name of Object.keys(DEMO_CONFIGS)) {
-      cmd(`xen-sshm apply ${shown(name)}${sb}${name === 'vm1' ? ' --raise-maxmem' : ' --allow-set-target'}`);
-      const r = await manager.apply({ config: await readXlConfig(cfgPath(name)), allowSetTarget: name !== 'vm1', raiseMaxMem: name === 'vm1' });
+      cmd(`xen-sshm apply ${shown(name)}${sb}${name === 'vm1' ? ' --raise-maxmem --doorbell' : ' --allow-set-target'}`);
+      const r = await manager.apply({ config: await readXlConfig(cfgPath(name)), allowSetTarget: name !== 'vm1', raiseMaxMem: name === 'vm1', doorbell: name === 'vm1' });
       applied.push(r);
       out(renderApply(r));
     }
@@ -121,6 +146,10 @@ export async function runDemo(opts: DemoOptions, out: (s: string) => void): Prom
     v2.unmap();
     say(`vm2 reads ID1 at its guest address 0x50000000:     "${read}"`);
     json.message = { written: MESSAGE, readByVm2: read };
+
+    // The doorbell: each guest finds its end in its own mirror (over its own xenstore connection)
+    // and uses the simulated host's event channels as itself, as xen-sshm-guest does in a domU.
+    json.doorbell = await ringDoorbell(sandbox, sim, created.vm1, created.vm2, say);
 
     // What the guest itself may see in xenstore: its mirror, and nothing of dom0's records.
     const guest = await connect({ path: sandbox.domainSocketPath(created.vm2) });
@@ -187,6 +216,7 @@ export async function runDemo(opts: DemoOptions, out: (s: string) => void): Prom
     json.treeAfter = after;
     const vm2Left = (await sim.domains()).some((d) => d.domid === created.vm2);
     say(`\nvm2 is gone from the host${vm2Left ? ' (still dying)' : ''} and from ID1's mappings; vm1 still owns ID1 and ID2, vm3 still maps ID2.`);
+    say(`ID1/ports/${created.vm2} stays: dom0 cannot close a port of vm1's; it goes when vm1 dies (xen-sshm ls shows it kept).`);
     if (keep) say(`The sandbox stays in ${dir}: try  xen-sshm ls --sandbox-dir ${dir}`);
     else say('Your own sandbox (kept in ~/.xen-sshm/sandbox), one command per domain as on a real host: xen-sshm create CFG --sandbox [--raise-maxmem | --allow-set-target], xen-sshm ls --sandbox, xen-sshm destroy NAME --sandbox');
     return json;

@@ -1,7 +1,7 @@
 /**
  * `xen-sshm ls [--tree] [--json]`: every region, its owner, who maps it where and in which
  * state, and the set_target records. `--tree` prints the records as `xenstore-ls -f` would.
- * Reads xenstore only: no hypervisor needed.
+ * Reads xenstore, and asks Xen (EVTCHNOP_status) only for the live state of doorbell ports.
  */
 import type { Command } from 'commander';
 import { hex, humanSize } from '../../config/numbers';
@@ -18,7 +18,7 @@ function domainLabel(r: ListResult, domid: number): string {
 }
 
 export function renderList(r: ListResult): string {
-  if (r.regions.length === 0) return `no static shared memory under ${r.root}\n`;
+  if (r.regions.length === 0) return `no static shared memory under ${r.root}\n` + (r.ports.length > 0 ? renderPorts(r) : '');
 
   const Table = require('cli-table3') as typeof import('cli-table3');
   const { roleOf } = require('../../store') as typeof import('../../store');
@@ -35,7 +35,36 @@ export function renderList(r: ListResult): string {
   if (targets.length > 0) {
     out += 'set_target (never undone; device-model rights over the owner): ' + targets.map((d) => `${domainLabel(r, d.domid)} -> d${d.target}`).join(', ') + '\n';
   }
+  if (r.ports.length > 0) out += renderPorts(r);
   return out;
+}
+
+/** A port's live state in words (EVTCHNOP_status). */
+export function portStateText(p: ListResult['ports'][number]): string {
+  const s = p.live;
+  if (p.ownerGone) return `gone with the owner (d${p.owner} is dying or gone)`;
+  if (!s) return 'being allocated';
+  switch (s.state) {
+    case 'unbound':
+      return `unbound, for d${s.remoteDom}`;
+    case 'interdomain':
+      return `bound by d${s.remoteDom} (its port ${s.remotePort})`;
+    case 'closed':
+      return 'closed (freed by the owner)';
+    case 'error':
+      return s.code === 'ESRCH' ? 'gone with the owner (ESRCH)' : `unknown (${s.code})`;
+    default:
+      return `${s.state} (not a doorbell)`;
+  }
+}
+
+function renderPorts(r: ListResult): string {
+  const lines = r.ports.map((p) => {
+    const port = typeof p.port === 'number' ? `port ${p.port}` : 'port (allocating)';
+    const kept = p.id === null ? ', kept: its region was released' : p.kept ? `, kept: ${domainLabel(r, p.borrower)} was released` : '';
+    return `  ${p.id ?? '(released)'}: ${port} of ${domainLabel(r, p.owner)} for ${domainLabel(r, p.borrower)}: ${portStateText(p)}${kept}\n`;
+  });
+  return 'doorbells (ports in the owner; dom0 cannot close them: they stay until the owner dies):\n' + lines.join('');
 }
 
 export function registerLs(program: Command): void {

@@ -1,6 +1,7 @@
 # The bare-metal header (guest/xen-sshm-doorbell.h) on real Xen, after doorbell-guest: bell4 is
 # guest/examples/arm64-baremetal (no kernel: an arm64 Image of 17 KiB, EL1, MMU off) borrowing
-# DB1 from bell1 through `xen-sshm apply`. dom0 makes bell4's port in bell1; bell1 (Linux) writes
+# DB1 from bell1 through `xen-sshm apply`, which makes bell4's port in bell1 (DB1 has
+# doorbell=yes) and writes the mirror keys; bell1 (Linux) writes
 # a mailbox into DB1's page 1 (its domid, bell4's port, and bell3's port as a port made for
 # another borrower) and waits on bell4's doorbell with xen-sshm-guest. bell4 then binds bell3's
 # port (Xen must refuse: -22, EINVAL), binds its own (hvc #0xEA1 EVTCHNOP_bind_interdomain, then
@@ -23,10 +24,14 @@ CFG
 out=$(xl create -p /tmp/bell4.cfg 2>&1) || fail "xl create -p bell4 failed: $(echo "$out" | tail -n 2 | tr '\n' ' ')"
 d4=$(domid_of bell4)
 sshm bell-apply-bell4 apply /tmp/bell4.cfg --domain bell4 --allow-set-target --json || fail "xen-sshm apply bell4 failed: $(sshm_error bell-apply-bell4)"
-p4=$(xc-evtchn alloc $d1 $d4) || fail "EVTCHNOP_alloc_unbound {dom $d1, remote $d4} failed: $p4"
+p4=$(node -e 'const r = JSON.parse(require("fs").readFileSync(0, "utf8")); const e = r.entries.find((x) => x.id === "DB1"); if (!e || !e.port) process.exit(1); process.stdout.write(String(e.port))' < /tmp/sshm-bell-apply-bell4.out) \
+  || fail "xen-sshm apply bell4 gave no port: $(sshm_flat bell-apply-bell4)"
+[ "$(xc-evtchn status $d1 $p4)" = "unbound $d4" ] || fail "bell1's port $p4 is '$(xc-evtchn status $d1 $p4)', expected 'unbound $d4'"
+for kv in "/local/domain/$d1/shared_mem/DB1/doorbells/$d4=$p4" "/local/domain/$d4/shared_mem/DB1/owner=$d1" "/local/domain/$d4/shared_mem/DB1/doorbell=$p4"; do
+  [ "$(xenstore-read "${kv%%=*}")" = "${kv#*=}" ] || fail "${kv%%=*} is not ${kv#*=}"
+done
+echo "xen-sshm apply made port $p4 of bell1 for bell4"
 p3=$(xenstore-read /local/domain/$d1/shared_mem/DB1/doorbells/$d3) || fail "bell1's mirror has no doorbell for bell3"
-xenstore-write /local/domain/$d1/shared_mem/DB1/doorbells/$d4 $p4 \
-  /local/domain/$d4/shared_mem/DB1/owner $d1 /local/domain/$d4/shared_mem/DB1/doorbell $p4 || fail "dom0 cannot write bell4's doorbell keys"
 
 # le64 N: the 8 bytes of N, little-endian, as hex.
 le64() { printf '%016x' "$1" | sed 's/\(..\)/\1 /g' | awk '{ for (i = NF; i > 0; i--) printf "%s", $i }'; }
@@ -71,4 +76,9 @@ wait_for 10 sh -c "[ \"\$(xc-evtchn status $d1 $p4)\" = 'unbound $d4' ]" || fail
 # Clean up: DB1 (bell3's and the dead bell4's mappings first), then the domains.
 sshm bell-release1 release --domain bell1 --id DB1 --force --json || fail "xen-sshm release --force of bell1's DB1 failed: $(sshm_error bell-release1)"
 for vm in bell3 bell1; do xl destroy $vm || fail "xl destroy $vm failed"; done
+# DB1's ports outlived it (kept-ports: dom0 cannot close them) until bell1 died; reconcile forgets them.
+kept=$(xenstore-ls /local/shared_mem/kept-ports/$d1 2>/dev/null | tr '\n' ' ')
+sshm bell-reconcile reconcile --json || fail "xen-sshm reconcile failed: $(sshm_error bell-reconcile)"
+! xenstore-exists /local/shared_mem/kept-ports || fail "kept ports left after bell1 died: $(xenstore-ls /local/shared_mem/kept-ports | tr '\n' ' ')"
+echo "bell1's kept ports before it died: ${kept:-none}; forgotten by reconcile after it died"
 echo "bare-metal bell4 (d$d4): bind of a port made for bell3 -> -22 (EINVAL), its own port $p4 bound (local $((local_port))) and rung: bell1 got 1 notification; bell4 powered off"

@@ -1,21 +1,23 @@
-# The guest program (guest/xen-sshm-guest.c) on real Xen, with a doorbell dom0 sets up by hand
-# until the manager makes them (docs/doorbells.md): bell1 owns region DB1 (64 KiB, through
-# `xen-sshm apply`), bell2 and bell3 borrow it. dom0 allocates in bell1 one port per borrower
-# (EVTCHNOP_alloc_unbound {dom = bell1, remote_dom = borrower}: xc-evtchn) and writes the mirror
-# keys with xenstore-write:
+# The guest program (guest/xen-sshm-guest.c) on real Xen, with the doorbells the manager makes
+# (docs/doorbells.md): bell1 owns region DB1 (64 KiB, doorbell=yes, through `xen-sshm apply`),
+# bell2 and bell3 borrow it. `xen-sshm apply` of each borrower allocates its port in bell1
+# (EVTCHNOP_alloc_unbound {dom = bell1, remote_dom = borrower}), records it under
+# /local/shared_mem/DB1/ports/<borrower> and writes the mirror keys:
 #   /local/domain/<bell1>/shared_mem/DB1/doorbells/<borrower> = <port>
 #   /local/domain/<borrower>/shared_mem/DB1/owner = <bell1>, .../doorbell = <port>
+# (xc-evtchn only reads the ports' state from dom0, beside `xen-sshm ls`.)
 # Then, inside the domUs (Debian 12's kernel 6.1, xen-evtchn loaded; xen-privcmd as below):
 #  1. `info` reads each mirror over /dev/xen/xenbus; the owner with privcmd loaded as by
 #     default cannot adopt its port on 6.1 (no BIND_STATIC; XSA-482 restricts privcmd) and says
 #     so; privcmd is then reloaded with unrestricted=1;
-#  2. bell3, its mirror naming the port made for bell2, is refused by Xen (EINVAL) and says so;
+#  2. bell3, binding the port made for bell2 (by number), is refused by Xen (EINVAL) and says so;
 #  3. with its own port, bell3 rings and bell1 (`wait --drain`) gets exactly one notification;
 #  4. bell1 and bell2 play 1,000 ping-pongs (sequence numbers through DB1's page 0): zero lost,
 #     zero out of order; median and p99 round trip in the detail;
 #  5. bell2's DB1 is released (`xen-sshm release`): its mirror is gone (info: ENOENT), the
-#     owner's port stays unbound for bell2 (dom0 cannot close it), and bell2 can still bind it
-#     by number.
+#     owner's port stays unbound for bell2 (dom0 cannot close it), `xen-sshm ls` shows it kept
+#     with its live state, bell2 can still bind it by number, and bell2 applied again gets the
+#     same port back (no new allocation).
 # After each step dom0 reads the ports' state (EVTCHNOP_status) to see both ends left as dom0
 # made them. bell2 is destroyed at the end; bell1 and bell3 stay for doorbell-baremetal.
 . /xen/lib.sh
@@ -23,7 +25,7 @@
 [ "$(cat /xen/guest-status 2>/dev/null)" = built ] || fail "the guest program is $(cat /xen/guest-status 2>/dev/null || echo 'not in this image')"
 command -v xc-evtchn >/dev/null || fail "xc-evtchn is not in dom0's image"
 
-OWNER_SHM='static_shm = [ "id=DB1, begin=0x50000000, size=0x10000, role=owner" ]'
+OWNER_SHM='static_shm = [ "id=DB1, begin=0x50000000, size=0x10000, role=owner, doorbell=yes" ]'
 BORROWER_SHM='static_shm = [ "id=DB1, begin=0x50000000, size=0x10000, role=borrower" ]'
 COUNT=1000
 
@@ -59,9 +61,18 @@ done
 xentime doorbell:setup "$start"
 echo "bell1 d$d1 owns DB1, bell2 d$d2 and bell3 d$d3 borrow it; domU kernel $kernel"
 
-# dom0's part: one port in bell1 per borrower, and the mirror keys.
-p2=$(xc-evtchn alloc $d1 $d2) || fail "EVTCHNOP_alloc_unbound {dom $d1, remote $d2} failed: $p2"
-p3=$(xc-evtchn alloc $d1 $d3) || fail "EVTCHNOP_alloc_unbound {dom $d1, remote $d3} failed: $p3"
+# The ports xen-sshm apply made: in its --json result, in the records, in the mirrors.
+port_of() { node -e 'const r = JSON.parse(require("fs").readFileSync(0, "utf8")); const e = r.entries.find((x) => x.id === "DB1"); if (!e || !e.port) process.exit(1); process.stdout.write(String(e.port))' < /tmp/sshm-bell-apply-$1.out; }
+p2=$(port_of bell2) || fail "xen-sshm apply bell2 gave no port: $(sshm_flat bell-apply-bell2)"
+p3=$(port_of bell3) || fail "xen-sshm apply bell3 gave no port: $(sshm_flat bell-apply-bell3)"
+for kv in "/local/shared_mem/DB1/doorbell=yes" "/local/shared_mem/DB1/ports/$d2=$p2" "/local/shared_mem/DB1/ports/$d3=$p3" \
+  "/local/domain/$d1/shared_mem/DB1/doorbells/$d2=$p2" "/local/domain/$d1/shared_mem/DB1/doorbells/$d3=$p3" \
+  "/local/domain/$d2/shared_mem/DB1/owner=$d1" "/local/domain/$d2/shared_mem/DB1/doorbell=$p2" \
+  "/local/domain/$d3/shared_mem/DB1/owner=$d1" "/local/domain/$d3/shared_mem/DB1/doorbell=$p3"; do
+  got=$(xenstore-read "${kv%%=*}" 2>&1)
+  [ "$got" = "${kv#*=}" ] || fail "${kv%%=*} is '$got', expected '${kv#*=}'"
+done
+echo "xen-sshm apply made port $p2 of bell1 for bell2 and port $p3 for bell3 (records and mirrors written)"
 # port_is ROLE PORT EXPECTED: EVTCHNOP_status of bell1's PORT, from dom0.
 port_is() {
   local _got; _got=$(xc-evtchn status $d1 $2 2>&1)
@@ -70,10 +81,8 @@ port_is() {
 }
 port_is allocated $p2 "unbound $d2"
 port_is allocated $p3 "unbound $d3"
-xenstore-write /local/domain/$d1/shared_mem/DB1/doorbells/$d2 $p2 /local/domain/$d1/shared_mem/DB1/doorbells/$d3 $p3 \
-  /local/domain/$d2/shared_mem/DB1/owner $d1 /local/domain/$d2/shared_mem/DB1/doorbell $p2 \
-  /local/domain/$d3/shared_mem/DB1/owner $d1 /local/domain/$d3/shared_mem/DB1/doorbell $p2 \
-  || fail "dom0 cannot write the doorbell mirror keys"
+sshm bell-ls1 ls || fail "xen-sshm ls failed: $(sshm_error bell-ls1)"
+grep -qF "DB1: port $p2 of bell1 (d$d1) for bell2 (d$d2): unbound, for d$d2" /tmp/sshm-bell-ls1.out || fail "xen-sshm ls does not show port $p2 unbound for bell2"
 
 # 1. Each guest reads its mirror over /dev/xen/xenbus.
 out=$(domu_run bell2 30 'xen-sshm-guest info DB1') || fail "bell2: xen-sshm-guest info DB1 failed: $out"
@@ -102,16 +111,15 @@ port_is restricted-owner $p3 "unbound $d3"
 out=$(domu_run bell1 30 'rmmod xen_privcmd && insmod /lib/modules/xen/xen-privcmd.ko unrestricted=1 && ls /dev/xen/privcmd') \
   || fail "bell1 cannot reload xen-privcmd with unrestricted=1: $out"
 
-# 2. bell3's mirror names the port made for bell2: Xen refuses, the program says why.
-out=$(domu_run bell3 30 'xen-sshm-guest notify DB1; echo "exit $?"')
-echo "inside bell3 (mirror doorbell = $p2, made for bell2): xen-sshm-guest notify DB1"; echo "$out"
+# 2. bell3 binds the port made for bell2: Xen refuses, the program says why.
+out=$(domu_run bell3 30 "xen-sshm-guest notify DB1 --owner $d1 --port $p2; echo \"exit \$?\"")
+echo "inside bell3: xen-sshm-guest notify DB1 --owner $d1 --port $p2 (the port made for bell2)"; echo "$out"
 want="xen-sshm-guest: Xen refused to bind port $p2 of d$d1 (EINVAL): port $p2 of d$d1 was made for d$d2, not for this domain (d$d3)"
 echo "$out" | grep -qxF "$want" || fail "bell3's refused bind printed '$(echo "$out" | head -n 1)', expected '$want'"
 echo "$out" | grep -qx 'exit 1' || fail "bell3's refused bind did not exit 1"
 port_is refused $p2 "unbound $d2"
 
-# 3. bell3 with its own port rings once; bell1 waits (events pending at bind drained first).
-xenstore-write /local/domain/$d3/shared_mem/DB1/doorbell $p3 || fail "dom0 cannot fix bell3's doorbell key"
+# 3. bell3 with its own port (from its mirror) rings once; bell1 waits (events pending at bind drained first).
 domu_run bell1 30 "xen-sshm-guest wait DB1 --peer $d3 --drain --timeout 120 >/tmp/wait.out 2>/tmp/wait.err & echo started" >/dev/null \
   || fail "bell1 cannot start xen-sshm-guest wait"
 wait_for 60 domu_run bell1 10 'grep -q "doorbell: adopted" /tmp/wait.err' || fail "bell1's wait did not adopt port $p3: $(domu_run bell1 10 'cat /tmp/wait.err')"
@@ -159,15 +167,26 @@ echo "inside bell2 after release: xen-sshm-guest info DB1"; echo "$out"
 echo "$out" | grep -q "^xen-sshm-guest: no region DB1 in this domain's mirror: /local/domain/$d2/shared_mem/DB1 does not exist (ENOENT)" \
   || fail "bell2 after release: info says '$(echo "$out" | head -n 1)'"
 port_is released $p2 "unbound $d2"
+[ "$(xenstore-read /local/shared_mem/DB1/ports/$d2)" = "$p2" ] || fail "bell2's port is no longer recorded after its release"
+sshm bell-ls2 ls --json || fail "xen-sshm ls --json failed: $(sshm_error bell-ls2)"
+sshm_flat bell-ls2 | grep -qF "{\"id\":\"DB1\",\"owner\":$d1,\"borrower\":$d2,\"port\":$p2,\"kept\":true,\"live\":{\"state\":\"unbound\",\"remoteDom\":$d2}}" \
+  || fail "xen-sshm ls --json does not show bell2's port kept and unbound: $(sshm_flat bell-ls2 | grep -o '"ports":.*')"
+sshm bell-ls3 ls || fail "xen-sshm ls failed: $(sshm_error bell-ls3)"
 out=$(domu_run bell2 30 "xen-sshm-guest notify DB1 --owner $d1 --port $p2; echo \"exit \$?\"")
 echo "inside bell2 after release: xen-sshm-guest notify DB1 --owner $d1 --port $p2"; echo "$out"
 echo "$out" | grep -qx 'exit 0' || fail "bell2 after release could not bind bell1's port $p2 by number: $(echo "$out" | head -n 1)"
 port_is released-rebound $p2 "unbound $d2"
+# Applied again, bell2 gets the same port back: nothing new allocated in bell1.
+sshm bell-reapply2 apply /tmp/bell2.cfg --domain bell2 --allow-set-target --json || fail "xen-sshm apply bell2 again failed: $(sshm_error bell-reapply2)"
+again=$(node -e 'const r = JSON.parse(require("fs").readFileSync(0, "utf8")); process.stdout.write(String(r.entries[0].port))' < /tmp/sshm-bell-reapply2.out)
+[ "$again" = "$p2" ] || fail "bell2 applied again got port '$again', not its kept port $p2"
+[ "$(xenstore-read /local/domain/$d2/shared_mem/DB1/doorbell)" = "$p2" ] || fail "bell2's mirror after the re-apply does not name port $p2"
+sshm bell-release2b release --domain bell2 --id DB1 --json || fail "xen-sshm release of bell2's DB1 failed: $(sshm_error bell-release2b)"
 
 # bell1 and bell3 stay for doorbell-baremetal, which cleans up; bell2 is done.
 xl destroy bell2 || fail "xl destroy bell2 failed"
 # Figures in seconds (result.json keeps them whole); the detail line holds at most 240 characters.
 for f in median p99 mean; do eval "v=\$$f"; echo "XENTIME doorbell:rtt-$f $(awk -v u="$v" 'BEGIN { printf "%.7f", u / 1e6 }')"; done
 case "$adopt" in *re-creating*) how="re-created (kernel $kernel lacks BIND_STATIC)" ;; *) how="BIND_STATIC" ;; esac
-echo "$COUNT ping-pongs (port $p2): 0 lost, 0 out of order, $spurious spurious; rtt median $median us, p99 $p99 us; owner port $how;" \
-  "port made for bell2 refused to bell3 (EINVAL); released bell2 can still bind it"
+echo "$COUNT ping-pongs (port $p2 from xen-sshm apply): 0 lost, 0 out of order, $spurious spurious; rtt median $median us, p99 $p99 us;" \
+  "owner port $how; bell2's port refused to bell3 (EINVAL); released: kept, bound by number, reused"
