@@ -314,7 +314,8 @@ async function runRelease(r: TierReleaseSpec, opts: RunOptions, packed: { path?:
   prep.package = packed.seconds;
   if (!shim.path) log(`package: ${shim.status}`);
 
-  let checks = CHECKS;
+  let checks = CHECKS.filter((c) => !c.optIn);
+  for (const c of CHECKS) if (c.optIn && !opts.only?.includes(c.name)) log(`not run (only with --only ${c.name}): ${c.name}: ${c.optIn}`);
   if (opts.only) {
     const unknown = opts.only.filter((n) => !CHECKS.some((c) => c.name === n));
     if (unknown.length) throw new XenTierError('results', 'EINVAL', `--only: unknown checks ${unknown.join(', ')}`);
