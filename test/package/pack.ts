@@ -5,7 +5,7 @@
  * build/Release), and `npm install -g` of the tarball into a prefix, from npm's cache alone.
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, symlinkSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface Packed {
@@ -38,8 +38,14 @@ function sh(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.Proc
  */
 export function packCheckout(root: string, workDir: string): Packed {
   const src = join(workDir, 'src');
-  const skip = new Set(['node_modules', '.git', '.cache', 'build', 'prebuilds', 'npm-shrinkwrap.json', 'tmp'].map((n) => join(root, n)));
-  cpSync(root, src, { recursive: true, filter: (p) => !skip.has(p) && !p.endsWith('.tgz') });
+  const skip = new Set(['node_modules', '.git', '.cache', 'build', 'prebuilds', 'npm-shrinkwrap.json', 'tmp']);
+  // Entry by entry: workDir is often inside the checkout (.cache/, the tier's default), and
+  // cpSync refuses to copy a folder into itself before any filter runs.
+  mkdirSync(src, { recursive: true });
+  for (const name of readdirSync(root)) {
+    if (skip.has(name) || name.endsWith('.tgz')) continue;
+    cpSync(join(root, name), join(src, name), { recursive: true, filter: (p) => !p.endsWith('.tgz') });
+  }
   symlinkSync(join(root, 'node_modules'), join(src, 'node_modules'));
   sh('npm', ['run', 'prepack'], { cwd: src });
   const out = JSON.parse(sh('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', workDir], { cwd: src })) as Array<{ filename: string; size: number; files: Array<{ path: string }> }>;
