@@ -4,33 +4,17 @@
  * with exit status 1 (2 for a malformed argument).
  */
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Sandbox } from '../../lib/sandbox';
 import { projectRoot } from '../harness/daemons';
+import { runXenSshm } from '../helpers/cli';
 
 const ROOT = projectRoot();
-const CLI = join(ROOT, 'dist', 'lib', 'cli', 'xen-sshm.js');
 const THREE = join(ROOT, 'fixtures', 'config', 'three-vm', 'static_shared_mem');
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[]): Promise<Run> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, XEN_SSHM_SANDBOX_IDLE_MS: '60000' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b) => (stdout += b));
-    child.stderr.on('data', (b) => (stderr += b));
-    child.on('close', (code) => done({ code, stdout, stderr }));
-  });
-}
+const cli = runXenSshm;
 
 /** Everything the sandbox holds that a command could change: domains, their memory, records. */
 async function snapshot(sb: Sandbox): Promise<unknown> {

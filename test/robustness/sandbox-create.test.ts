@@ -5,7 +5,6 @@
  * in the simulated host, no record in xenstore.
  */
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,26 +12,10 @@ import { XENSTORE_PAYLOAD_MAX } from '../../xenstore-wire/constants';
 import { Sandbox } from '../../lib/sandbox';
 import { createDomain, MAX_DOMAIN_MIB } from '../../lib/sandbox/toolstack';
 import { MAX_DOMAIN_PAGES, PAGES_PER_MIB } from '../../lib/vocabulary';
-import { projectRoot } from '../harness/daemons';
+import { runXenSshm } from '../helpers/cli';
 
-const CLI = join(projectRoot(), 'dist', 'lib', 'cli', 'xen-sshm.js');
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[]): Promise<Run> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, XEN_SSHM_SANDBOX_IDLE_MS: '60000' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b) => (stdout += b));
-    child.stderr.on('data', (b) => (stderr += b));
-    child.on('close', (code) => done({ code, stdout, stderr }));
-  });
-}
+const cli = runXenSshm;
 
 async function sandbox(t: import('ava').ExecutionContext): Promise<{ sb: Sandbox; dir: string; state(): Promise<{ host: number[]; xenstore: string[] }> }> {
   const dir = mkdtempSync(join(tmpdir(), 'xen-sshm-sbc-'));
