@@ -8,9 +8,9 @@
  *   for await (const ev of xs.watch('/local/domain/0/x')) { ... }
  *   await xs.close();
  */
-import { MessageType, XenstoreFeature, XenstoreFeatureName, messageTypeName } from './constants';
-import { frameOf, Frame } from './codec';
-import { FrameDecoder, REPLY_PAYLOAD_BOUND } from './framing';
+import { MessageType, XS_HEADER_SIZE, XENSTORE_ABS_PATH_MAX, XenstoreFeature, XenstoreFeatureName, messageTypeName } from './constants';
+import { frameOf, HOST_LITTLE_ENDIAN } from './codec';
+import { REPLY_PAYLOAD_BOUND, checkPayloadBound, oversizedFrameError } from './framing';
 import {
   request,
   parseOk,
@@ -25,7 +25,7 @@ import {
   parseDecimal,
   parseQuotaNames,
 } from './payload';
-import { validatePath } from './paths';
+import { PLAIN_ABSOLUTE, validatePath } from './paths';
 import { Permission, PermissionLike, formatPerms } from './perms';
 import { ConnectionError, ProtocolError, XenstoreError, XenstoreWireError, isEagain } from './errors';
 import { Transport, TransportKind, TransportSink, discoverEndpoint, endpointKind } from './transport';
@@ -178,15 +178,23 @@ export abstract class XenstoreOps {
     return this.conn._request(type, payload, this.txId, path);
   }
 
+  /** A request whose payload is `path` and a NUL; `path` is already validated. */
+  protected callPath(type: MessageType, path: string): Promise<Buffer> {
+    return this.conn._requestPath(type, path, this.txId);
+  }
+
   /** The node's value as bytes (ENOENT if it does not exist). */
   read(path: string): Promise<Buffer> {
-    // Not an async function: the most frequent request stays one promise deep.
-    try {
-      validatePath(path, READ_RULES);
-    } catch (e) {
-      return Promise.reject(e);
+    // Not an async function: the most frequent request stays one promise deep. The usual
+    // absolute path is checked by one regular expression here; anything else by the rules.
+    if (typeof path !== 'string' || path.length > XENSTORE_ABS_PATH_MAX || !PLAIN_ABSOLUTE.test(path)) {
+      try {
+        validatePath(path, READ_RULES);
+      } catch (e) {
+        return Promise.reject(e);
+      }
     }
-    return this.call(MessageType.READ, request.read(path), path);
+    return this.callPath(MessageType.READ, path);
   }
 
   /** The node's value decoded as UTF-8. */
@@ -214,13 +222,13 @@ export abstract class XenstoreOps {
   /** Creates the node with an empty value if it does not exist (no error if it does). */
   async mkdir(path: string): Promise<void> {
     validatePath(path, { op: 'MKDIR' });
-    parseOk(await this.call(MessageType.MKDIR, request.mkdir(path), path), MessageType.MKDIR);
+    parseOk(await this.callPath(MessageType.MKDIR, path), MessageType.MKDIR);
   }
 
   /** Removes the node and everything below it. */
   async rm(path: string): Promise<void> {
     validatePath(path, { op: 'RM' });
-    parseOk(await this.call(MessageType.RM, request.rm(path), path), MessageType.RM);
+    parseOk(await this.callPath(MessageType.RM, path), MessageType.RM);
   }
 
   /**
@@ -231,7 +239,7 @@ export abstract class XenstoreOps {
   async directory(path: string): Promise<string[]> {
     validatePath(path, { op: 'DIRECTORY' });
     try {
-      return parseDirectory(await this.call(MessageType.DIRECTORY, request.directory(path), path));
+      return parseDirectory(await this.callPath(MessageType.DIRECTORY, path));
     } catch (e) {
       if (e instanceof XenstoreError && e.code === 'E2BIG' && e.source === 'daemon') return this.directoryParts(path);
       throw e;
@@ -277,7 +285,7 @@ export abstract class XenstoreOps {
   /** The node's permissions: owner (with the default access for others) first. */
   async getPerms(path: string): Promise<Permission[]> {
     validatePath(path, { op: 'GET_PERMS' });
-    return parseGetPerms(await this.call(MessageType.GET_PERMS, request.getPerms(path), path), path);
+    return parseGetPerms(await this.callPath(MessageType.GET_PERMS, path), path);
   }
 
   /** Sets the node's permissions, e.g. ['n0', 'r5'] or [{ domid: 0, access: 'n' }, ...]. */
@@ -310,12 +318,17 @@ export class Transaction extends XenstoreOps {
   }
 
   protected override call(type: MessageType, payload: Buffer, path?: string): Promise<Buffer> {
-    if (this.endedBy) {
-      return Promise.reject(
-        new XenstoreError('ENOENT', { op: messageTypeName(type), path, txId: this.txId, source: 'client', detail: `transaction ${this.txId} already ended (${this.endedBy})` }),
-      );
-    }
+    if (this.endedBy) return Promise.reject(this.endedError(type, path));
     return super.call(type, payload, path);
+  }
+
+  protected override callPath(type: MessageType, path: string): Promise<Buffer> {
+    if (this.endedBy) return Promise.reject(this.endedError(type, path));
+    return super.callPath(type, path);
+  }
+
+  private endedError(type: MessageType, path: string | undefined): XenstoreError {
+    return new XenstoreError('ENOENT', { op: messageTypeName(type), path, txId: this.txId, source: 'client', detail: `transaction ${this.txId} already ended (${this.endedBy})` });
   }
 
   /** Commits; rejects with XenstoreError EAGAIN when it conflicted (redo the whole transaction). */
@@ -337,6 +350,38 @@ export class Transaction extends XenstoreOps {
   }
 }
 
+/**
+ * The settling functions of the promise being made: new Promise(captureSettlers) hands them over
+ * without a closure per request.
+ */
+let capturedResolve: (payload: Buffer) => void = () => undefined;
+let capturedReject: (err: Error) => void = () => undefined;
+function captureSettlers(resolve: (payload: Buffer) => void, reject: (err: Error) => void): void {
+  capturedResolve = resolve;
+  capturedReject = reject;
+}
+
+/**
+ * Reply payloads are copied out of the transport's read buffer into slices of a shared pool, as
+ * Node's Buffer.allocUnsafe() does (a kept payload keeps its pool alive, at most 8 KiB), but
+ * through the built-in subarray: no Node JavaScript on the way.
+ */
+const PAYLOAD_POOL_BYTES = 8 * 1024;
+const u8subarray = Uint8Array.prototype.subarray;
+let payloadPool = Buffer.allocUnsafeSlow(PAYLOAD_POOL_BYTES);
+let payloadPoolUsed = 0;
+function payloadBuffer(len: number): Buffer {
+  if (len > PAYLOAD_POOL_BYTES >>> 2) return Buffer.allocUnsafeSlow(len);
+  if (len > PAYLOAD_POOL_BYTES - payloadPoolUsed) {
+    payloadPool = Buffer.allocUnsafeSlow(PAYLOAD_POOL_BYTES);
+    payloadPoolUsed = 0;
+  }
+  // A Buffer (Node makes subarrays of a Buffer Buffers), sharing the pool's memory.
+  const b = u8subarray.call(payloadPool, payloadPoolUsed, payloadPoolUsed + len) as Buffer;
+  payloadPoolUsed = (payloadPoolUsed + len + 7) & ~7;
+  return b;
+}
+
 function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
@@ -348,7 +393,22 @@ function sleep(ms: number): Promise<void> {
 export class XenstoreClient extends XenstoreOps implements TransportSink {
   readonly txId = 0;
   protected readonly conn = this;
-  private readonly decoder: FrameDecoder;
+  private readonly maxReplyPayload: number;
+  /** The transport's sendPath(), when it has one and no interceptor needs to see payloads. */
+  private readonly sendPath: ((type: number, reqId: number, txId: number, path: string) => void) | null;
+  // The reply being read across reads: its header (while incomplete: headerBytes), then its
+  // fields and payload (once the header is known: partPayload is set).
+  private readonly partHeader = new Uint8Array(XS_HEADER_SIZE);
+  private readonly partHeaderView = new DataView(this.partHeader.buffer);
+  private partHeaderHave = 0;
+  private partType = 0;
+  private partReqId = 0;
+  private partTxId = 0;
+  private partPayload: Buffer | null = null;
+  private partHave = 0;
+  /** A DataView of the last buffer parsed (the socket transport passes the same one each time). */
+  private view: DataView | null = null;
+  private viewOf: Uint8Array | null = null;
   private readonly pending = new PendingTable();
   private readonly watches = new Map<string, Watch>();
   private nextReqId = 1;
@@ -380,7 +440,9 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
   ) {
     super();
     this.interceptor = opts.interceptor;
-    this.decoder = new FrameDecoder({ maxPayload: opts.maxReplyPayload ?? REPLY_PAYLOAD_BOUND });
+    this.maxReplyPayload = opts.maxReplyPayload ?? REPLY_PAYLOAD_BOUND;
+    checkPayloadBound(this.maxReplyPayload);
+    this.sendPath = transport.sendPath !== undefined && this.interceptor === undefined ? transport.sendPath.bind(transport) : null;
     this.txDefaults = opts.transactionDefaults ?? {};
     this.closed = new Promise((r) => (this.resolveClosed = r));
     transport.start(this);
@@ -439,6 +501,24 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
     return turn;
   }
 
+  /**
+   * @internal A request whose payload is `path` and a NUL (READ, DIRECTORY ...), `path` already
+   * validated. The common case goes the shortest way: encoded straight into the transport's
+   * output, one promise, no payload buffer. Everything else (an interceptor, a transport without
+   * sendPath, a closed connection) goes through _request() like any other request.
+   */
+  _requestPath(type: MessageType, path: string, txId: number): Promise<Buffer> {
+    const sendPath = this.sendPath;
+    if (sendPath === null || this.failure !== null || this.closeRequested || path.length >= this.transport.maxPayload) {
+      return this._request(type, request.read(path), txId, path);
+    }
+    const reqId = this.allocReqId();
+    const promise = new Promise<Buffer>(captureSettlers);
+    this.pending.add({ reqId, type, path, txId, resolve: capturedResolve, reject: capturedReject });
+    sendPath(type, reqId, txId, path);
+    return promise;
+  }
+
   private send(type: MessageType, payload: Buffer, txId: number, path?: string): Promise<Buffer> {
     if (this.failure) return Promise.reject(this.failure instanceof ConnectionError ? this.failure.forRequest(type, path) : this.failure);
     if (this.closeRequested) {
@@ -459,11 +539,11 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
       );
     }
     const reqId = this.allocReqId();
-    return new Promise<Buffer>((resolve, reject) => {
-      this.pending.add({ reqId, type, path, txId, resolve, reject });
-      this.transport.send(frameOf(type, reqId, txId, payload), reqId);
-      if (payload.length === 0) this.nudge();
-    });
+    const promise = new Promise<Buffer>(captureSettlers);
+    this.pending.add({ reqId, type, path, txId, resolve: capturedResolve, reject: capturedReject });
+    this.transport.send(frameOf(type, reqId, txId, payload), reqId);
+    if (payload.length === 0) this.nudge();
+    return promise;
   }
 
   /**
@@ -510,18 +590,100 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
 
   /** @internal */
   onData(chunk: Buffer): void {
-    if (this.failure) return;
-    let frames: Frame[];
-    try {
-      frames = this.decoder.push(chunk);
-    } catch (e) {
-      this.fail(e as XenstoreWireError);
+    this.onBytes(chunk, chunk.length);
+  }
+
+  /**
+   * @internal Replies, split anywhere: `buf[0..n)`, valid during the call only. Whole replies
+   * are parsed in place and only their payloads copied out; a reply cut by the end of the read
+   * (C xenstored 4.17 writes a reply's header and payload with two write() calls, so a reader
+   * often gets the header alone) keeps its header fields and its payload buffer, filled by the
+   * next reads.
+   */
+  onBytes(buf: Uint8Array, n: number): void {
+    if (this.failure !== null) return;
+    let at = 0;
+    if (this.partPayload !== null || this.partHeaderHave > 0) {
+      at = this.continuePart(buf, n);
+      if (at < 0) return;
+    }
+    if (n - at < XS_HEADER_SIZE) {
+      if (at < n) this.holdHeader(buf, at, n);
       return;
     }
-    for (const f of frames) {
-      if (this.failure) return;
-      this.dispatch(f);
+    let view = this.view;
+    if (this.viewOf !== buf || view === null) {
+      view = this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+      this.viewOf = buf;
     }
+    const le = HOST_LITTLE_ENDIAN;
+    while (n - at >= XS_HEADER_SIZE) {
+      const type = view.getUint32(at, le);
+      const reqId = view.getUint32(at + 4, le);
+      const len = view.getUint32(at + 12, le);
+      if (len > this.maxReplyPayload) {
+        this.fail(oversizedFrameError(type, reqId, len, this.maxReplyPayload));
+        return;
+      }
+      const start = at + XS_HEADER_SIZE;
+      const payload = payloadBuffer(len);
+      if (n - start < len) {
+        // The rest of this reply comes with the next reads.
+        payload.set(new Uint8Array(buf.buffer, buf.byteOffset + start, n - start));
+        this.partType = type;
+        this.partReqId = reqId;
+        this.partTxId = view.getUint32(at + 8, le);
+        this.partPayload = payload;
+        this.partHave = n - start;
+        return;
+      }
+      if (len > 0) payload.set(new Uint8Array(buf.buffer, buf.byteOffset + start, len));
+      at = start + len;
+      this.dispatch(type, reqId, payload);
+      if (this.failure !== null) return;
+    }
+    if (at < n) this.holdHeader(buf, at, n);
+  }
+
+  /** Keeps the start of a header cut by the end of a read. */
+  private holdHeader(buf: Uint8Array, at: number, n: number): void {
+    this.partHeader.set(new Uint8Array(buf.buffer, buf.byteOffset + at, n - at), this.partHeaderHave);
+    this.partHeaderHave += n - at;
+  }
+
+  /**
+   * Continues the reply held from earlier reads with `buf[0..n)`; returns how many bytes it
+   * took, or -1 when it took them all (or the connection failed).
+   */
+  private continuePart(buf: Uint8Array, n: number): number {
+    let at = 0;
+    if (this.partPayload === null) {
+      at = Math.min(XS_HEADER_SIZE - this.partHeaderHave, n);
+      this.holdHeader(buf, 0, at);
+      if (this.partHeaderHave < XS_HEADER_SIZE) return -1;
+      this.partHeaderHave = 0;
+      const v = this.partHeaderView;
+      const le = HOST_LITTLE_ENDIAN;
+      const len = v.getUint32(12, le);
+      this.partType = v.getUint32(0, le);
+      this.partReqId = v.getUint32(4, le);
+      this.partTxId = v.getUint32(8, le);
+      if (len > this.maxReplyPayload) {
+        this.fail(oversizedFrameError(this.partType, this.partReqId, len, this.maxReplyPayload));
+        return -1;
+      }
+      this.partPayload = payloadBuffer(len);
+      this.partHave = 0;
+    }
+    const payload = this.partPayload;
+    const want = Math.min(payload.length - this.partHave, n - at);
+    if (want > 0) payload.set(new Uint8Array(buf.buffer, buf.byteOffset + at, want), this.partHave);
+    this.partHave += want;
+    at += want;
+    if (this.partHave < payload.length) return -1;
+    this.partPayload = null;
+    this.dispatch(this.partType, this.partReqId, payload);
+    return this.failure !== null || at === n ? -1 : at;
   }
 
   /** @internal */
@@ -546,12 +708,12 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
     else this.fail(new ConnectionError('ECONNABORTED', `connection to ${this.transport.path} closed`, { path: this.transport.path }), true);
   }
 
-  private dispatch(f: Frame): void {
+  private dispatch(type: number, reqId: number, payload: Buffer): void {
     // Events are recognised by type: over /dev/xen/xenbus their ids are not meaningful.
-    if (f.type === MessageType.WATCH_EVENT) {
+    if (type === MessageType.WATCH_EVENT) {
       let ev;
       try {
-        ev = parseWatchEvent(f.payload);
+        ev = parseWatchEvent(payload);
       } catch (e) {
         this.fail(e as ProtocolError);
         return;
@@ -559,25 +721,25 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
       this.watches.get(ev.token)?._deliver(ev);
       return;
     }
-    const p = this.pending.get(f.reqId);
-    if (!p) {
+    const p = this.pending.get(reqId);
+    if (p === undefined) {
       this.fail(
-        new ProtocolError('unsolicited-reply', `${messageTypeName(f.type)} reply with req_id ${f.reqId} matches no request in flight`, {
-          op: messageTypeName(f.type),
+        new ProtocolError('unsolicited-reply', `${messageTypeName(type)} reply with req_id ${reqId} matches no request in flight`, {
+          op: messageTypeName(type),
         }),
       );
       return;
     }
-    this.settle(f.reqId);
-    if (f.type === p.type) {
-      p.resolve(f.payload);
+    this.settle(reqId);
+    if (type === p.type) {
+      p.resolve(payload);
       return;
     }
     const op = messageTypeName(p.type);
-    if (f.type === MessageType.ERROR) {
+    if (type === MessageType.ERROR) {
       let name: string;
       try {
-        name = parseErrorName(f.payload, op, p.path);
+        name = parseErrorName(payload, op, p.path);
       } catch (e) {
         p.reject(e as ProtocolError);
         return;
@@ -586,7 +748,7 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
       return;
     }
     p.reject(
-      new ProtocolError('unexpected-reply-type', `${op} request (req_id ${f.reqId}) answered with ${messageTypeName(f.type)}`, {
+      new ProtocolError('unexpected-reply-type', `${op} request (req_id ${reqId}) answered with ${messageTypeName(type)}`, {
         op,
         path: p.path,
       }),

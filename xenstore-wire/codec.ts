@@ -61,6 +61,35 @@ export function frameOf(type: number, reqId: number, txId: number, payload: Uint
   return out;
 }
 
+/** Node's native latin1 writer (a method of every Buffer since Node 0.x, not in @types/node). */
+type Latin1Writer = { latin1Write(s: string, offset: number): number };
+const NATIVE_LATIN1 = typeof (Buffer.prototype as unknown as Partial<Latin1Writer>).latin1Write === 'function';
+
+/** Bytes one path request occupies: header, path, NUL. */
+export function pathFrameSize(path: string): number {
+  return XS_HEADER_SIZE + path.length + 1;
+}
+
+/**
+ * @internal Writes one frame whose payload is `path` and its NUL (READ, DIRECTORY, ...) into
+ * `dst` at `at`, which must have pathFrameSize(path) bytes free; returns where it ends. `path`
+ * must be a valid xenstore path: ASCII only (paths.ts), so latin1 is its UTF-8. Builds the
+ * request in place, without an intermediate payload buffer.
+ */
+export function writePathFrame(dst: Buffer, at: number, type: number, reqId: number, txId: number, path: string): number {
+  headerWords[0] = type;
+  headerWords[1] = reqId;
+  headerWords[2] = txId;
+  headerWords[3] = path.length + 1;
+  dst.set(headerBytes, at);
+  const p = at + XS_HEADER_SIZE;
+  if (NATIVE_LATIN1) (dst as unknown as Latin1Writer).latin1Write(path, p);
+  else dst.write(path, p, 'latin1');
+  const end = p + path.length;
+  dst[end] = 0;
+  return end + 1;
+}
+
 /** Header then payload; `len` is filled from the payload, last, as in the wire struct. */
 export function encodeFrame(frame: Frame): Buffer {
   checkU32('type', frame.type);

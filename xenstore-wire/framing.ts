@@ -22,6 +22,18 @@ export interface FrameDecoderOptions {
   maxPayload?: number;
 }
 
+/** The error for a header announcing more than `max` payload bytes (the stream is then lost). */
+export function oversizedFrameError(type: number, reqId: number, len: number, max: number): ProtocolError {
+  return new ProtocolError('oversized-frame', `${messageTypeName(type)} message (req_id ${reqId}) announces a ${len}-byte payload, over the ${max}-byte bound`, {
+    op: messageTypeName(type),
+  });
+}
+
+/** Throws RangeError unless `max` is a valid payload bound. */
+export function checkPayloadBound(max: number): void {
+  if (!Number.isInteger(max) || max < 0) throw new RangeError(`maxPayload must be a non-negative integer, got ${max}`);
+}
+
 export class FrameDecoder {
   readonly maxPayload: number;
   /** Bytes of the frame in progress (its header, then its payload), held across chunks. */
@@ -32,9 +44,7 @@ export class FrameDecoder {
 
   constructor(opts: FrameDecoderOptions = {}) {
     this.maxPayload = opts.maxPayload ?? REPLY_PAYLOAD_BOUND;
-    if (!Number.isInteger(this.maxPayload) || this.maxPayload < 0) {
-      throw new RangeError(`maxPayload must be a non-negative integer, got ${opts.maxPayload}`);
-    }
+    checkPayloadBound(this.maxPayload);
   }
 
   /** Bytes held that do not yet form a whole frame. */
@@ -122,11 +132,7 @@ export class FrameDecoder {
   }
 
   private oversized(type: number, reqId: number, len: number): never {
-    this.failure = new ProtocolError(
-      'oversized-frame',
-      `${messageTypeName(type)} message (req_id ${reqId}) announces a ${len}-byte payload, over the ${this.maxPayload}-byte bound`,
-      { op: messageTypeName(type) },
-    );
+    this.failure = oversizedFrameError(type, reqId, len, this.maxPayload);
     this.chunks = [];
     this.buffered = 0;
     this.header = null;

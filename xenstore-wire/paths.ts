@@ -34,7 +34,7 @@ export function isWellKnownSpecialPath(path: string): boolean {
 
 /** Why `path` breaks the rules, or null when it is valid. */
 /** The usual shape, checked in one go: absolute, components of valid characters, short enough. */
-const PLAIN_ABSOLUTE = /^\/[A-Za-z0-9\-_@]+(?:\/[A-Za-z0-9\-_@]+)*$/;
+export const PLAIN_ABSOLUTE = /^\/[A-Za-z0-9\-_@]+(?:\/[A-Za-z0-9\-_@]+)*$/;
 
 export function pathProblem(path: string, rules: PathRules = {}): string | null {
   if (typeof path !== 'string') return 'path is not a string';

@@ -7,20 +7,24 @@
  * per request.
  *
  * The byte path avoids Node's stream machinery, which measured as most of the client's cost per
- * request (docs/notes/xenstore-client-wave2.md): in a fresh process it runs as unoptimised
- * bytecode for the first hundreds of requests, and warm it allocates several objects and
- * schedules ticks per read and per write, feeding the garbage collector.
+ * request (docs/notes/xenstore-client-wave2.md, client-wave3.md): in a fresh process it runs as
+ * unoptimised bytecode for the first hundreds of requests, and warm it allocates several objects
+ * and schedules ticks per read and per write, feeding the garbage collector.
  * - Reads use net.Socket's `onread` option: libuv reads into one buffer owned by this
- *   transport and hands over the byte count; each read is copied out once, exactly sized.
- * - Writes go straight to the socket's file descriptor with fs.writeSync while nothing is
- *   queued in the stream (the descriptor is non-blocking: a full socket buffer gives EAGAIN or
- *   a short write, and the rest then goes through socket.write(), after which writes stay on
- *   that path until it has drained, so bytes never overtake each other). Where the descriptor
- *   is not available (`_handle.fd`, Node's handle property) every write uses socket.write().
+ *   transport. A sink with onBytes() parses it in place (copying out only the payloads it
+ *   keeps); otherwise each read is copied out once, exactly sized, for onData().
+ * - Writes: every message of a run of JavaScript is appended to one output buffer owned by the
+ *   transport (path requests are encoded straight into it, sendPath()), which a promise job
+ *   writes with one fs.writeSync on the socket's file descriptor while nothing is queued in the
+ *   stream (the descriptor is non-blocking: a full socket buffer gives EAGAIN or a short write,
+ *   and the rest then goes through socket.write(), after which writes stay on that path until
+ *   it has drained, so bytes never overtake each other). Where the descriptor is not available
+ *   (`_handle.fd`, Node's handle property) every write uses socket.write().
  */
 import { writeSync } from 'node:fs';
 import { Socket, createConnection } from 'node:net';
 import { XENSTORE_PAYLOAD_MAX } from './constants';
+import { pathFrameSize, writePathFrame } from './codec';
 import { ConnectionError } from './errors';
 import { Transport, TransportSink } from './transport';
 
@@ -34,13 +38,24 @@ const RESOLVED = Promise.resolve();
 /** The read buffer: xenstored replies are at most a few KiB; oxenstored's listings more. */
 const READ_BUFFER_BYTES = 64 * 1024;
 
+/**
+ * The output buffer's usual size: a pipelined burst of 1000 reads is about 30 KiB. It grows for
+ * larger bursts and goes back to this size once one larger than OUTPUT_KEEP_BYTES is written.
+ */
+const OUTPUT_BYTES = 64 * 1024;
+const OUTPUT_KEEP_BYTES = 1024 * 1024;
+
 export class SocketTransport implements Transport {
   readonly kind = 'socket' as const;
   readonly maxPayload = XENSTORE_PAYLOAD_MAX;
   readonly eventIdsMeaningful = true;
   private sink: TransportSink | null = null;
-  private queue: Buffer[] = [];
+  /** Messages waiting for the flush: out[0..outLength). */
+  private out = Buffer.allocUnsafeSlow(OUTPUT_BYTES);
+  private outLength = 0;
   private flushScheduled = false;
+  /** True after a write went through the stream, until the stream is seen drained. */
+  private streamUsed = false;
   private ended = false;
   private closing: Promise<void> | null = null;
   private earlyData: Buffer[] = [];
@@ -53,7 +68,15 @@ export class SocketTransport implements Transport {
   private constructor(readonly path: string) {
     this.socket = createConnection({
       path,
-      onread: { buffer: this.readBuffer, callback: (n: number) => this.deliver(n) },
+      onread: {
+        buffer: this.readBuffer,
+        callback: (n: number) => {
+          const sink = this.sink;
+          if (sink !== null && sink.onBytes !== undefined) sink.onBytes(this.readBuffer, n);
+          else this.deliver(n);
+          return true; // keep reading
+        },
+      },
     });
     this.socket.on('error', (err: NodeJS.ErrnoException) => this.end(err));
     this.socket.on('close', () => this.end(null));
@@ -107,12 +130,11 @@ export class SocketTransport implements Transport {
   }
 
   /** libuv read `n` bytes into readBuffer: hand a copy on (the buffer is reused at once). */
-  private deliver(n: number): boolean {
+  private deliver(n: number): void {
     const chunk = Buffer.allocUnsafe(n);
     this.readBuffer.copy(chunk, 0, 0, n);
     if (this.sink) this.sink.onData(chunk);
     else this.earlyData.push(chunk);
-    return true; // keep reading
   }
 
   start(sink: TransportSink): void {
@@ -123,23 +145,43 @@ export class SocketTransport implements Transport {
 
   send(message: Buffer, _reqId?: number): void {
     if (this.ended) return; // the owner has been or will be told through onClose
-    this.queue.push(message);
+    const at = this.reserve(message.length);
+    this.out.set(message, at);
+    this.outLength = at + message.length;
+  }
+
+  sendPath(type: number, reqId: number, txId: number, path: string): void {
+    if (this.ended) return;
+    const at = this.reserve(pathFrameSize(path)); // first: it may replace `out`
+    this.outLength = writePathFrame(this.out, at, type, reqId, txId, path);
+  }
+
+  /** Makes room for `n` more bytes in the output buffer, schedules the flush; returns where they go. */
+  private reserve(n: number): number {
+    const at = this.outLength;
+    if (at + n > this.out.length) {
+      const bigger = Buffer.allocUnsafeSlow(Math.max(2 * this.out.length, at + n));
+      this.out.copy(bigger, 0, 0, at);
+      this.out = bigger;
+    }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       // A plain promise job: queueMicrotask() wraps each callback in an async resource.
       RESOLVED.then(this.flush);
     }
+    return at;
   }
 
   private readonly flush = (): void => {
     this.flushScheduled = false;
-    if (this.ended || this.queue.length === 0) return;
-    let out = this.queue.length === 1 ? this.queue[0] : Buffer.concat(this.queue);
-    this.queue.length = 0; // the same array again: nothing new for the collector
-    if (this.fd >= 0 && this.socket.writableLength === 0) {
-      let written = 0;
+    const n = this.outLength;
+    if (this.ended || n === 0) return;
+    this.outLength = 0;
+    let written = 0;
+    if (this.fd >= 0 && (!this.streamUsed || this.socket.writableLength === 0)) {
+      this.streamUsed = false;
       try {
-        written = writeSync(this.fd, out);
+        written = writeSync(this.fd, this.out, 0, n);
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
         if (err.code !== 'EAGAIN') {
@@ -148,17 +190,22 @@ export class SocketTransport implements Transport {
           return;
         }
       }
-      if (written === out.length) return;
-      out = out.subarray(written);
     }
-    this.socket.write(out);
+    if (written < n) {
+      // The stream keeps what it is given until written: a copy, as `out` is reused.
+      this.streamUsed = true;
+      const rest = Buffer.allocUnsafe(n - written);
+      this.out.copy(rest, 0, written, n);
+      this.socket.write(rest);
+    }
+    if (this.out.length > OUTPUT_KEEP_BYTES) this.out = Buffer.allocUnsafeSlow(OUTPUT_BYTES);
   };
 
   private end(err: NodeJS.ErrnoException | null): void {
     if (this.ended) return;
     this.ended = true;
     this.fd = -1;
-    this.queue = [];
+    this.outLength = 0;
     const byUs = this.closing !== null;
     const e = byUs
       ? null

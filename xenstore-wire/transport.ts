@@ -18,6 +18,12 @@ export interface TransportSink {
   /** Bytes as they arrive, in order, split anywhere. */
   onData(chunk: Buffer): void;
   /**
+   * Optional, preferred by a transport that reads into a buffer it reuses: the bytes are
+   * `buf[0..length)`, valid only during the call (the sink copies what it keeps). Saves a copy
+   * and an allocation per read.
+   */
+  onBytes?(buf: Uint8Array, length: number): void;
+  /**
    * The message sent for `reqId` could not be delivered, but the connection is still usable
    * (the xenbus driver refuses a single write and resets its buffer). Socket write errors are
    * connection errors and come through onClose instead.
@@ -41,6 +47,12 @@ export interface Transport {
   start(sink: TransportSink): void;
   /** Queues one whole encoded message (header + payload). */
   send(message: Buffer, reqId: number): void;
+  /**
+   * Optional fast path: queues a request whose payload is `path` and a NUL (READ, DIRECTORY
+   * ...), encoded straight into the transport's output, as send() of the same frame would.
+   * `path` is a valid xenstore path (ASCII) no longer than maxPayload - 1.
+   */
+  sendPath?(type: number, reqId: number, txId: number, path: string): void;
   /** Ends the connection; resolves when every resource is released. Idempotent. */
   close(): Promise<void>;
 }
