@@ -26,8 +26,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
+import { performance } from 'node:perf_hooks';
 import { connect } from '../xenstore-wire';
-import { projectRoot, startDaemon } from '../test/harness/daemons';
+import { projectRoot, startDaemon, XenRelease, XEN_RELEASES } from '../test/harness/daemons';
 import { PYTHON } from '../test/harness/clients';
 
 const execFileP = promisify(execFile);
@@ -48,7 +49,7 @@ export interface PipelinedStats {
   /** batch / median batch time. */
   readsPerSec: number;
   /**
-   * CPU time the daemon spent per pipelined read (from /proc/PID/stat), when its pid is known.
+   * CPU time the daemon spent per pipelined read (from /proc/PID/schedstat), when its pid is known.
    * xenstored is single-threaded, so 1e6 / this is the most reads per second any client can
    * get from it on this machine: the ceiling for pipelining.
    */
@@ -104,16 +105,19 @@ export interface BenchTarget {
   start(): Promise<{ socketPath: string; stop(): Promise<void>; pid?: number }>;
 }
 
-/** The daemons measured by main(). */
-export const BENCH_TARGETS: BenchTarget[] = [
-  {
-    label: 'C xenstored 4.17',
+/** C xenstored of one Xen release (4.17: the machine's own; 4.20: the harness's Debian 13 root). */
+export function cxenstoredTarget(release: XenRelease): BenchTarget {
+  return {
+    label: `C xenstored ${release}`,
     start: async () => {
-      const d = await startDaemon('cxenstored');
+      const d = await startDaemon('cxenstored', { release });
       return { socketPath: d.socketPath, stop: () => d.stop(), pid: d.pid };
     },
-  },
-];
+  };
+}
+
+/** The daemons measured by main() unless --release says otherwise. */
+export const BENCH_TARGETS: BenchTarget[] = [cxenstoredTarget('4.17')];
 
 export interface BenchOptions {
   rounds?: number;
@@ -136,16 +140,24 @@ export interface ColdOptions {
   libxsBinary: string;
 }
 
-/** utime + stime of a process, in clock ticks (/proc/PID/stat fields 14 and 15). */
-function processTicks(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return Number(fields[11]) + Number(fields[12]);
+/**
+ * CPU time a process has run, in ns: /proc/PID/schedstat's first field (the scheduler's own
+ * account, to the nanosecond). /proc/PID/stat's utime + stime count whole clock ticks (10 ms),
+ * too coarse for the ~60 ms a round of pipelined batches costs the daemon: the ceiling it gave
+ * moved by a tick's worth between rounds. Falls back to the ticks where schedstat is missing.
+ */
+function processCpuNs(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]);
+  } catch {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1e9) / clockTicks;
+  }
 }
 
-let clockTicks: number | undefined;
-async function ticksPerSecond(): Promise<number> {
-  clockTicks ??= Number((await execFileP('getconf', ['CLK_TCK'])).stdout.trim()) || 100;
-  return clockTicks;
+let clockTicks = 100;
+async function readClockTicks(): Promise<void> {
+  clockTicks = Number((await execFileP('getconf', ['CLK_TCK'])).stdout.trim()) || 100;
 }
 
 /** Mean, median and 99th percentile (nearest rank) of samples in nanoseconds, in µs. */
@@ -233,30 +245,37 @@ export async function benchEndpoint(label: string, socketPath: string, opts: Ben
   const xs = await connect({ path: socketPath });
   await Promise.all([xs.write(node, VALUE), xs.write(libPath, VALUE), xs.write(pyPath, VALUE)]);
 
-  const ours = { read: [] as number[], write: [] as number[], batches: [] as number[], daemonTicks: 0 };
+  const ours = { read: [] as number[], write: [] as number[], batches: [] as number[], daemonNs: 0 };
+  await readClockTicks();
   const lib = { read: [] as number[], write: [] as number[] };
   const py: number[] = [];
   try {
     for (let i = 0; i < 2000; i++) await xs.read(node); // warm-up: JIT, socket buffers
+    // Samples go to preallocated arrays, as libxenstore's side stores them (calloc): the
+    // measuring loop itself should not feed this process's collector.
+    const readNs = new Float64Array(o.reads);
+    const writeNs = new Float64Array(o.writes);
     for (let r = 0; r < o.rounds; r++) {
       for (let i = 0; i < o.reads; i++) {
-        const t0 = now();
+        const t0 = performance.now();
         await xs.read(node);
-        ours.read.push(now() - t0);
+        readNs[i] = (performance.now() - t0) * 1e6;
       }
       for (let i = 0; i < o.writes; i++) {
-        const t0 = now();
+        const t0 = performance.now();
         await xs.write(node, VALUE);
-        ours.write.push(now() - t0);
+        writeNs[i] = (performance.now() - t0) * 1e6;
       }
-      const ticks0 = o.daemonPid ? processTicks(o.daemonPid) : 0;
+      ours.read.push(...readNs);
+      ours.write.push(...writeNs);
+      const cpu0 = o.daemonPid ? processCpuNs(o.daemonPid) : 0;
       for (let b = 0; b < o.batchesPerRound; b++) {
         const t0 = now();
         const got = await Promise.all(Array.from({ length: o.batch }, () => xs.read(node)));
         ours.batches.push(now() - t0);
         if (got.length !== o.batch) throw new Error('pipelined batch lost replies');
       }
-      if (o.daemonPid) ours.daemonTicks += processTicks(o.daemonPid) - ticks0;
+      if (o.daemonPid) ours.daemonNs += processCpuNs(o.daemonPid) - cpu0;
       const libOut = JSON.parse(await runCollect(o.libxsBinary, [libPath, String(o.reads), String(o.writes)], env)) as {
         read: number[];
         write: number[];
@@ -275,8 +294,8 @@ export async function benchEndpoint(label: string, socketPath: string, opts: Ben
     writeLatency: stats(ours.write),
     pipelinedRead: { batch: o.batch, batches: ours.batches.length, medianBatchMs: round(batchMs, 3), readsPerSec: Math.round(o.batch / (batchMs / 1000)) } as PipelinedStats,
   };
-  if (o.daemonPid && ours.daemonTicks > 0) {
-    const us = ((ours.daemonTicks / (await ticksPerSecond())) * 1e6) / (o.batch * ours.batches.length);
+  if (o.daemonPid && ours.daemonNs > 0) {
+    const us = ours.daemonNs / 1e3 / (o.batch * ours.batches.length);
     client.pipelinedRead.daemonCpuUsPerRead = round(us);
     client.pipelinedRead.daemonCeilingReadsPerSec = Math.round(1e6 / us);
     client.pipelinedRead.fractionOfCeiling = round(client.pipelinedRead.readsPerSec / client.pipelinedRead.daemonCeilingReadsPerSec, 3);
@@ -432,6 +451,8 @@ const USAGE = `usage: node dist/bench/xenstore.js [options]
   --batches N         pipelined batches per round (default 6)
   --cold-processes N  fresh processes per client and trial (default 20)
   --cold-requests N   requests timed in each (default 100)
+  --release LIST      C xenstored release(s) to measure, comma-separated: 4.17 (default), 4.20
+                      (4.20 from the harness's Debian 13 root); trials alternate between them
   --out DIR           where xenstore.json and xenstore.md go (default bench/results)
   --quick             a short run: 1 trial, small counts`;
 
@@ -455,6 +476,7 @@ async function main(): Promise<void> {
       'cold-processes': { type: 'string' },
       'cold-requests': { type: 'string' },
       out: { type: 'string' },
+      release: { type: 'string' },
       quick: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -476,6 +498,11 @@ async function main(): Promise<void> {
   };
   const cold = { processes: positive('cold-processes', values['cold-processes'], q ? 5 : 20), requests: positive('cold-requests', values['cold-requests'], 100) };
   const outDir = values.out ?? join(projectRoot(), 'bench', 'results');
+  const releases = (values.release ?? '4.17').split(',').map((r) => r.trim());
+  for (const r of releases) {
+    if (!(XEN_RELEASES as readonly string[]).includes(r)) throw new Error(`--release: ${JSON.stringify(r)} is not one of ${XEN_RELEASES.join(', ')}`);
+  }
+  const targets = values.release === undefined ? BENCH_TARGETS : releases.map((r) => cxenstoredTarget(r as XenRelease));
 
   const work = mkdtempSync(join(tmpdir(), 'xen-sshm-bench-'));
   const meta = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, loadavg: loadavg().map((x) => round(x)).join(' '), options: { trials, ...warm, cold } };
@@ -483,7 +510,7 @@ async function main(): Promise<void> {
   try {
     const libxsBinary = await buildLibxsBench(work);
     for (let i = 0; i < trials; i++) {
-      for (const target of BENCH_TARGETS) {
+      for (const target of targets) {
         const t = await target.start();
         try {
           process.stderr.write(`bench:xenstore: trial ${i + 1}/${trials}, ${target.label}...\n`);

@@ -123,40 +123,51 @@ class PendingTable {
   private mask = 15;
   size = 0;
 
-  slotFree(reqId: number): boolean {
-    return this.slots[reqId & this.mask] === undefined;
+  declare slotFree: (reqId: number) => boolean;
+
+  // The request path, as parenthesized function expressions: V8 compiles those when it compiles
+  // the code around them (its heuristic for immediately invoked functions), here when the
+  // module loads, instead of lazily inside the first request (docs/notes/client-wave3.md).
+  static {
+    PendingTable.prototype.slotFree = (function slotFree(this: PendingTable, reqId: number): boolean {
+      return this.slots[reqId & this.mask] === undefined;
+    });
+    PendingTable.prototype.get = (function get(this: PendingTable, reqId: number): Pending | undefined {
+      const p = this.slots[reqId & this.mask];
+      return p !== undefined && p.reqId === reqId ? p : undefined;
+    });
+    PendingTable.prototype.add = (function add(this: PendingTable, p: Pending): void {
+      this.slots[p.reqId & this.mask] = p;
+      this.size++;
+    });
+    PendingTable.prototype.delete = (function remove(this: PendingTable, reqId: number): void {
+      const i = reqId & this.mask;
+      const p = this.slots[i];
+      if (p !== undefined && p.reqId === reqId) {
+        this.slots[i] = undefined;
+        this.size--;
+      }
+    });
+    PendingTable.prototype.reserve = (function reserve(this: PendingTable): void {
+      while (this.size * 2 >= this.slots.length) {
+        const old = this.slots;
+        this.slots = new Array<Pending | undefined>(old.length * 2).fill(undefined);
+        this.mask = this.slots.length - 1;
+        // Ids with distinct low bits under the old mask stay distinct under the wider one.
+        for (const p of old) if (p !== undefined) this.slots[p.reqId & this.mask] = p;
+      }
+    });
   }
 
-  get(reqId: number): Pending | undefined {
-    const p = this.slots[reqId & this.mask];
-    return p !== undefined && p.reqId === reqId ? p : undefined;
-  }
+  declare get: (reqId: number) => Pending | undefined;
 
   /** `p.reqId` must have a free slot (slotFree). */
-  add(p: Pending): void {
-    this.slots[p.reqId & this.mask] = p;
-    this.size++;
-  }
+  declare add: (p: Pending) => void;
 
-  delete(reqId: number): void {
-    const i = reqId & this.mask;
-    const p = this.slots[i];
-    if (p !== undefined && p.reqId === reqId) {
-      this.slots[i] = undefined;
-      this.size--;
-    }
-  }
+  declare delete: (reqId: number) => void;
 
   /** Doubles the table while it is at least half full, so that free slots stay easy to find. */
-  reserve(): void {
-    while (this.size * 2 >= this.slots.length) {
-      const old = this.slots;
-      this.slots = new Array<Pending | undefined>(old.length * 2).fill(undefined);
-      this.mask = this.slots.length - 1;
-      // Ids with distinct low bits under the old mask stay distinct under the wider one.
-      for (const p of old) if (p !== undefined) this.slots[p.reqId & this.mask] = p;
-    }
-  }
+  declare reserve: () => void;
 
   values(): Pending[] {
     return this.slots.filter((p): p is Pending => p !== undefined);
@@ -184,17 +195,24 @@ export abstract class XenstoreOps {
   }
 
   /** The node's value as bytes (ENOENT if it does not exist). */
-  read(path: string): Promise<Buffer> {
-    // Not an async function: the most frequent request stays one promise deep. The usual
-    // absolute path is checked by one regular expression here; anything else by the rules.
-    if (typeof path !== 'string' || path.length > XENSTORE_ABS_PATH_MAX || !PLAIN_ABSOLUTE.test(path)) {
-      try {
-        validatePath(path, READ_RULES);
-      } catch (e) {
-        return Promise.reject(e);
+  declare read: (path: string) => Promise<Buffer>;
+
+  // The request path, as parenthesized function expressions: V8 compiles those when it compiles
+  // the code around them (its heuristic for immediately invoked functions), here when the
+  // module loads, instead of lazily inside the first request (docs/notes/client-wave3.md).
+  static {
+    XenstoreOps.prototype.read = (function read(this: XenstoreOps, path: string): Promise<Buffer> {
+      // Not an async function: the most frequent request stays one promise deep. The usual
+      // absolute path is checked by one regular expression here; anything else by the rules.
+      if (typeof path !== 'string' || path.length > XENSTORE_ABS_PATH_MAX || !PLAIN_ABSOLUTE.test(path)) {
+        try {
+          validatePath(path, READ_RULES);
+        } catch (e) {
+          return Promise.reject(e);
+        }
       }
-    }
-    return this.callPath(MessageType.READ, path);
+      return this.callPath(MessageType.READ, path);
+    });
   }
 
   /** The node's value decoded as UTF-8. */
@@ -356,10 +374,10 @@ export class Transaction extends XenstoreOps {
  */
 let capturedResolve: (payload: Buffer) => void = () => undefined;
 let capturedReject: (err: Error) => void = () => undefined;
-function captureSettlers(resolve: (payload: Buffer) => void, reject: (err: Error) => void): void {
+const captureSettlers = (function captureSettlers(resolve: (payload: Buffer) => void, reject: (err: Error) => void): void {
   capturedResolve = resolve;
   capturedReject = reject;
-}
+});
 
 /**
  * Reply payloads are copied out of the transport's read buffer into slices of a shared pool, as
@@ -370,7 +388,7 @@ const PAYLOAD_POOL_BYTES = 8 * 1024;
 const u8subarray = Uint8Array.prototype.subarray;
 let payloadPool = Buffer.allocUnsafeSlow(PAYLOAD_POOL_BYTES);
 let payloadPoolUsed = 0;
-function payloadBuffer(len: number): Buffer {
+const payloadBuffer = (function payloadBuffer(len: number): Buffer {
   if (len > PAYLOAD_POOL_BYTES >>> 2) return Buffer.allocUnsafeSlow(len);
   if (len > PAYLOAD_POOL_BYTES - payloadPoolUsed) {
     payloadPool = Buffer.allocUnsafeSlow(PAYLOAD_POOL_BYTES);
@@ -380,7 +398,7 @@ function payloadBuffer(len: number): Buffer {
   const b = u8subarray.call(payloadPool, payloadPoolUsed, payloadPoolUsed + len) as Buffer;
   payloadPoolUsed = (payloadPoolUsed + len + 7) & ~7;
   return b;
-}
+});
 
 function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
@@ -507,16 +525,161 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
    * output, one promise, no payload buffer. Everything else (an interceptor, a transport without
    * sendPath, a closed connection) goes through _request() like any other request.
    */
-  _requestPath(type: MessageType, path: string, txId: number): Promise<Buffer> {
-    const sendPath = this.sendPath;
-    if (sendPath === null || this.failure !== null || this.closeRequested || path.length >= this.transport.maxPayload) {
-      return this._request(type, request.read(path), txId, path);
-    }
-    const reqId = this.allocReqId();
-    const promise = new Promise<Buffer>(captureSettlers);
-    this.pending.add({ reqId, type, path, txId, resolve: capturedResolve, reject: capturedReject });
-    sendPath(type, reqId, txId, path);
-    return promise;
+  declare _requestPath: (type: MessageType, path: string, txId: number) => Promise<Buffer>;
+
+  // The request path, as parenthesized function expressions: V8 compiles those when it compiles
+  // the code around them (its heuristic for immediately invoked functions), here when the
+  // module loads, instead of lazily inside the first request (docs/notes/client-wave3.md).
+  static {
+    XenstoreClient.prototype._requestPath = (function _requestPath(this: XenstoreClient, type: MessageType, path: string, txId: number): Promise<Buffer> {
+      const sendPath = this.sendPath;
+      if (sendPath === null || this.failure !== null || this.closeRequested || path.length >= this.transport.maxPayload) {
+        return this._request(type, request.read(path), txId, path);
+      }
+      const reqId = this.allocReqId();
+      const promise = new Promise<Buffer>(captureSettlers);
+      this.pending.add({ reqId, type, path, txId, resolve: capturedResolve, reject: capturedReject });
+      sendPath(type, reqId, txId, path);
+      return promise;
+    });
+    XenstoreClient.prototype.allocReqId = (function allocReqId(this: XenstoreClient): number {
+      // uint32, wrapping; skips ids still in flight, and ids whose slot in the table is taken
+      // (a request answered late keeps its slot; later ids step past it).
+      this.pending.reserve();
+      for (;;) {
+        const id = this.nextReqId;
+        this.nextReqId = (this.nextReqId + 1) >>> 0;
+        if (this.pending.slotFree(id)) return id;
+      }
+    });
+    XenstoreClient.prototype.onBytes = (function onBytes(this: XenstoreClient, buf: Uint8Array, n: number): void {
+      if (this.failure !== null) return;
+      let at = 0;
+      if (this.partPayload !== null || this.partHeaderHave > 0) {
+        at = this.continuePart(buf, n);
+        if (at < 0) return;
+      }
+      if (n - at < XS_HEADER_SIZE) {
+        if (at < n) this.holdHeader(buf, at, n);
+        return;
+      }
+      let view = this.view;
+      if (this.viewOf !== buf || view === null) {
+        view = this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+        this.viewOf = buf;
+      }
+      const le = HOST_LITTLE_ENDIAN;
+      while (n - at >= XS_HEADER_SIZE) {
+        const type = view.getUint32(at, le);
+        const reqId = view.getUint32(at + 4, le);
+        const len = view.getUint32(at + 12, le);
+        if (len > this.maxReplyPayload) {
+          this.fail(oversizedFrameError(type, reqId, len, this.maxReplyPayload));
+          return;
+        }
+        const start = at + XS_HEADER_SIZE;
+        const payload = payloadBuffer(len);
+        if (n - start < len) {
+          // The rest of this reply comes with the next reads.
+          payload.set(new Uint8Array(buf.buffer, buf.byteOffset + start, n - start));
+          this.partType = type;
+          this.partReqId = reqId;
+          this.partTxId = view.getUint32(at + 8, le);
+          this.partPayload = payload;
+          this.partHave = n - start;
+          return;
+        }
+        if (len > 0) payload.set(new Uint8Array(buf.buffer, buf.byteOffset + start, len));
+        at = start + len;
+        this.dispatch(type, reqId, payload);
+        if (this.failure !== null) return;
+      }
+      if (at < n) this.holdHeader(buf, at, n);
+    });
+    XenstoreClient.prototype.holdHeader = (function holdHeader(this: XenstoreClient, buf: Uint8Array, at: number, n: number): void {
+      this.partHeader.set(new Uint8Array(buf.buffer, buf.byteOffset + at, n - at), this.partHeaderHave);
+      this.partHeaderHave += n - at;
+    });
+    XenstoreClient.prototype.continuePart = (function continuePart(this: XenstoreClient, buf: Uint8Array, n: number): number {
+      let at = 0;
+      if (this.partPayload === null) {
+        at = Math.min(XS_HEADER_SIZE - this.partHeaderHave, n);
+        this.holdHeader(buf, 0, at);
+        if (this.partHeaderHave < XS_HEADER_SIZE) return -1;
+        this.partHeaderHave = 0;
+        const v = this.partHeaderView;
+        const le = HOST_LITTLE_ENDIAN;
+        const len = v.getUint32(12, le);
+        this.partType = v.getUint32(0, le);
+        this.partReqId = v.getUint32(4, le);
+        this.partTxId = v.getUint32(8, le);
+        if (len > this.maxReplyPayload) {
+          this.fail(oversizedFrameError(this.partType, this.partReqId, len, this.maxReplyPayload));
+          return -1;
+        }
+        this.partPayload = payloadBuffer(len);
+        this.partHave = 0;
+      }
+      const payload = this.partPayload;
+      const want = Math.min(payload.length - this.partHave, n - at);
+      if (want > 0) payload.set(new Uint8Array(buf.buffer, buf.byteOffset + at, want), this.partHave);
+      this.partHave += want;
+      at += want;
+      if (this.partHave < payload.length) return -1;
+      this.partPayload = null;
+      this.dispatch(this.partType, this.partReqId, payload);
+      return this.failure !== null || at === n ? -1 : at;
+    });
+    XenstoreClient.prototype.dispatch = (function dispatch(this: XenstoreClient, type: number, reqId: number, payload: Buffer): void {
+      // Events are recognised by type: over /dev/xen/xenbus their ids are not meaningful.
+      if (type === MessageType.WATCH_EVENT) {
+        let ev;
+        try {
+          ev = parseWatchEvent(payload);
+        } catch (e) {
+          this.fail(e as ProtocolError);
+          return;
+        }
+        this.watches.get(ev.token)?._deliver(ev);
+        return;
+      }
+      const p = this.pending.get(reqId);
+      if (p === undefined) {
+        this.fail(
+          new ProtocolError('unsolicited-reply', `${messageTypeName(type)} reply with req_id ${reqId} matches no request in flight`, {
+            op: messageTypeName(type),
+          }),
+        );
+        return;
+      }
+      this.settle(reqId);
+      if (type === p.type) {
+        p.resolve(payload);
+        return;
+      }
+      const op = messageTypeName(p.type);
+      if (type === MessageType.ERROR) {
+        let name: string;
+        try {
+          name = parseErrorName(payload, op, p.path);
+        } catch (e) {
+          p.reject(e as ProtocolError);
+          return;
+        }
+        p.reject(daemonError(name, op, p.path, p.txId));
+        return;
+      }
+      p.reject(
+        new ProtocolError('unexpected-reply-type', `${op} request (req_id ${reqId}) answered with ${messageTypeName(type)}`, {
+          op,
+          path: p.path,
+        }),
+      );
+    });
+    XenstoreClient.prototype.settle = (function settle(this: XenstoreClient, reqId: number): void {
+      this.pending.delete(reqId);
+      if (this.pending.size === 0 && this.drainWaiters.length > 0) for (const w of this.drainWaiters.splice(0)) w();
+    });
   }
 
   private send(type: MessageType, payload: Buffer, txId: number, path?: string): Promise<Buffer> {
@@ -575,16 +738,7 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
     this.transport.send(frameOf(MessageType.GET_DOMAIN_PATH, reqId, 0, request.getDomainPath(0)), reqId);
   }
 
-  private allocReqId(): number {
-    // uint32, wrapping; skips ids still in flight, and ids whose slot in the table is taken
-    // (a request answered late keeps its slot; later ids step past it).
-    this.pending.reserve();
-    for (;;) {
-      const id = this.nextReqId;
-      this.nextReqId = (this.nextReqId + 1) >>> 0;
-      if (this.pending.slotFree(id)) return id;
-    }
-  }
+  declare private allocReqId: () => number;
 
   // ------------------------------------------------------------------------- TransportSink
 
@@ -600,91 +754,16 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
    * often gets the header alone) keeps its header fields and its payload buffer, filled by the
    * next reads.
    */
-  onBytes(buf: Uint8Array, n: number): void {
-    if (this.failure !== null) return;
-    let at = 0;
-    if (this.partPayload !== null || this.partHeaderHave > 0) {
-      at = this.continuePart(buf, n);
-      if (at < 0) return;
-    }
-    if (n - at < XS_HEADER_SIZE) {
-      if (at < n) this.holdHeader(buf, at, n);
-      return;
-    }
-    let view = this.view;
-    if (this.viewOf !== buf || view === null) {
-      view = this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-      this.viewOf = buf;
-    }
-    const le = HOST_LITTLE_ENDIAN;
-    while (n - at >= XS_HEADER_SIZE) {
-      const type = view.getUint32(at, le);
-      const reqId = view.getUint32(at + 4, le);
-      const len = view.getUint32(at + 12, le);
-      if (len > this.maxReplyPayload) {
-        this.fail(oversizedFrameError(type, reqId, len, this.maxReplyPayload));
-        return;
-      }
-      const start = at + XS_HEADER_SIZE;
-      const payload = payloadBuffer(len);
-      if (n - start < len) {
-        // The rest of this reply comes with the next reads.
-        payload.set(new Uint8Array(buf.buffer, buf.byteOffset + start, n - start));
-        this.partType = type;
-        this.partReqId = reqId;
-        this.partTxId = view.getUint32(at + 8, le);
-        this.partPayload = payload;
-        this.partHave = n - start;
-        return;
-      }
-      if (len > 0) payload.set(new Uint8Array(buf.buffer, buf.byteOffset + start, len));
-      at = start + len;
-      this.dispatch(type, reqId, payload);
-      if (this.failure !== null) return;
-    }
-    if (at < n) this.holdHeader(buf, at, n);
-  }
+  declare onBytes: (buf: Uint8Array, n: number) => void;
 
   /** Keeps the start of a header cut by the end of a read. */
-  private holdHeader(buf: Uint8Array, at: number, n: number): void {
-    this.partHeader.set(new Uint8Array(buf.buffer, buf.byteOffset + at, n - at), this.partHeaderHave);
-    this.partHeaderHave += n - at;
-  }
+  declare private holdHeader: (buf: Uint8Array, at: number, n: number) => void;
 
   /**
    * Continues the reply held from earlier reads with `buf[0..n)`; returns how many bytes it
    * took, or -1 when it took them all (or the connection failed).
    */
-  private continuePart(buf: Uint8Array, n: number): number {
-    let at = 0;
-    if (this.partPayload === null) {
-      at = Math.min(XS_HEADER_SIZE - this.partHeaderHave, n);
-      this.holdHeader(buf, 0, at);
-      if (this.partHeaderHave < XS_HEADER_SIZE) return -1;
-      this.partHeaderHave = 0;
-      const v = this.partHeaderView;
-      const le = HOST_LITTLE_ENDIAN;
-      const len = v.getUint32(12, le);
-      this.partType = v.getUint32(0, le);
-      this.partReqId = v.getUint32(4, le);
-      this.partTxId = v.getUint32(8, le);
-      if (len > this.maxReplyPayload) {
-        this.fail(oversizedFrameError(this.partType, this.partReqId, len, this.maxReplyPayload));
-        return -1;
-      }
-      this.partPayload = payloadBuffer(len);
-      this.partHave = 0;
-    }
-    const payload = this.partPayload;
-    const want = Math.min(payload.length - this.partHave, n - at);
-    if (want > 0) payload.set(new Uint8Array(buf.buffer, buf.byteOffset + at, want), this.partHave);
-    this.partHave += want;
-    at += want;
-    if (this.partHave < payload.length) return -1;
-    this.partPayload = null;
-    this.dispatch(this.partType, this.partReqId, payload);
-    return this.failure !== null || at === n ? -1 : at;
-  }
+  declare private continuePart: (buf: Uint8Array, n: number) => number;
 
   /** @internal */
   onSendError(reqId: number, err: NodeJS.ErrnoException): void {
@@ -708,57 +787,9 @@ export class XenstoreClient extends XenstoreOps implements TransportSink {
     else this.fail(new ConnectionError('ECONNABORTED', `connection to ${this.transport.path} closed`, { path: this.transport.path }), true);
   }
 
-  private dispatch(type: number, reqId: number, payload: Buffer): void {
-    // Events are recognised by type: over /dev/xen/xenbus their ids are not meaningful.
-    if (type === MessageType.WATCH_EVENT) {
-      let ev;
-      try {
-        ev = parseWatchEvent(payload);
-      } catch (e) {
-        this.fail(e as ProtocolError);
-        return;
-      }
-      this.watches.get(ev.token)?._deliver(ev);
-      return;
-    }
-    const p = this.pending.get(reqId);
-    if (p === undefined) {
-      this.fail(
-        new ProtocolError('unsolicited-reply', `${messageTypeName(type)} reply with req_id ${reqId} matches no request in flight`, {
-          op: messageTypeName(type),
-        }),
-      );
-      return;
-    }
-    this.settle(reqId);
-    if (type === p.type) {
-      p.resolve(payload);
-      return;
-    }
-    const op = messageTypeName(p.type);
-    if (type === MessageType.ERROR) {
-      let name: string;
-      try {
-        name = parseErrorName(payload, op, p.path);
-      } catch (e) {
-        p.reject(e as ProtocolError);
-        return;
-      }
-      p.reject(daemonError(name, op, p.path, p.txId));
-      return;
-    }
-    p.reject(
-      new ProtocolError('unexpected-reply-type', `${op} request (req_id ${reqId}) answered with ${messageTypeName(type)}`, {
-        op,
-        path: p.path,
-      }),
-    );
-  }
+  declare private dispatch: (type: number, reqId: number, payload: Buffer) => void;
 
-  private settle(reqId: number): void {
-    this.pending.delete(reqId);
-    if (this.pending.size === 0 && this.drainWaiters.length > 0) for (const w of this.drainWaiters.splice(0)) w();
-  }
+  declare private settle: (reqId: number) => void;
 
   /** Ends the connection state: every pending request rejects, every watch ends. */
   private fail(err: XenstoreWireError, byClose = false): void {

@@ -66,17 +66,18 @@ type Latin1Writer = { latin1Write(s: string, offset: number): number };
 const NATIVE_LATIN1 = typeof (Buffer.prototype as unknown as Partial<Latin1Writer>).latin1Write === 'function';
 
 /** Bytes one path request occupies: header, path, NUL. */
-export function pathFrameSize(path: string): number {
+export const pathFrameSize = (function pathFrameSize(path: string): number {
   return XS_HEADER_SIZE + path.length + 1;
-}
+});
 
 /**
  * @internal Writes one frame whose payload is `path` and its NUL (READ, DIRECTORY, ...) into
  * `dst` at `at`, which must have pathFrameSize(path) bytes free; returns where it ends. `path`
  * must be a valid xenstore path: ASCII only (paths.ts), so latin1 is its UTF-8. Builds the
- * request in place, without an intermediate payload buffer.
+ * request in place, without an intermediate payload buffer. Parenthesized (here and in
+ * pathFrameSize): V8 compiles it when the module loads, not inside the first request.
  */
-export function writePathFrame(dst: Buffer, at: number, type: number, reqId: number, txId: number, path: string): number {
+export const writePathFrame = (function writePathFrame(dst: Buffer, at: number, type: number, reqId: number, txId: number, path: string): number {
   headerWords[0] = type;
   headerWords[1] = reqId;
   headerWords[2] = txId;
@@ -88,7 +89,7 @@ export function writePathFrame(dst: Buffer, at: number, type: number, reqId: num
   const end = p + path.length;
   dst[end] = 0;
   return end + 1;
-}
+});
 
 /** Header then payload; `len` is filled from the payload, last, as in the wire struct. */
 export function encodeFrame(frame: Frame): Buffer {
