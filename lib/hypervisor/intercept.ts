@@ -16,6 +16,7 @@ const METHODS: Record<HypervisorMethod, true> = {
   xenVersion: true,
   domctlInterfaceVersion: true,
   domainInfo: true,
+  domainInfoList: true,
   populatePhysmap: true,
   decreaseReservation: true,
   addToPhysmapForeign: true,
@@ -50,6 +51,8 @@ export function callLabel(method: HypervisorMethod, args: readonly unknown[]): s
   switch (method) {
     case 'domainInfo':
       return `domainInfo d${a[0]}`;
+    case 'domainInfoList':
+      return `domainInfoList from d${a[0]}, at most ${a[1]}`;
     case 'populatePhysmap':
     case 'decreaseReservation':
     case 'removeFromPhysmap':

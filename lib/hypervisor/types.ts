@@ -126,6 +126,15 @@ export interface Hypervisor {
   domainInfo(domid: number): Promise<DomainInfo | null>;
 
   /**
+   * XEN_SYSCTL_getdomaininfolist: up to `maxDomains` (at most DOMAIN_INFO_LIST_MAX, 8,192)
+   * domains with a domid >= `firstDomid`, in domid order, dying ones included, in one hypercall.
+   * Fewer than asked means no domain is left above the last. EOPNOTSUPP when the release's
+   * struct xen_domctl_getdomaininfo size is not known (ask domainInfo per domain then); EACCES
+   * or EPERM when Xen refuses the sysctl (an XSM policy).
+   */
+  domainInfoList(firstDomid: number, maxDomains: number): Promise<DomainInfo[]>;
+
+  /**
    * populate_physmap: allocate one fresh frame at each gfn of the owner. All or nothing: when
    * Xen stops short, the pages populated by this call are freed again and a HypercallError says
    * why (ENOMEM with the pages needed and the headroom, ESRCH for an unknown domain).

@@ -5,16 +5,18 @@
  *   context.ts      the transport, the scratch buffer, argument checks
  *   version.ts      xen_version, the domctl interface version, the release's rules
  *   domctl.ts       getdomaininfo, set_target, max_mem, borrowerSupport
+ *   sysctl.ts       getdomaininfolist (many domains in one call)
  *   reservation.ts  populate_physmap (2 MiB extents where aligned), decrease_reservation
  *   foreign.ts      add_to_physmap_batch (gmfn_foreign), remove_from_physmap, MMAPBATCH_V2
  *   evtchn.ts       EVTCHNOP_alloc_unbound, EVTCHNOP_status
  */
 import { errnoOf, HypercallError } from './errors';
-import { checkDomid, HypercallContext } from './hypercalls/context';
+import { checkDomid, EINVAL, HypercallContext } from './hypercalls/context';
 import { borrowerSupport, checkKib, domainInfo, setMaxMem, setTarget } from './hypercalls/domctl';
 import { allocUnbound, checkPort, status } from './hypercalls/evtchn';
 import { addForeign, mapForeign, removeForeign } from './hypercalls/foreign';
 import { decrease, populate, type PopulateStats } from './hypercalls/reservation';
+import { DOMAIN_INFO_LIST_MAX, domainInfoList } from './hypercalls/sysctl';
 import { domctlInterfaceVersion, xenRules, xenVersion } from './hypercalls/version';
 import type { XenRules } from './releases';
 import type { XenTransport } from './transport';
@@ -34,6 +36,7 @@ import type {
 export { RESERVATION_BATCH, EXTENT_ORDER_2M, type PopulateStats } from './hypercalls/reservation';
 export { REMOVE_MULTICALL_BATCH } from './hypercalls/foreign';
 export { HYPERCALL_BUFFER_BYTES } from './hypercalls/context';
+export { DOMAIN_INFO_LIST_MAX } from './hypercalls/sysctl';
 
 export class XenHypervisor implements Hypervisor {
   private readonly cx: HypercallContext;
@@ -67,6 +70,17 @@ export class XenHypervisor implements Hypervisor {
 
   domainInfo(domid: number): Promise<DomainInfo | null> {
     return this.run(() => domainInfo(this.cx, checkDomid(domid, 'domctl(getdomaininfo)')));
+  }
+
+  domainInfoList(firstDomid: number, maxDomains: number): Promise<DomainInfo[]> {
+    const call = 'sysctl(getdomaininfolist)';
+    return this.run(() => {
+      const first = checkDomid(firstDomid, call);
+      if (!(Number.isInteger(maxDomains) && maxDomains >= 0 && maxDomains <= DOMAIN_INFO_LIST_MAX)) {
+        throw new HypercallError({ call, errno: EINVAL, message: `${String(maxDomains)} is not a number of domains to list (0..${DOMAIN_INFO_LIST_MAX})` });
+      }
+      return domainInfoList(this.cx, first, maxDomains);
+    });
   }
 
   borrowerSupport(borrower: number): Promise<BorrowerSupport> {

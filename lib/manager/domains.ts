@@ -3,7 +3,9 @@
  * (getdomaininfo). `--domain NAME` resolves the way `xl` does: through the names in xenstore.
  */
 import type { XenstoreOps } from '../../xenstore-wire';
+import { HypercallError } from '../hypervisor/errors';
 import type { Hypervisor } from '../hypervisor/types';
+import { DOMAIN_INFO_LIST_MAX } from '../hypervisor/xen';
 import { listOptional, mapWindowed, readOptional } from '../store';
 import { domainRefusal } from './refusals';
 
@@ -31,4 +33,42 @@ export async function findDomainByName(ops: XenstoreOps, name: string): Promise<
 export async function domainAlive(hv: Hypervisor, domid: number): Promise<boolean> {
   const info = await hv.domainInfo(domid);
   return info !== null && !info.dying;
+}
+
+/**
+ * Xen's refusals of getdomaininfolist that leave getdomaininfo per domain to ask: an unknown
+ * struct size (EOPNOTSUPP) or entries that do not line up (EPROTO), the sysctl's interface or
+ * an XSM policy (EACCES, EPERM), a Xen without it (ENOSYS).
+ */
+const LIST_REFUSALS = new Set(['EOPNOTSUPP', 'EPROTO', 'EACCES', 'EPERM', 'ENOSYS']);
+
+/**
+ * domainAlive for many domains: getdomaininfolist over [min, max] of `domids` (one hypercall per
+ * 8,192 domains, never more than the ids in that span), so the question costs a few hypercalls
+ * whatever the number of domains asked about; getdomaininfo per domain (windowed) where Xen
+ * refuses the listing.
+ */
+export async function domainsAlive(hv: Hypervisor, domids: readonly number[]): Promise<Map<number, boolean>> {
+  const sorted = [...new Set(domids)].sort((a, b) => a - b);
+  const alive = new Map<number, boolean>();
+  if (sorted.length === 0) return alive;
+  try {
+    const last = sorted[sorted.length - 1];
+    const listed = new Map<number, boolean>();
+    for (let first = sorted[0]; first <= last;) {
+      // Ids are unique: [first, last] holds at most last - first + 1 domains.
+      const max = Math.min(DOMAIN_INFO_LIST_MAX, last - first + 1);
+      const batch = await hv.domainInfoList(first, max);
+      for (const i of batch) listed.set(i.domid, !i.dying);
+      if (batch.length < max) break;
+      first = batch[batch.length - 1].domid + 1;
+    }
+    for (const d of sorted) alive.set(d, listed.get(d) ?? false);
+    return alive;
+  } catch (e) {
+    if (!(e instanceof HypercallError && LIST_REFUSALS.has(e.code))) throw e;
+  }
+  const each = await mapWindowed(sorted, (d) => domainAlive(hv, d));
+  sorted.forEach((d, i) => alive.set(d, each[i]));
+  return alive;
 }

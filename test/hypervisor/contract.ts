@@ -8,8 +8,8 @@
  */
 import * as nodeAssert from 'node:assert/strict';
 import type { TestFn } from 'ava';
-import { HypercallError, rulesFor, XenHypervisor, X86_TRANSLATED_FOREIGN_MAPS, type Hypervisor } from '../../lib/hypervisor';
-import { DOMCTL_INTERFACE_VERSIONS, MAX_ADD_TO_PHYSMAP_BATCH } from '../../lib/hypervisor/abi';
+import { DOMAIN_INFO_LIST_MAX, HypercallError, rulesFor, XenHypervisor, X86_TRANSLATED_FOREIGN_MAPS, type Hypervisor } from '../../lib/hypervisor';
+import { DOMCTL_INTERFACE_VERSIONS, MAX_ADD_TO_PHYSMAP_BATCH, SYSCTL_INTERFACE_VERSIONS } from '../../lib/hypervisor/abi';
 import { PAGE_SIZE as XEN_PAGE_SIZE } from '../../lib/vocabulary';
 
 export interface ContractFixture {
@@ -143,6 +143,33 @@ const CHECKS: ContractCheck[] = [
       a.true((await fx.hv.domainInfo(fx.borrower)) !== null, 'borrower exists');
       a.is(await fx.hv.domainInfo(fx.missingDomid), null, 'missing domain');
       await rejects(a, fx.hv.domainInfo(0x7ff0), 'EINVAL', 'a reserved id is not a domain');
+    },
+  },
+  {
+    name: 'getdomaininfolist: domains in domid order from the first asked, as getdomaininfo says, in one call',
+    async run(fx, a, log) {
+      const v = await fx.hv.xenVersion();
+      const all = await fx.hv.domainInfoList(0, DOMAIN_INFO_LIST_MAX);
+      log(`Xen ${v.version} ${v.arch}: ${all.length} domains listed (${all.map((d) => `d${d.domid}`).join(' ')}), sysctl interface 0x${(SYSCTL_INTERFACE_VERSIONS[`${v.major}.${v.minor}`] ?? 0).toString(16)}`);
+      a.true(all.length >= 3, 'dom0, the owner and the borrower at least');
+      a.is(all[0].domid, 0, 'dom0 first');
+      for (let i = 1; i < all.length; i++) a.true(all[i].domid > all[i - 1].domid, `ascending at ${i}`);
+      a.true(all.length < DOMAIN_INFO_LIST_MAX, 'fewer than asked: nothing left above');
+      for (const d of [0, fx.owner, fx.borrower]) {
+        const one = await fx.hv.domainInfo(d);
+        const listed = all.find((x) => x.domid === d);
+        a.true(listed !== undefined, `d${d} listed`);
+        // tot_pages moves with the guest's own balloon: compared where it cannot.
+        a.deepEqual({ domid: listed!.domid, maxPages: listed!.maxPages, dying: listed!.dying, hvm: listed!.hvm }, { domid: one!.domid, maxPages: one!.maxPages, dying: one!.dying, hvm: one!.hvm }, `d${d} as getdomaininfo`);
+      }
+      a.is(all.some((x) => x.domid === fx.missingDomid), false, 'the missing domain is not listed');
+      // The span bounds the call: max 1 from the owner lists the owner alone.
+      a.deepEqual((await fx.hv.domainInfoList(fx.owner, 1)).map((x) => x.domid), [fx.owner], 'first = owner, max 1');
+      const fromMissing = await fx.hv.domainInfoList(fx.missingDomid, 1);
+      a.true(fromMissing.every((x) => x.domid > fx.missingDomid), 'from a missing id: only domains above it');
+      a.deepEqual(await fx.hv.domainInfoList(fx.owner, 0), [], 'max 0 lists nothing');
+      await rejects(a, fx.hv.domainInfoList(0x7ff0, 1), 'EINVAL', 'a reserved id is not a first domain');
+      await rejects(a, fx.hv.domainInfoList(0, DOMAIN_INFO_LIST_MAX + 1), 'EINVAL', 'more than a buffer holds');
     },
   },
   {

@@ -33,6 +33,9 @@ export class HypercallContext {
   version?: XenVersionInfo;
   rules?: XenRules;
   domctlVersion?: number;
+  sysctlVersion?: number;
+  /** Why no sysctl interface version was accepted (asked once). */
+  sysctlRefusal?: HypercallError;
   private scratch?: HypercallBuffer;
 
   constructor(readonly transport: XenTransport) {}
