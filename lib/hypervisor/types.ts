@@ -41,6 +41,16 @@ export interface DomainInfo {
 /** GFN lists: plain arrays or typed arrays of page numbers (address >> 12). */
 export type GfnList = ArrayLike<number>;
 
+/**
+ * `length` consecutive gfns from `start` (gfnSpan()), without a per-page list: populatePhysmap
+ * works per extent on it (a 2 MiB extent is one list entry and one check), where a GfnList
+ * costs dom0 a read and a check of every page. `length`, as a list's, is the page count.
+ */
+export interface GfnSpan {
+  readonly start: number;
+  readonly length: number;
+}
+
 /** Called after each batch: pages done so far, and the total. */
 export type ProgressCallback = (done: number, total: number) => void;
 
@@ -139,7 +149,7 @@ export interface Hypervisor {
    * Xen stops short, the pages populated by this call are freed again and a HypercallError says
    * why (ENOMEM with the pages needed and the headroom, ESRCH for an unknown domain).
    */
-  populatePhysmap(domid: number, gfns: GfnList, onProgress?: ProgressCallback): Promise<void>;
+  populatePhysmap(domid: number, gfns: GfnList | GfnSpan, onProgress?: ProgressCallback): Promise<void>;
 
   /** decrease_reservation: free the owner's frames at these gfns. Stops at the first refusal. */
   decreaseReservation(domid: number, gfns: GfnList, onProgress?: ProgressCallback): Promise<void>;

@@ -27,6 +27,7 @@ import type {
   ForeignMapping,
   ForeignMapRequest,
   GfnList,
+  GfnSpan,
   Hypervisor,
   ProgressCallback,
   RemoveOptions,
@@ -91,7 +92,7 @@ export class XenHypervisor implements Hypervisor {
    * `opts.largeExtents: false` populates with 4 KiB extents only (the figures that compare the
    * two; Xen's own fallback needs no option).
    */
-  populatePhysmap(domid: number, gfns: GfnList, onProgress?: ProgressCallback, opts: { largeExtents?: boolean } = {}): Promise<void> {
+  populatePhysmap(domid: number, gfns: GfnList | GfnSpan, onProgress?: ProgressCallback, opts: { largeExtents?: boolean } = {}): Promise<void> {
     return this.run(() => {
       this.lastPopulate = undefined;
       this.lastPopulate = populate(this.cx, checkDomid(domid, 'memory_op(populate_physmap)'), gfns, onProgress, opts.largeExtents ?? true);
@@ -162,6 +163,14 @@ export class XenHypervisor implements Hypervisor {
     this.queue = next.catch(() => undefined);
     return next;
   }
+}
+
+/**
+ * count consecutive gfns from start as a span: populatePhysmap's cheap form (no per-page list).
+ * Checked where it is used (whole pages, below 2^52).
+ */
+export function gfnSpan(start: number, count: number): GfnSpan {
+  return { start, length: count };
 }
 
 /** count consecutive gfns from start: the usual GfnList of a region (address >> 12). */

@@ -8,7 +8,7 @@
  */
 import * as nodeAssert from 'node:assert/strict';
 import type { TestFn } from 'ava';
-import { DOMAIN_INFO_LIST_MAX, HypercallError, rulesFor, XenHypervisor, X86_TRANSLATED_FOREIGN_MAPS, type Hypervisor } from '../../lib/hypervisor';
+import { DOMAIN_INFO_LIST_MAX, gfnSpan, HypercallError, rulesFor, XenHypervisor, X86_TRANSLATED_FOREIGN_MAPS, type Hypervisor } from '../../lib/hypervisor';
 import { DOMCTL_INTERFACE_VERSIONS, MAX_ADD_TO_PHYSMAP_BATCH, SYSCTL_INTERFACE_VERSIONS } from '../../lib/hypervisor/abi';
 import { PAGE_SIZE as XEN_PAGE_SIZE } from '../../lib/vocabulary';
 
@@ -242,6 +242,41 @@ const CHECKS: ContractCheck[] = [
       back.unmap();
       await hv.decreaseReservation(fx.owner, gfns);
       a.is((await hv.domainInfo(fx.owner))!.totPages, before, 'all freed page by page');
+    },
+  },
+  {
+    name: 'populate_physmap of a span (no per-page list): the same extents and pages as its list',
+    async run(fx, a, log) {
+      if (!(fx.hv instanceof XenHypervisor)) throw new Error('the backend is not a XenHypervisor: lastPopulate unknown');
+      const hv = fx.hv;
+      const aligned = Math.ceil(fx.ownerGfnBase / 512) * 512;
+      const before = (await hv.domainInfo(fx.owner))!.totPages;
+      // As the list check above: 3 pages, two 2 MiB extents, 4 pages; then a span too short for
+      // any large extent, and a span on 4 KiB extents only.
+      const cases: Array<[number, number, boolean, object]> = [
+        [aligned + 512 - 3, 3 + 1024 + 4, true, { largeExtents: 2, smallExtents: 7, largeRefused: 0, hypercalls: 3 }],
+        [aligned + 2048, 511, true, { largeExtents: 0, smallExtents: 511, largeRefused: 0, hypercalls: 1 }],
+        [aligned + 4096, 1024, false, { largeExtents: 0, smallExtents: 1024, largeRefused: 0, hypercalls: 1 }],
+      ];
+      for (const [start, count, large, stats] of cases) {
+        await hv.populatePhysmap(fx.owner, gfnSpan(start, count), undefined, { largeExtents: large });
+        log(`span ${start.toString(16)}+${count}: ${JSON.stringify(hv.lastPopulate)}`);
+        a.deepEqual(hv.lastPopulate, stats, `extents of span ${start.toString(16)}+${count}`);
+        const probes = [start, start + count - 1];
+        const m = await hv.mapForeign(fx.owner, probes);
+        pattern('span', start).copy(m.buffer, 0);
+        m.unmap();
+        const back = await hv.mapForeign(fx.owner, probes);
+        a.deepEqual(back.buffer.subarray(0, pattern('span', start).length), pattern('span', start), 'the first page keeps its bytes');
+        back.unmap();
+      }
+      a.is((await hv.domainInfo(fx.owner))!.totPages, before + 3 + 1024 + 4 + 511 + 1024, 'every page counted');
+      for (const [start, count] of cases) await hv.decreaseReservation(fx.owner, range(start, count));
+      a.is((await hv.domainInfo(fx.owner))!.totPages, before, 'all freed page by page');
+      await rejects(a, hv.populatePhysmap(fx.owner, gfnSpan(-1, 4)), 'EINVAL', 'a span from a negative gfn');
+      await rejects(a, hv.populatePhysmap(fx.owner, gfnSpan(aligned, 1.5)), 'EINVAL', 'a span of a fraction of a page');
+      await rejects(a, hv.populatePhysmap(fx.owner, gfnSpan(2 ** 52 - 2, 4)), 'EINVAL', 'a span past 2^52');
+      a.is((await hv.domainInfo(fx.owner))!.totPages, before, 'refused spans populate nothing');
     },
   },
   {
