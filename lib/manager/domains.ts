@@ -7,6 +7,7 @@ import { HypercallError } from '../hypervisor/errors';
 import type { Hypervisor } from '../hypervisor/types';
 import { DOMAIN_INFO_LIST_MAX } from '../hypervisor/xen';
 import { listOptional, mapWindowed, readOptional } from '../store';
+import { DOMID_FIRST_RESERVED } from '../vocabulary';
 import { domainRefusal } from './refusals';
 
 /** The name in /local/domain/<domid>/name, or null when the toolstack wrote none. */
@@ -49,26 +50,33 @@ const LIST_REFUSALS = new Set(['EOPNOTSUPP', 'EPROTO', 'EACCES', 'EPERM', 'ENOSY
  * refuses the listing.
  */
 export async function domainsAlive(hv: Hypervisor, domids: readonly number[]): Promise<Map<number, boolean>> {
-  const sorted = [...new Set(domids)].sort((a, b) => a - b);
   const alive = new Map<number, boolean>();
-  if (sorted.length === 0) return alive;
-  try {
-    const last = sorted[sorted.length - 1];
-    const listed = new Map<number, boolean>();
-    for (let first = sorted[0]; first <= last;) {
+  if (domids.length === 0) return alive;
+  let first = Infinity;
+  let last = -1;
+  for (const d of domids) {
+    if (d < first) first = d;
+    if (d > last) last = d;
+  }
+  // An id that is not a domid: getdomaininfo per domain refuses it with the usual error.
+  if (first >= 0 && last < DOMID_FIRST_RESERVED) try {
+    // One byte per domid (0..32751): no object per domain listed.
+    const live = new Uint8Array(last + 1);
+    while (first <= last) {
       // Ids are unique: [first, last] holds at most last - first + 1 domains.
       const max = Math.min(DOMAIN_INFO_LIST_MAX, last - first + 1);
       const batch = await hv.domainInfoList(first, max);
-      for (const i of batch) listed.set(i.domid, !i.dying);
+      for (const i of batch) if (i.domid <= last && !i.dying) live[i.domid] = 1;
       if (batch.length < max) break;
       first = batch[batch.length - 1].domid + 1;
     }
-    for (const d of sorted) alive.set(d, listed.get(d) ?? false);
+    for (const d of domids) alive.set(d, live[d] === 1);
     return alive;
   } catch (e) {
     if (!(e instanceof HypercallError && LIST_REFUSALS.has(e.code))) throw e;
   }
-  const each = await mapWindowed(sorted, (d) => domainAlive(hv, d));
-  sorted.forEach((d, i) => alive.set(d, each[i]));
+  const unique = [...new Set(domids)];
+  const each = await mapWindowed(unique, (d) => domainAlive(hv, d));
+  unique.forEach((d, i) => alive.set(d, each[i]));
   return alive;
 }

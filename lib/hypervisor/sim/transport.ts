@@ -347,20 +347,36 @@ export class SimTransport implements XenTransport {
     // for_each_domain walks domain_list, kept in domid order (common/domain.c:719-721 at
     // RELEASE-4.17.0): every domain from first_domain, dying ones too, until max_domains
     // (common/sysctl.c:85-106). xsm_getdomaininfo() passes for dom0.
-    const ids = Int32Array.from(h.domains.keys()).sort();
+    const ids = Int32Array.from(h.domains.keys());
+    // Domains are mostly made in domid order: sort only when they are not.
+    for (let i = 1; i < ids.length; i++) {
+      if (ids[i] < ids[i - 1]) {
+        ids.sort();
+        break;
+      }
+    }
+    // The whole array at once when it fits in one buffer; entry by entry (as Xen copies) only
+    // to find where -EFAULT starts.
+    const whole = this.resolve(Number(l.buffer), l.maxDomains * stride);
+    const wholeView = whole ? new DataView(whole.buffer, whole.byteOffset, whole.length) : undefined;
     let num = 0;
     for (let i = 0; i < ids.length; i++) {
       if (ids[i] < l.firstDomain) continue;
       if (num === l.maxDomains) break;
       const d = h.domains.get(ids[i])!;
-      // copy_to_guest_offset() of one whole entry, else -EFAULT and nothing copied back
-      // (copyback stays -1: common/sysctl.c:98-111, 493-495 at RELEASE-4.20.0).
-      const at = this.resolve(Number(l.buffer) + num * stride, stride);
-      if (!at) return -E.EFAULT;
-      writeDomainInfoEntry(at, new DataView(at.buffer, at.byteOffset, stride), 0, stride, {
+      const entry = {
         domain: d.domid, flags: domInfFlags(h, d), totPages: d.totPages, maxPages: d.maxPages,
         nrOnlineVcpus: d.dying ? 0 : 1, maxVcpuId: 0,
-      });
+      };
+      if (whole && wholeView) {
+        writeDomainInfoEntry(whole, wholeView, num * stride, stride, entry);
+      } else {
+        // copy_to_guest_offset() of one whole entry, else -EFAULT and nothing copied back
+        // (copyback stays -1: common/sysctl.c:98-111, 493-495 at RELEASE-4.20.0).
+        const at = this.resolve(Number(l.buffer) + num * stride, stride);
+        if (!at) return -E.EFAULT;
+        writeDomainInfoEntry(at, new DataView(at.buffer, at.byteOffset, stride), 0, stride, entry);
+      }
       num++;
     }
     v.setUint32(SYSCTL_U + XEN_SYSCTL_GETDOMAININFOLIST.fields.num_domains.offset, num, true);
