@@ -105,25 +105,34 @@ export async function readMapping(ops: XenstoreOps, paths: StorePaths, id: strin
   };
 }
 
-const REGION_FIELDS = ['owner', 'begin', 'size', 'prot', 'cache_policy', 'state', 'spelling', 'doorbell'] as const;
+/** The fields every region has; `spelling` and `doorbell` are optional (read when listed). */
+const REGION_FIELDS = ['owner', 'begin', 'size', 'prot', 'cache_policy', 'state'] as const;
 
 /** The region record, or null when <root>/<ID> does not exist. */
 export async function readRegion(ops: XenstoreOps, paths: StorePaths, id: string): Promise<RegionRecord | null> {
-  // Every field and the mappings' listing in one burst, then every mapping in a second.
+  // One burst: the region's listing, its six fields and the mappings' listing. The listing says
+  // whether the optional fields exist, so they are read only then, beside the mappings in the
+  // second burst: most regions have neither, and an ENOENT costs the daemon and the client more
+  // than a reply (every listing of the host made two per region).
   const at = REGION_FIELDS.map((name) => paths.field(id, name));
-  const [values, children] = await Promise.all([Promise.all(at.map((p) => readOptional(ops, p))), listOptional(ops, paths.mappings(id))]);
-  const [owner, begin, size, prot, cache, state, spelling, doorbell] = values;
+  const [listed, values, children] = await Promise.all([listOptional(ops, paths.region(id)), Promise.all(at.map((p) => readOptional(ops, p))), listOptional(ops, paths.mappings(id))]);
+  const [owner, begin, size, prot, cache, state] = values;
   if (owner === undefined && state === undefined && begin === undefined) {
     // Nothing of the region: absent (a bare node left by hand counts as absent too).
     return null;
   }
-  if (doorbell !== undefined && doorbell !== 'yes') throw new StoreError('EINVAL', at[7], `${JSON.stringify(doorbell)} is not yes`);
+  const pSpelling = paths.field(id, 'spelling');
+  const pDoorbell = paths.field(id, 'doorbell');
   const domids = children.map((c) => parseDomid(c, `${paths.mappings(id)}/${c}`)).sort((a, b) => a - b);
   // Ports are listed only for a region with a doorbell (the others pay nothing for them).
-  const [mappings, ports] = await Promise.all([
+  const withDoorbell = listed.includes('doorbell');
+  const [mappings, spelling, doorbell, ports] = await Promise.all([
     Promise.all(domids.map((d) => readMapping(ops, paths, id, d))).then((ms) => ms.filter((m): m is MappingRecord => m !== null)),
-    doorbell === 'yes' ? readPorts(ops, paths, id) : Promise.resolve([]),
+    listed.includes('spelling') ? readOptional(ops, pSpelling) : undefined,
+    withDoorbell ? readOptional(ops, pDoorbell) : undefined,
+    withDoorbell ? readPorts(ops, paths, id) : [],
   ]);
+  if (doorbell !== undefined && doorbell !== 'yes') throw new StoreError('EINVAL', pDoorbell, `${JSON.stringify(doorbell)} is not yes`);
   return {
     id,
     owner: parseDomid(required(owner, at[0]), at[0]),
@@ -132,10 +141,10 @@ export async function readRegion(ops: XenstoreOps, paths: StorePaths, id: string
     prot: parseEnum(required(prot, at[3]), PROT_VALUES, at[3]),
     cachePolicy: parseEnum(required(cache, at[4]), CACHE_POLICY_VALUES, at[4]),
     state: parseEnum(required(state, at[5]), REGION_STATES, at[5]),
-    spelling: spelling === undefined ? null : parseEnum(spelling, SPELLING_VALUES, at[6]),
+    spelling: spelling === undefined ? null : parseEnum(spelling, SPELLING_VALUES, pSpelling),
     mappings,
     doorbell: doorbell === 'yes',
-    ports,
+    ports: doorbell === 'yes' ? ports : [],
   };
 }
 
