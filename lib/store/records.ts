@@ -50,6 +50,14 @@ const missingAsUndefined = (e: unknown): undefined => {
   throw e;
 };
 
+/** The replies of these reads, or null when one of them is ENOENT (any other error rejects). */
+function allOrMissing(reads: Array<Promise<Buffer>>): Promise<Buffer[] | null> {
+  return Promise.all(reads).catch((e: unknown) => {
+    if (isEnoent(e)) return null;
+    throw e;
+  });
+}
+
 /** The node's value, or undefined when it does not exist. */
 export function readOptional(ops: XenstoreOps, path: string): Promise<string | undefined> {
   // Not an async function: bulk reads make hundreds of thousands of these, one promise each.
@@ -89,7 +97,13 @@ function required(value: string | undefined, path: string): string {
 export async function readMapping(ops: XenstoreOps, paths: StorePaths, id: string, domid: number): Promise<MappingRecord | null> {
   const p = paths.mapping(id, domid);
   const [pOffset, pProt, pState] = [paths.mappingField(id, domid, 'offset'), paths.mappingField(id, domid, 'prot'), paths.mappingField(id, domid, 'state')];
-  const [range, offset, prot, state] = await Promise.all([readOptional(ops, p), readOptional(ops, pOffset), readOptional(ops, pProt), readOptional(ops, pState)]);
+  // The four reads with no handler of their own (a listing of the host makes tens of thousands:
+  // one promise and one callback fewer per read); an ENOENT among them, a mapping going away or
+  // a broken record, is read again field by field below to tell which.
+  const raw = await allOrMissing([ops.read(p), ops.read(pOffset), ops.read(pProt), ops.read(pState)]);
+  const [range, offset, prot, state] = raw
+    ? raw.map(decode)
+    : await Promise.all([readOptional(ops, p), readOptional(ops, pOffset), readOptional(ops, pProt), readOptional(ops, pState)]);
   if (range === undefined) return null;
   const r = parseRange(range, p);
   const st = parseEnum(required(state, pState), MAPPING_STATES, pState);
@@ -115,7 +129,10 @@ export async function readRegion(ops: XenstoreOps, paths: StorePaths, id: string
   // second burst: most regions have neither, and an ENOENT costs the daemon and the client more
   // than a reply (every listing of the host made two per region).
   const at = REGION_FIELDS.map((name) => paths.field(id, name));
-  const [listed, values, children] = await Promise.all([listOptional(ops, paths.region(id)), Promise.all(at.map((p) => readOptional(ops, p))), listOptional(ops, paths.mappings(id))]);
+  const [listed, raw, children] = await Promise.all([listOptional(ops, paths.region(id)), allOrMissing(at.map((p) => ops.read(p))), listOptional(ops, paths.mappings(id))]);
+  // A field missing: no region (nothing listed), or one to read again field by field.
+  if (raw === null && listed.length === 0) return null;
+  const values = raw ? raw.map(decode) : await Promise.all(at.map((p) => readOptional(ops, p)));
   const [owner, begin, size, prot, cache, state] = values;
   if (owner === undefined && state === undefined && begin === undefined) {
     // Nothing of the region: absent (a bare node left by hand counts as absent too).

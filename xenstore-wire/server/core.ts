@@ -212,7 +212,8 @@ export class XenstoredCore {
     if (conn.closed) return;
     const output = this.rooms.output;
     output.traceIo(conn, frame, 'IN');
-    conn.accList.clear();
+    // Map.clear() allocates a fresh table even when empty: once per request, so only when needed.
+    if (conn.accList.size > 0) conn.accList.clear();
     try {
       this.processMessage(conn, frame);
     } finally {
