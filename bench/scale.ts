@@ -1,27 +1,34 @@
 /**
- * `npm run bench:scale [-- --quick] [--servers memory,cxenstored-records,cxenstored] [--sizes 10,100,1000,4000]
- * [--introduced-sizes 10,100,1000]`:
+ * `npm run bench:scale [-- --quick] [--servers memory,cxenstored-records,cxenstored-4.20-records,cxenstored,cxenstored-4.20]
+ * [--sizes 10,100,1000,4000] [--introduced-sizes 10,100,1000] [--ten-thousand] [--profile DIR]`:
  * what one apply, one release, `list`, `reconcile` and the daemon's cleanup of a dead domain cost
  * on hosts of growing size (issue 15 points 1, 2 and 6). A host of N domains is N/2 pairs of an
  * owner and a borrower sharing two regions (16 KiB and 8 KiB), applied through the library; the
  * host grows from one size to the next and every size is measured on the same host:
  *
  *   apply        a fresh pair: the owner's apply (2 regions populated), the borrower's (set_target,
- *                2 regions mapped); each by domid, as `xen-sshm apply --domid`
+ *                2 regions mapped); each by domid, as `xen-sshm apply --domid`. Per apply also:
+ *                the requests sent, the client's socket reads (event-loop wake-ups), this
+ *                process's CPU time and the xenstored's (so its CPU per request), which tells
+ *                whose cost grows with the host
  *   release      the borrower's, then the owner's
  *   apply by name the owner's apply resolved by name (`xen-sshm apply CFG`), which lists
  *                /local/domain as xl does: shown apart, it grows with the host by design
  *   daemon cleanup  a running runDaemon() loop: from RELEASE (the last step of `xl destroy`, which
  *                fires @releaseDomain) to the loop's report of the dead domain's mappings released
- *   list         manager.list(): every region, its mappings, the domains' names and targets
+ *   list         manager.list(): every region, its mappings, the domains' names and targets; its
+ *                requests and the CPU per request of both sides
  *   reconcile    manager.reconcile(): the whole host, the index checked, nothing to do
  *
- * on two xenstoreds: the in-memory server (the sandbox's daemon, in its own process) and Debian's
- * C xenstored 4.17 (test/harness), each with the simulated Xen host in this process. Each figure
- * is the mean and the 99th percentile of its samples; RSS of this process (the tool: manager,
- * daemon loop and simulated host) and of the xenstored, after each size. Then, unless --quick, the
- * in-memory host grows to 10,000 regions for one more `list`. Writes bench/results/scale.json,
- * scale.md and scale.svg (vega-lite, rendered headless to SVG).
+ * on the in-memory server (the sandbox's daemon, in its own process) and Debian's C xenstored 4.17
+ * and 4.20 (test/harness), each with the simulated Xen host in this process; the C daemons with
+ * the records only and with every domain INTRODUCEd. Each figure is the mean and the 99th
+ * percentile of its samples, and each size's ratio to the smallest (the anchor, same run, same
+ * host); RSS of this process (the tool: manager, daemon loop and simulated host) and of the
+ * xenstored, after each size. Then (not with --quick) the in-memory host grows to 10,000 regions
+ * for more `list`s. Writes bench/results/scale.json, scale.md and scale.svg (vega-lite, rendered
+ * headless to SVG). --profile DIR: V8 CPU profiles of both processes around the 10,000-region
+ * list and of five more applies at each server's largest size.
  *
  * Run it under the CPU lock (`flock /work/locks/cpu.lock npm run bench:scale`); the machine is
  * shared, so compare sizes within one run.
@@ -40,12 +47,17 @@ import { connect, type XenstoreClient } from '../xenstore-wire';
 import { startServer } from '../xenstore-wire/server';
 
 /**
- * 'cxenstored' INTRODUCEs every domain, as on a real host: C xenstored's main loop then visits
- * every domain's connection for each request it handles (xenstored_core.c main(): the loop over
- * `connections` calling domain_can_read()), so its own round trip grows with the host.
- * 'cxenstored-records' writes the same records without INTRODUCE, which shows the tool's cost on
- * the same daemon without that growth (its dead-domain cleanup is timed as the daemon loop's
- * reconcile call: without INTRODUCE there is no RELEASE, hence no @releaseDomain).
+ * 'cxenstored' (4.17) and 'cxenstored-4.20' INTRODUCE every domain, as on a real host: C
+ * xenstored's main loop then visits every connection, each domain's included, on every pass, and
+ * a pass handles one request per connection (main() and initialize_fds() in
+ * tools/xenstore/xenstored_core.c of 4.17, tools/xenstored/core.c of 4.20), and every write's
+ * watch check walks every connection (fire_watches() in xenstored_watch.c / watch.c): its own
+ * cost per request grows with the host. '-records' writes the same records without INTRODUCE:
+ * the tool's cost on the same daemon without that growth; on 4.17 its TDB store still grows per
+ * request (tdb.c: a fixed 7,919-bucket hash, tdb_find() walking the chains, tdb_allocate()
+ * walking the free list), 4.20 keeps nodes in a growing hashtable (core.c `nodes`). Without
+ * INTRODUCE there is no RELEASE, hence no @releaseDomain: the dead-domain cleanup is timed as
+ * the daemon loop's reconcile call.
  */
 type ServerKind = 'memory' | 'cxenstored' | 'cxenstored-records' | 'cxenstored-4.20' | 'cxenstored-4.20-records';
 const SERVER_LABEL: Record<ServerKind, string> = {
