@@ -67,6 +67,14 @@ async function main() {
         if (!from.startsWith('.')) from = `./${from}`;
         return { path: from, external: true };
       });
+      // commander requires child_process at load, for executable subcommands (a command run
+      // as a program of its own), which xen-sshm has none of; loading it brings net, dgram and
+      // the streams. In the bundle commander gets it on first use instead.
+      build.onResolve({ filter: /^node:child_process$/ }, (a) => (/[\\/]node_modules[\\/]commander[\\/]/.test(a.importer) ? { path: 'child_process', namespace: 'on-first-use' } : undefined));
+      build.onLoad({ filter: /.*/, namespace: 'on-first-use' }, () => ({
+        contents: "let m; module.exports = new Proxy({}, { get: (_, key) => (m ??= require('node:child_process'))[key] });\n",
+        loader: 'js',
+      }));
       // A package: commander is compiled in, the others stay in node_modules.
       build.onResolve({ filter: /^[^./]/ }, (a) => {
         if (a.path.startsWith('node:')) return { path: a.path, external: true };
