@@ -16,6 +16,7 @@ import { ConfigError, ERRORS_PER_FILE } from '../../lib/config/errors';
 import { CONFIG_BOUNDS } from '../../lib/config/xl-reader';
 import { renderCheck } from '../../lib/cli/commands/check';
 import { seededRandom } from '../helpers/prng';
+import { Sandbox } from '../../lib/sandbox';
 
 const ROOT = resolve(__dirname, '../../..');
 const CLI = join(ROOT, 'dist/lib/cli/xen-sshm.js');
@@ -143,7 +144,7 @@ function crashed(out: string): boolean {
   return /\n\s+at .+\(.*:\d+:\d+\)|RangeError|Maximum call stack|FATAL ERROR|Aborted|heap out of memory/.test(out);
 }
 
-test('each kind through `xen-sshm check` and `apply --sandbox`: exit 1, no JS stack, output within the bound', (t) => {
+test('each kind through `xen-sshm check` and `apply --sandbox`: exit 1, no JS stack, output within the bound', async (t) => {
   const r = seededRandom(0x5eed);
   const dir = mkdtempSync(join(tmpdir(), 'xen-sshm-hostile-cli-'));
   try {
@@ -183,6 +184,8 @@ test('each kind through `xen-sshm check` and `apply --sandbox`: exit 1, no JS st
     t.regex(cli(['check', big]).stderr, /error \[io\]: the config file is 52428800 bytes, more than the 1048576 bytes a config may have/);
     t.regex(cli(['check', '/dev/zero']).stderr, /the config file is a character device, not a regular file/);
   } finally {
+    // The applies started the sandbox's xenstored, which outlives them (it is kept between runs).
+    await new Sandbox(join(dir, 'sandbox')).remove();
     rmSync(dir, { recursive: true, force: true });
   }
 });
