@@ -1,27 +1,34 @@
 /**
- * `npm run bench:scale [-- --quick] [--servers memory,cxenstored-records,cxenstored] [--sizes 10,100,1000,4000]
- * [--introduced-sizes 10,100,1000]`:
+ * `npm run bench:scale [-- --quick] [--servers memory,cxenstored-records,cxenstored-4.20-records,cxenstored,cxenstored-4.20]
+ * [--sizes 10,100,1000,4000] [--introduced-sizes 10,100,1000] [--ten-thousand] [--profile DIR]`:
  * what one apply, one release, `list`, `reconcile` and the daemon's cleanup of a dead domain cost
  * on hosts of growing size (issue 15 points 1, 2 and 6). A host of N domains is N/2 pairs of an
  * owner and a borrower sharing two regions (16 KiB and 8 KiB), applied through the library; the
  * host grows from one size to the next and every size is measured on the same host:
  *
  *   apply        a fresh pair: the owner's apply (2 regions populated), the borrower's (set_target,
- *                2 regions mapped); each by domid, as `xen-sshm apply --domid`
+ *                2 regions mapped); each by domid, as `xen-sshm apply --domid`. Per apply also:
+ *                the requests sent, the client's socket reads (event-loop wake-ups), this
+ *                process's CPU time and the xenstored's (so its CPU per request), which tells
+ *                whose cost grows with the host
  *   release      the borrower's, then the owner's
  *   apply by name the owner's apply resolved by name (`xen-sshm apply CFG`), which lists
  *                /local/domain as xl does: shown apart, it grows with the host by design
  *   daemon cleanup  a running runDaemon() loop: from RELEASE (the last step of `xl destroy`, which
  *                fires @releaseDomain) to the loop's report of the dead domain's mappings released
- *   list         manager.list(): every region, its mappings, the domains' names and targets
+ *   list         manager.list(): every region, its mappings, the domains' names and targets; its
+ *                requests and the CPU per request of both sides
  *   reconcile    manager.reconcile(): the whole host, the index checked, nothing to do
  *
- * on two xenstoreds: the in-memory server (the sandbox's daemon, in its own process) and Debian's
- * C xenstored 4.17 (test/harness), each with the simulated Xen host in this process. Each figure
- * is the mean and the 99th percentile of its samples; RSS of this process (the tool: manager,
- * daemon loop and simulated host) and of the xenstored, after each size. Then, unless --quick, the
- * in-memory host grows to 10,000 regions for one more `list`. Writes bench/results/scale.json,
- * scale.md and scale.svg (vega-lite, rendered headless to SVG).
+ * on the in-memory server (the sandbox's daemon, in its own process) and Debian's C xenstored 4.17
+ * and 4.20 (test/harness), each with the simulated Xen host in this process; the C daemons with
+ * the records only and with every domain INTRODUCEd. Each figure is the mean and the 99th
+ * percentile of its samples, and each size's ratio to the smallest (the anchor, same run, same
+ * host); RSS of this process (the tool: manager, daemon loop and simulated host) and of the
+ * xenstored, after each size. Then (not with --quick) the in-memory host grows to 10,000 regions
+ * for more `list`s. Writes bench/results/scale.json, scale.md and scale.svg (vega-lite, rendered
+ * headless to SVG). --profile DIR: V8 CPU profiles of both processes around the 10,000-region
+ * list and of five more applies at each server's largest size.
  *
  * Run it under the CPU lock (`flock /work/locks/cpu.lock npm run bench:scale`); the machine is
  * shared, so compare sizes within one run.
@@ -35,24 +42,41 @@ import { parseArgs } from 'node:util';
 import { parseXlConfig, type XlConfig } from '../lib/config';
 import { SimHypervisor } from '../lib/hypervisor';
 import { runDaemon, SharedMemoryManager, type DaemonEvent } from '../lib/manager';
-import { startDaemon, type RunningDaemon } from '../test/harness/daemons';
+import { startDaemon, type RunningDaemon, type XenRelease } from '../test/harness/daemons';
 import { connect, type XenstoreClient } from '../xenstore-wire';
 import { startServer } from '../xenstore-wire/server';
 
 /**
- * 'cxenstored' INTRODUCEs every domain, as on a real host: C xenstored's main loop then visits
- * every domain's connection for each request it handles (xenstored_core.c main(): the loop over
- * `connections` calling domain_can_read()), so its own round trip grows with the host.
- * 'cxenstored-records' writes the same records without INTRODUCE, which shows the tool's cost on
- * the same daemon without that growth (its dead-domain cleanup is timed as the daemon loop's
- * reconcile call: without INTRODUCE there is no RELEASE, hence no @releaseDomain).
+ * 'cxenstored' (4.17) and 'cxenstored-4.20' INTRODUCE every domain, as on a real host: C
+ * xenstored's main loop then visits every connection, each domain's included, on every pass, and
+ * a pass handles one request per connection (main() and initialize_fds() in
+ * tools/xenstore/xenstored_core.c of 4.17, tools/xenstored/core.c of 4.20), and every write's
+ * watch check walks every connection (fire_watches() in xenstored_watch.c / watch.c): its own
+ * cost per request grows with the host. '-records' writes the same records without INTRODUCE:
+ * the tool's cost on the same daemon without that growth; on 4.17 its TDB store still grows per
+ * request (tdb.c: a fixed 7,919-bucket hash, tdb_find() walking the chains, tdb_allocate()
+ * walking the free list), 4.20 keeps nodes in a growing hashtable (core.c `nodes`). Without
+ * INTRODUCE there is no RELEASE, hence no @releaseDomain: the dead-domain cleanup is timed as
+ * the daemon loop's reconcile call.
  */
-type ServerKind = 'memory' | 'cxenstored' | 'cxenstored-records';
+type ServerKind = 'memory' | 'cxenstored' | 'cxenstored-records' | 'cxenstored-4.20' | 'cxenstored-4.20-records';
 const SERVER_LABEL: Record<ServerKind, string> = {
   memory: 'in-memory xenstored',
   cxenstored: 'C xenstored 4.17, domains introduced',
   'cxenstored-records': 'C xenstored 4.17, records only (no INTRODUCE)',
+  'cxenstored-4.20': 'C xenstored 4.20, domains introduced',
+  'cxenstored-4.20-records': 'C xenstored 4.20, records only (no INTRODUCE)',
 };
+/** The real daemon's Xen release (test/harness), null for the in-memory server. */
+const RELEASE_OF: Record<ServerKind, XenRelease | null> = {
+  memory: null,
+  cxenstored: '4.17',
+  'cxenstored-records': '4.17',
+  'cxenstored-4.20': '4.20',
+  'cxenstored-4.20-records': '4.20',
+};
+const INTRODUCED = new Set<ServerKind>(['cxenstored', 'cxenstored-4.20']);
+const DEFAULT_SERVERS: ServerKind[] = ['memory', 'cxenstored-records', 'cxenstored-4.20-records', 'cxenstored', 'cxenstored-4.20'];
 /** Domids the daemons accept (INTRODUCE): the background pairs plus every measured pair. */
 const MAX_DOMID = 12_000;
 const MiB = 2 ** 20;
@@ -91,14 +115,34 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return performance.now() - t0;
 }
 
-/** /proc/PID: resident set (MiB) and CPU time (ms). */
+/**
+ * /proc/PID: resident set (MiB) and CPU time (ms), the latter summed over the process's threads
+ * from the scheduler's se.sum_exec_runtime (/proc/PID/task/TID/sched, microsecond precision;
+ * /proc/PID/stat counts 10 ms ticks, too coarse for one apply).
+ */
 function procOf(pid: number): { rssMiB: number; cpuMs: number } {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const rssKiB = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  const ticks = Number(stat[11]) + Number(stat[12]);
-  return { rssMiB: round(rssKiB / 1024), cpuMs: (ticks * 1000) / 100 };
+  return { rssMiB: round(rssKiB / 1024), cpuMs: cpuMsOf(pid) };
 }
+
+function cpuMsOf(pid: number): number {
+  let ms = 0;
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ms += Number(/se\.sum_exec_runtime\s*:\s*([\d.]+)/.exec(fs.readFileSync(`/proc/${pid}/task/${tid}/sched`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return ms;
+}
+
+/** This process's CPU time, ms. */
+const toolCpuMs = (): number => {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+};
 
 const ownerCfg = (name: string, tag: string, extra = 0): XlConfig =>
   parseXlConfig(
@@ -142,8 +186,12 @@ class Host {
   constructor(readonly kind: ServerKind) {}
 
   get introduces(): boolean {
-    return this.kind !== 'cxenstored-records';
+    return INTRODUCED.has(this.kind);
   }
+
+  /** While true, the manager's requests and its client's socket reads are counted. */
+  counting = false;
+  readonly counted = { requests: 0, reads: 0 };
 
   async start(): Promise<void> {
     if (this.kind === 'memory') {
@@ -154,11 +202,26 @@ class Host {
       });
       this.serverPid = this.child.pid!;
     } else {
-      this.daemon = await startDaemon('cxenstored', { fakeDomains: Array.from({ length: MAX_DOMID }, (_, i) => i + 1) });
+      this.daemon = await startDaemon('cxenstored', { release: RELEASE_OF[this.kind]!, fakeDomains: Array.from({ length: MAX_DOMID }, (_, i) => i + 1) });
       this.socketPath = this.daemon.socketPath;
       this.serverPid = this.daemon.pid;
     }
     this.xs = await connect({ path: this.socketPath });
+    // Requests sent, and the client's socket reads (each one wake-up of the event loop with one
+    // or more replies): the bench wraps the transport's send and its sink, a function call each
+    // (an interceptor would add its own promises to every request); nothing in the library does.
+    const transport = this.xs.transport as unknown as { send(frame: Buffer, reqId: number): void };
+    const send = transport.send.bind(transport);
+    transport.send = (frame, reqId) => {
+      if (this.counting) this.counted.requests++;
+      send(frame, reqId);
+    };
+    const client = this.xs as unknown as { onData(chunk: Buffer): void };
+    const onData = client.onData.bind(client);
+    client.onData = (chunk) => {
+      if (this.counting) this.counted.reads++;
+      onData(chunk);
+    };
     this.manager = new SharedMemoryManager({ xenstore: this.xs, hypervisor: this.hv });
     let watching!: () => void;
     const ready = new Promise<void>((r) => (watching = r));
@@ -173,6 +236,14 @@ class Host {
       },
     });
     await ready;
+  }
+
+  /** A line to the in-memory xenstored's process (--serve); resolves on its answer. No-op on C. */
+  async serverCommand(line: string): Promise<void> {
+    if (!this.child) return;
+    const answered = new Promise<void>((resolve) => this.child!.stdout!.once('data', () => resolve()));
+    this.child.stdin!.write(line + '\n');
+    await answered;
   }
 
   async stop(): Promise<void> {
@@ -259,6 +330,9 @@ class Host {
   }
 }
 
+/** Lists and reconciles of one size stop after this long (once there are two of each). */
+const LIST_SECONDS = 8;
+
 interface Budget {
   pairs: number;
   cleanups: number;
@@ -281,6 +355,14 @@ async function measure(h: Host, budget: Budget, serial: { n: number }): Promise<
     'xenstored round trip (WRITE)': [],
     'xenstored transaction (START, WRITE, END)': [],
     'apply, tool CPU (per domain)': [],
+    'apply, requests (per domain)': [],
+    'apply, client socket reads (per domain)': [],
+    'apply, xenstored CPU (per domain)': [],
+    'apply, xenstored CPU per request (µs)': [],
+    'apply, tool CPU per request (µs)': [],
+    'list, requests': [],
+    'list, tool CPU per request (µs)': [],
+    'list, xenstored CPU per request (µs)': [],
   };
   const m = h.manager;
   let retries = 0;
@@ -292,12 +374,27 @@ async function measure(h: Host, budget: Budget, serial: { n: number }): Promise<
   for (let i = 0; i < 200; i++) ms['xenstored round trip (WRITE)'].push(await timed(() => h.xs.write('/bench-probe', String(i))));
   // A transaction of one write: whether the daemon's transactions grow with the host.
   for (let i = 0; i < 100; i++) ms['xenstored transaction (START, WRITE, END)'].push(await timed(() => h.xs.transaction((tx) => tx.write('/bench-probe', String(i)))));
-  /** Wall time, and this process's CPU time into 'apply, tool CPU'. */
+  /**
+   * Wall time; and this process's CPU time, the requests it sent, its client's socket reads and
+   * the xenstored's CPU time, each per apply: what grows, and on whose side.
+   */
   const applyTimed = async (fn: () => Promise<unknown>): Promise<number> => {
-    const c0 = process.cpuUsage();
+    h.counted.requests = 0;
+    h.counted.reads = 0;
+    h.counting = true;
+    const s0 = cpuMsOf(h.serverPid);
+    const c0 = toolCpuMs();
     const wall = await timed(fn);
-    const c = process.cpuUsage(c0);
-    ms['apply, tool CPU (per domain)'].push((c.user + c.system) / 1000);
+    const tool = toolCpuMs() - c0;
+    const daemon = cpuMsOf(h.serverPid) - s0;
+    h.counting = false;
+    const n = Math.max(1, h.counted.requests);
+    ms['apply, tool CPU (per domain)'].push(tool);
+    ms['apply, requests (per domain)'].push(h.counted.requests);
+    ms['apply, client socket reads (per domain)'].push(h.counted.reads);
+    ms['apply, xenstored CPU (per domain)'].push(daemon);
+    ms['apply, xenstored CPU per request (µs)'].push((daemon * 1000) / n);
+    ms['apply, tool CPU per request (µs)'].push((tool * 1000) / n);
     return wall;
   };
   for (let i = 0; i < budget.pairs; i++) {
@@ -329,12 +426,23 @@ async function measure(h: Host, budget: Budget, serial: { n: number }): Promise<
     }
   }
   let listCpuMs = { tool: 0, xenstored: 0 };
-  for (let i = 0; i < budget.lists; i++) {
-    const c0 = process.cpuUsage();
-    const s0 = procOf(h.serverPid).cpuMs;
+  // At least two lists and reconciles; at most budget.lists, and no more once they took
+  // LIST_SECONDS (a C xenstored of thousands of domains takes seconds per list).
+  const listsStart = performance.now();
+  for (let i = 0; i < budget.lists && (i < 2 || performance.now() - listsStart < LIST_SECONDS * 1000); i++) {
+    h.counted.requests = 0;
+    h.counting = true;
+    const c0 = toolCpuMs();
+    const s0 = cpuMsOf(h.serverPid);
     ms.list.push(await timed(() => m.list()));
-    const c = process.cpuUsage(c0);
-    listCpuMs = { tool: round((c.user + c.system) / 1000), xenstored: round(procOf(h.serverPid).cpuMs - s0) };
+    const tool = toolCpuMs() - c0;
+    const daemon = cpuMsOf(h.serverPid) - s0;
+    h.counting = false;
+    const n = Math.max(1, h.counted.requests);
+    ms['list, requests'].push(h.counted.requests);
+    ms['list, tool CPU per request (µs)'].push((tool * 1000) / n);
+    ms['list, xenstored CPU per request (µs)'].push((daemon * 1000) / n);
+    listCpuMs = { tool: round(tool), xenstored: round(daemon) };
     ms.reconcile.push(
       await timed(async () => {
         const r = await m.reconcile();
@@ -358,8 +466,40 @@ async function measure(h: Host, budget: Budget, serial: { n: number }): Promise<
   };
 }
 
+/** --profile: five more pairs applied and released under the profiler, at the largest size. */
+async function profiledApplies(h: Host, profile: Profiler, serial: { n: number }): Promise<void> {
+  const pairs: Array<[number, number, string]> = [];
+  for (let i = 0; i < 5; i++) {
+    const tag = `P${serial.n++}`;
+    pairs.push([await h.createDomain(`${tag}o`), await h.createDomain(`${tag}b`), tag]);
+  }
+  await profile.start(h, `apply-${h.domains}`);
+  for (const [o, b, tag] of pairs) {
+    await h.manager.apply({ config: ownerCfg(`${tag}o`, tag), domid: o });
+    await h.manager.apply({ config: borrowerCfg(`${tag}b`, tag), domid: b, allowSetTarget: true });
+  }
+  await profile.stop(h, `apply-${h.domains}`);
+  for (const [o, b] of pairs) {
+    await h.manager.release({ domid: b });
+    await h.manager.release({ domid: o });
+    for (const d of [b, o]) await (await h.destroyDomain(d, 0)).released.catch(() => undefined);
+  }
+}
+
 /** Grows the in-memory host's pairs to 2 + extra regions each and lists it. */
-async function tenThousand(h: Host, target: number, lists: number): Promise<{ regions: number; domains: number; list: Stats; listCpuMs: { tool: number; xenstored: number }; rssMiB: { tool: number; xenstored: number } }> {
+interface TenThousand {
+  regions: number;
+  domains: number;
+  list: Stats;
+  /** Requests of one list, and the CPU of each side per request (µs). */
+  requests: number;
+  perRequestUs: { tool: Stats; xenstored: Stats };
+  listCpuMs: { tool: number; xenstored: number };
+  rssMiB: { tool: number; xenstored: number };
+  load: number[];
+}
+
+async function tenThousand(h: Host, target: number, lists: number, profile: Profiler | null): Promise<TenThousand> {
   const extra = Math.ceil((target - h.regions) / h.pairs);
   for (const [k, { owner, borrower }] of h.background.entries()) {
     await h.manager.apply({ config: ownerCfg(`bg${k}o`, `G${k}`, extra), domid: owner });
@@ -367,16 +507,75 @@ async function tenThousand(h: Host, target: number, lists: number): Promise<{ re
     h.regions += extra;
   }
   const ms: number[] = [];
+  const toolUs: number[] = [];
+  const daemonUs: number[] = [];
   let listCpuMs = { tool: 0, xenstored: 0 };
   let regions = 0;
+  let requests = 0;
   for (let i = 0; i < lists; i++) {
-    const c0 = process.cpuUsage();
-    const s0 = procOf(h.serverPid).cpuMs;
-    ms.push(await timed(async () => (regions = (await h.manager.list()).regions.length)));
-    const c = process.cpuUsage(c0);
-    listCpuMs = { tool: round((c.user + c.system) / 1000), xenstored: round(procOf(h.serverPid).cpuMs - s0) };
+    // The last list is profiled when asked (--profile): the others are timed without it.
+    const profiled = profile !== null && i === lists - 1;
+    if (profiled) await profile.start(h, 'list-10k');
+    h.counted.requests = 0;
+    h.counting = true;
+    const c0 = toolCpuMs();
+    const s0 = cpuMsOf(h.serverPid);
+    const wall = await timed(async () => (regions = (await h.manager.list()).regions.length));
+    const tool = toolCpuMs() - c0;
+    const daemon = cpuMsOf(h.serverPid) - s0;
+    h.counting = false;
+    if (profiled) {
+      await profile.stop(h, 'list-10k');
+      break;
+    }
+    ms.push(wall);
+    requests = h.counted.requests;
+    toolUs.push((tool * 1000) / Math.max(1, requests));
+    daemonUs.push((daemon * 1000) / Math.max(1, requests));
+    listCpuMs = { tool: round(tool), xenstored: round(daemon) };
   }
-  return { regions, domains: h.domains, list: stats(ms), listCpuMs, rssMiB: { tool: round(process.memoryUsage().rss / MiB), xenstored: procOf(h.serverPid).rssMiB } };
+  return {
+    regions,
+    domains: h.domains,
+    list: stats(ms),
+    requests,
+    perRequestUs: { tool: stats(toolUs), xenstored: stats(daemonUs) },
+    listCpuMs,
+    rssMiB: { tool: round(process.memoryUsage().rss / MiB), xenstored: procOf(h.serverPid).rssMiB },
+    load: os.loadavg().map(round),
+  };
+}
+
+/**
+ * --profile DIR: V8 CPU profiles (.cpuprofile, for Chrome's DevTools or speedscope) of this
+ * process and, on the in-memory server, of the xenstored's process, around one operation.
+ */
+class Profiler {
+  private session?: import('node:inspector').Session;
+  constructor(readonly dir: string) {
+    fs.mkdirSync(dir, { recursive: true });
+  }
+
+  private post<T>(method: string, params?: object): Promise<T> {
+    return new Promise((resolve, reject) => this.session!.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res as T))));
+  }
+
+  async start(h: Host, _name: string): Promise<void> {
+    const inspector = await import('node:inspector');
+    this.session = new inspector.Session();
+    this.session.connect();
+    await this.post('Profiler.enable');
+    await this.post('Profiler.setSamplingInterval', { interval: 200 });
+    await this.post('Profiler.start');
+    await h.serverCommand('profile-start');
+  }
+
+  async stop(h: Host, name: string): Promise<void> {
+    const { profile } = await this.post<{ profile: object }>('Profiler.stop');
+    this.session!.disconnect();
+    fs.writeFileSync(path.join(this.dir, `${h.kind}-${name}-tool.cpuprofile`), JSON.stringify(profile));
+    await h.serverCommand(`profile-stop ${path.join(this.dir, `${h.kind}-${name}-xenstored.cpuprofile`)}`);
+  }
 }
 
 const OPS_CHARTED = ['apply (per domain)', 'release (per domain)', 'daemon cleanup', 'apply owner by name', 'list', 'reconcile', 'xenstored round trip (WRITE)', 'xenstored transaction (START, WRITE, END)'];
@@ -390,7 +589,8 @@ async function chart(points: SizePoint[]): Promise<string> {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: { text: 'xen-sshm: cost against host size (mean; whiskers to p99)', subtitle: `bench/scale.ts, ${new Date().toISOString().slice(0, 10)}` },
     data: { values },
-    facet: { column: { field: 'server', type: 'nominal', title: null } },
+    facet: { field: 'server', type: 'nominal', title: null },
+    columns: 3,
     spec: {
       width: 360,
       height: 300,
@@ -419,7 +619,7 @@ async function chart(points: SizePoint[]): Promise<string> {
   return view.toSVG();
 }
 
-function report(meta: Record<string, unknown>, points: SizePoint[], tenK: Awaited<ReturnType<typeof tenThousand>> | null): string {
+function report(meta: Record<string, unknown>, points: SizePoint[], tenK: TenThousand | null): string {
   const lines: string[] = [
     '# Scale: cost against host size',
     '',
@@ -443,12 +643,22 @@ function report(meta: Record<string, unknown>, points: SizePoint[], tenK: Awaite
     lines.push(`| list: CPU ms, tool / xenstored | ${ps.map((p) => `${p.listCpuMs.tool} / ${p.listCpuMs.xenstored}`).join(' | ')} | | |`);
     lines.push(`| RSS MiB, tool / xenstored | ${ps.map((p) => `${p.rssMiB.tool} / ${p.rssMiB.xenstored}`).join(' | ')} | | |`);
     lines.push(`| load average (1 min) after | ${ps.map((p) => p.load[0]).join(' | ')} | | |`, '');
+    // Every size against the smallest (the anchor, measured in the same run on the same host).
+    lines.push(`Ratios to the ${ps[0].domains}-domain anchor, mean / p99:`, '');
+    lines.push(`| operation | ${ps.slice(1).map((p) => `${p.domains} domains`).join(' | ')} |`);
+    lines.push(`|---|${ps.slice(1).map(() => '---:|').join('')}`);
+    for (const op of ops) {
+      const a = ps[0].ops[op];
+      const ratio = (x: number, y: number): string => (y > 0 ? `${round(x / y)}x` : '-');
+      lines.push(`| ${op} | ${ps.slice(1).map((p) => `${ratio(p.ops[op].mean, a.mean)} / ${ratio(p.ops[op].p99, a.p99)}`).join(' | ')} |`);
+    }
+    lines.push('');
   }
   if (tenK) {
     lines.push(
       '## list of 10,000 regions (in-memory xenstored)',
       '',
-      `The in-memory host's pairs grown to ${tenK.regions} regions (${tenK.domains} domains, two mappings each): \`list\` mean ${tenK.list.mean} ms, p99 ${tenK.list.p99} ms (n ${tenK.list.n}); CPU of one list: tool ${tenK.listCpuMs.tool} ms, xenstored ${tenK.listCpuMs.xenstored} ms. RSS: tool ${tenK.rssMiB.tool} MiB, xenstored ${tenK.rssMiB.xenstored} MiB.`,
+      `The in-memory host's pairs grown to ${tenK.regions} regions (${tenK.domains} domains, two mappings each): \`list\` mean ${tenK.list.mean} ms, p99 ${tenK.list.p99} ms (n ${tenK.list.n}); ${tenK.requests} requests per list (${round(tenK.requests / tenK.regions)} per region); CPU of one list: tool ${tenK.listCpuMs.tool} ms, xenstored ${tenK.listCpuMs.xenstored} ms; CPU per request, mean (p99): tool ${tenK.perRequestUs.tool.mean} µs (${tenK.perRequestUs.tool.p99}), xenstored ${tenK.perRequestUs.xenstored.mean} µs (${tenK.perRequestUs.xenstored.p99}). RSS: tool ${tenK.rssMiB.tool} MiB, xenstored ${tenK.rssMiB.xenstored} MiB. Load average after: ${tenK.load.join(' ')}.`,
       '',
     );
   }
@@ -457,9 +667,14 @@ function report(meta: Record<string, unknown>, points: SizePoint[], tenK: Awaite
     const ps = points.filter((p) => p.server === server);
     const a = ps[0].ops['apply (per domain)'];
     const z = ps[ps.length - 1].ops['apply (per domain)'];
-    judged.push(`- ${SERVER_LABEL[server]}: apply at ${ps[ps.length - 1].domains} domains / at ${ps[0].domains}: mean ${round(z.mean / a.mean)}x, p99 ${round(z.p99 / a.p99)}x (target at most 1.5x: ${z.mean / a.mean <= 1.5 ? 'met' : 'not met'}).`);
+    const rq = (p: SizePoint): number => p.ops['apply, requests (per domain)']?.mean ?? 0;
+    const us = (p: SizePoint): number => p.ops['apply, xenstored CPU per request (µs)']?.mean ?? 0;
+    const last = ps[ps.length - 1];
+    judged.push(
+      `- ${SERVER_LABEL[server]}: apply at ${last.domains} domains / at ${ps[0].domains}: mean ${round(z.mean / a.mean)}x, p99 ${round(z.p99 / a.p99)}x (target at most 1.5x: ${z.mean / a.mean <= 1.5 ? 'met' : 'not met'}); requests per apply ${rq(ps[0])} -> ${rq(last)}, the xenstored's CPU per request ${us(ps[0])} -> ${us(last)} µs (${us(ps[0]) > 0 ? round(us(last) / us(ps[0])) : '-'}x).`,
+    );
   }
-  if (tenK) judged.push(`- list of ${tenK.regions} regions on the in-memory xenstored: ${tenK.list.mean} ms mean (target under 1000 ms: ${tenK.list.mean < 1000 ? 'met' : 'not met'}).`);
+  if (tenK) judged.push(`- list of ${tenK.regions} regions on the in-memory xenstored: ${tenK.list.mean} ms mean, p99 ${tenK.list.p99} ms (target under 1000 ms: ${tenK.list.mean < 1000 ? 'met' : 'not met'}).`);
   lines.push('## Targets', '', ...judged, '');
   return lines.join('\n');
 }
@@ -471,18 +686,49 @@ async function serve(): Promise<void> {
   const stop = (): void => void server.close().then(() => process.exit(0));
   process.on('SIGTERM', stop);
   process.stdin.on('end', stop);
-  process.stdin.resume();
+  // Commands from the bench, one a line: profile-start, profile-stop FILE (--profile).
+  const inspector = await import('node:inspector');
+  let session: import('node:inspector').Session | null = null;
+  const post = (method: string, params: object = {}): Promise<unknown> => new Promise((resolve, reject) => session!.post(method, params, (err, res) => (err ? reject(err) : resolve(res))));
+  const lines = (await import('node:readline')).createInterface({ input: process.stdin });
+  lines.on('line', (line) => {
+    void (async () => {
+      const [cmd, file] = line.split(' ');
+      if (cmd === 'profile-start') {
+        session = new inspector.Session();
+        session.connect();
+        await post('Profiler.enable');
+        await post('Profiler.setSamplingInterval', { interval: 200 });
+        await post('Profiler.start');
+      } else if (cmd === 'profile-stop' && session) {
+        const { profile } = (await post('Profiler.stop')) as { profile: object };
+        session.disconnect();
+        session = null;
+        fs.writeFileSync(file, JSON.stringify(profile));
+      }
+      process.stdout.write('ok\n');
+    })();
+  });
 }
 
 const started = performance.now();
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { quick: { type: 'boolean', default: false }, servers: { type: 'string' }, sizes: { type: 'string' }, 'introduced-sizes': { type: 'string' }, serve: { type: 'boolean', default: false } },
+    options: {
+      quick: { type: 'boolean', default: false },
+      servers: { type: 'string' },
+      sizes: { type: 'string' },
+      'introduced-sizes': { type: 'string' },
+      'ten-thousand': { type: 'boolean' },
+      profile: { type: 'string' },
+      serve: { type: 'boolean', default: false },
+    },
   });
   if (values.serve) return serve();
   const quick = values.quick === true;
-  const servers = (values.servers ?? 'memory,cxenstored-records,cxenstored').split(',') as ServerKind[];
+  const profile = values.profile ? new Profiler(path.resolve(values.profile)) : null;
+  const servers = (values.servers ?? DEFAULT_SERVERS.join(',')).split(',') as ServerKind[];
   for (const k of servers) if (!(k in SERVER_LABEL)) throw new Error(`--servers: ${k} is not one of ${Object.keys(SERVER_LABEL).join(', ')}`);
   const sizes = (values.sizes ?? (quick ? '10,100,400' : '10,100,1000,4000')).split(',').map(Number);
   // C xenstored with every domain introduced visits each domain's connection per request it
@@ -494,13 +740,14 @@ async function main(): Promise<void> {
   const budget: Budget = quick ? { pairs: 5, cleanups: 3, byName: 3, lists: 2 } : { pairs: 20, cleanups: 10, byName: 5, lists: 4 };
   const meta: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, loadStart: os.loadavg().map(round).join(' '), quick, sizes, introducedSizes, budget };
   const points: SizePoint[] = [];
-  let tenK: Awaited<ReturnType<typeof tenThousand>> | null = null;
+  let tenK: TenThousand | null = null;
   for (const kind of servers) {
     const h = new Host(kind);
     await h.start();
     const serial = { n: 0 };
     try {
-      for (const size of kind === 'cxenstored' ? introducedSizes : sizes) {
+      const kindSizes = INTRODUCED.has(kind) ? introducedSizes : sizes;
+      for (const size of kindSizes) {
         const t0 = performance.now();
         while (h.domains < size) await h.growPair();
         await h.introduceAll();
@@ -511,9 +758,10 @@ async function main(): Promise<void> {
         // Written after every size, so that a long run stopped early keeps what it measured.
         await writeResults({ ...meta, partial: true }, points, tenK, false);
       }
-      if (kind === 'memory' && !quick) {
-        tenK = await tenThousand(h, 10_000, budget.lists);
-        process.stderr.write(`list of ${tenK.regions} regions: ${tenK.list.mean} ms\n`);
+      if (profile) await profiledApplies(h, profile, serial);
+      if (kind === 'memory' && (values['ten-thousand'] ?? !quick)) {
+        tenK = await tenThousand(h, 10_000, budget.lists + (profile ? 1 : 0), profile);
+        process.stderr.write(`list of ${tenK.regions} regions: ${tenK.list.mean} ms (p99 ${tenK.list.p99}; ${tenK.requests} requests; CPU per request: tool ${tenK.perRequestUs.tool.mean} µs, xenstored ${tenK.perRequestUs.xenstored.mean} µs)\n`);
       }
     } finally {
       await h.stop();
@@ -523,7 +771,7 @@ async function main(): Promise<void> {
 }
 
 /** scale.json, scale.md and (at the end) scale.svg in bench/results; returns the markdown. */
-async function writeResults(meta: Record<string, unknown>, points: SizePoint[], tenK: Awaited<ReturnType<typeof tenThousand>> | null, done: boolean): Promise<string> {
+async function writeResults(meta: Record<string, unknown>, points: SizePoint[], tenK: TenThousand | null, done: boolean): Promise<string> {
   meta.loadEnd = os.loadavg().map(round).join(' ');
   meta.seconds = Math.round((performance.now() - started) / 1000);
   const out = path.join(__dirname, '..', '..', 'bench', 'results');

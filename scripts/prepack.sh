@@ -11,10 +11,12 @@
 # omit-lockfile-registry-resolved lacks them), so that an installed xen-sshm gets the dependency
 # versions its tests ran with, and installs from npm's cache alone (--offline) where the
 # checkout's `npm ci` filled it. postpack removes both again, so that a checkout keeps loading
-# its own build/Release.
+# its own build/Release. And the bundled `xen-sshm` command (scripts/bundle-cli.js, package.json
+# "bin") from the dist/ being packed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf prebuilds
+node scripts/bundle-cli.js
 node - <<'JS'
 const fs = require('node:fs');
 const lock = JSON.parse(fs.readFileSync('package-lock.json', 'utf8'));

@@ -92,6 +92,7 @@ function lazyHypervisor(open: () => Hypervisor): Hypervisor {
     xenVersion: () => get().xenVersion(),
     domctlInterfaceVersion: () => get().domctlInterfaceVersion(),
     domainInfo: (d) => get().domainInfo(d),
+    domainInfoList: (d, n) => get().domainInfoList(d, n),
     populatePhysmap: (d, g, p) => get().populatePhysmap(d, g, p),
     decreaseReservation: (d, g, p) => get().decreaseReservation(d, g, p),
     addToPhysmapForeign: (r) => get().addToPhysmapForeign(r),

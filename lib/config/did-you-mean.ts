@@ -35,15 +35,19 @@ export function didYouMean(word: string, candidates: readonly string[]): string 
   const norm = (s: string) => s.toLowerCase().replace(/-/g, '_');
   const w = norm(word);
   for (const c of candidates) if (norm(c) === w) return c;
+  const limit = Math.max(1, Math.floor(Math.max(word.length, 3) / 3));
   let best: string | undefined;
   let bestD = Infinity;
   for (const c of candidates) {
-    const d = editDistance(w, norm(c));
+    // The distance is at least the difference in length: past the limit, no need to count it
+    // (most keys of a config are far from every candidate; this keeps `check` quick to start).
+    const nc = norm(c);
+    if (Math.abs(w.length - nc.length) > limit) continue;
+    const d = editDistance(w, nc);
     if (d < bestD) {
       bestD = d;
       best = c;
     }
   }
-  const limit = Math.max(1, Math.floor(Math.max(word.length, 3) / 3));
   return best !== undefined && bestD <= limit ? best : undefined;
 }

@@ -15,6 +15,7 @@ export const Hypercall = {
   multicall: 13,
   xen_version: 17,
   event_channel_op: 32,
+  sysctl: 35,
   domctl: 36,
 } as const;
 
@@ -131,6 +132,46 @@ export const DOMCTL_INTERFACE_VERSIONS: Readonly<Record<string, number>> = {
   '4.20': 0x17,
   '4.21': 0x17,
   '4.22': 0x18,
+};
+
+/** XEN_SYSCTL_* commands (sysctl.h). */
+export const SysctlCmd = {
+  getdomaininfolist: 6,
+} as const;
+
+/**
+ * XEN_SYSCTL_INTERFACE_VERSION of each Xen release, read from xen/include/public/sysctl.h at the
+ * RELEASE-x.y.0 tags (4.17.0-4.20.0: 0x15, sysctl.h:21 / :31 at 4.20.0; 4.21.0, 4.22.0: 0x16).
+ * do_sysctl() refuses any other value with -EACCES (xen/common/sysctl.c:42-43 at RELEASE-4.17.0
+ * and RELEASE-4.20.0), so it is looked up, then probed, as the domctl's is.
+ */
+export const SYSCTL_INTERFACE_VERSIONS: Readonly<Record<string, number>> = {
+  '4.13': 0x12,
+  '4.14': 0x13,
+  '4.15': 0x13,
+  '4.16': 0x14,
+  '4.17': 0x15,
+  '4.18': 0x15,
+  '4.19': 0x15,
+  '4.20': 0x15,
+  '4.21': 0x16,
+  '4.22': 0x16,
+};
+
+/**
+ * sizeof(struct xen_domctl_getdomaininfo): the stride of XEN_SYSCTL_getdomaininfolist's buffer
+ * (Xen copies whole structures, copy_to_guest_offset(buffer, num_domains, &info, 1),
+ * common/sysctl.c:98 at RELEASE-4.17.0, :97 at 4.20.0). Its tail, struct xen_arch_domainconfig,
+ * differs per architecture and release (domctl.h and arch-arm.h / arch-x86/xen.h at the tags):
+ * from 4.17.0 to 4.22.0 arch_config sits at 104 after gpaddr_bits and pad2[7]; Arm's is 12 bytes
+ * to 4.20 (gic_version, sve_vl from 4.18, tee_type, nr_spis, clock_frequency), 16 in 4.21
+ * (arm_sci_type) and 4.22 (v8r_el1_msa, pad), so the struct (8-aligned) is 120 in every one;
+ * x86's is 8 (emulation_flags, misc_flags): 112. The compiler checks the installed headers' and
+ * Debian 13's 4.20 (test/hypervisor/c-check.ts). Releases not listed are not listed in one call.
+ */
+export const GETDOMAININFO_SIZES: Readonly<Record<'arm' | 'x86', Readonly<Record<string, number>>>> = {
+  arm: { '4.17': 120, '4.18': 120, '4.19': 120, '4.20': 120, '4.21': 120, '4.22': 120 },
+  x86: { '4.17': 112, '4.18': 112, '4.19': 112, '4.20': 112, '4.21': 112, '4.22': 112 },
 };
 
 /** Interface versions worth probing when the release is not in the table: 1 .. 0x3f. */

@@ -16,6 +16,7 @@ export type {
   ForeignMapping,
   ForeignMapRequest,
   GfnList,
+  GfnSpan,
   Hypervisor,
   ProgressCallback,
   RemoveOptions,
@@ -24,7 +25,7 @@ export type {
 } from './types';
 export { HypercallError, errnoName, errnoOf, describePages, type HypercallErrorInit, type HypercallReason, type PageError } from './errors';
 export * as abi from './abi';
-export { XenHypervisor, gfnRange, RESERVATION_BATCH, REMOVE_MULTICALL_BATCH, HYPERCALL_BUFFER_BYTES, EXTENT_ORDER_2M, type PopulateStats } from './xen';
+export { XenHypervisor, gfnRange, gfnSpan, RESERVATION_BATCH, REMOVE_MULTICALL_BATCH, HYPERCALL_BUFFER_BYTES, EXTENT_ORDER_2M, DOMAIN_INFO_LIST_MAX, type PopulateStats } from './xen';
 export { PrivcmdTransport, PRIVCMD_PATH, HYPERCALL_PATH, missingPrivcmdMessage, type PrivcmdOptions } from './privcmd';
 export { SimHypervisor, xenHostPresent, type SimOptions, type GuestView, type SimDomainSpec, type SimDomainView, type PhysmapEntry } from './sim';
 export type { XenTransport, HypercallBuffer, MappedFrames } from './transport';

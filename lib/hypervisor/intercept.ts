@@ -16,6 +16,7 @@ const METHODS: Record<HypervisorMethod, true> = {
   xenVersion: true,
   domctlInterfaceVersion: true,
   domainInfo: true,
+  domainInfoList: true,
   populatePhysmap: true,
   decreaseReservation: true,
   addToPhysmapForeign: true,
@@ -42,7 +43,8 @@ export interface HypervisorHooks {
   after?(call: InterceptedCall, outcome: { value?: unknown; error?: unknown }): void;
 }
 
-const pages = (g: ArrayLike<number>): string => `${g.length} page${g.length === 1 ? '' : 's'}`;
+/** A GfnList's or a GfnSpan's page count: both have `length`. */
+const pages = (g: { length: number }): string => `${g.length} page${g.length === 1 ? '' : 's'}`;
 
 /** A short description of a call, naming its domains and page count. */
 export function callLabel(method: HypervisorMethod, args: readonly unknown[]): string {
@@ -50,11 +52,13 @@ export function callLabel(method: HypervisorMethod, args: readonly unknown[]): s
   switch (method) {
     case 'domainInfo':
       return `domainInfo d${a[0]}`;
+    case 'domainInfoList':
+      return `domainInfoList from d${a[0]}, at most ${a[1]}`;
     case 'populatePhysmap':
     case 'decreaseReservation':
     case 'removeFromPhysmap':
     case 'mapForeign':
-      return `${method} d${a[0]} ${pages(a[1] as ArrayLike<number>)}`;
+      return `${method} d${a[0]} ${pages(a[1] as { length: number })}`;
     case 'addToPhysmapForeign': {
       const r = a[0] as { owner: number; borrower: number; ownerGfns: ArrayLike<number> };
       return `addToPhysmapForeign d${r.owner}->d${r.borrower} ${pages(r.ownerGfns)}`;

@@ -128,6 +128,32 @@ export const XEN_DOMCTL_GETDOMAININFO = {
   },
 } as const satisfies StructLayout;
 
+/** sysctl.h: the sysctl header; the command's own structure starts at `u` (a 128-byte union). */
+export const XEN_SYSCTL = {
+  c: 'struct xen_sysctl',
+  size: 136,
+  fields: {
+    cmd: f(0, 'u32', 'cmd'),
+    interface_version: f(4, 'u32', 'interface_version'),
+    u: f(8, 'chars', 'u', 128),
+  },
+} as const satisfies StructLayout;
+
+/**
+ * sysctl.h: getdomaininfolist, at XEN_SYSCTL.fields.u. `buffer` receives max_domains whole
+ * struct xen_domctl_getdomaininfo (abi.ts GETDOMAININFO_SIZES); num_domains is written back.
+ */
+export const XEN_SYSCTL_GETDOMAININFOLIST = {
+  c: 'struct xen_sysctl_getdomaininfolist',
+  size: 24,
+  fields: {
+    first_domain: f(0, 'u16', 'first_domain'),
+    max_domains: f(4, 'u32', 'max_domains'),
+    buffer: f(8, 'handle', 'buffer'),
+    num_domains: f(16, 'u32', 'num_domains'),
+  },
+} as const satisfies StructLayout;
+
 /** domctl.h: set_target argument, at XEN_DOMCTL.fields.u. */
 export const XEN_DOMCTL_SET_TARGET = {
   c: 'struct xen_domctl_set_target',
@@ -194,6 +220,8 @@ export const LAYOUTS: ReadonlyArray<{ layout: StructLayout; wholeSize: boolean }
   { layout: MULTICALL_ENTRY, wholeSize: true },
   { layout: XEN_DOMCTL, wholeSize: true },
   { layout: XEN_DOMCTL_GETDOMAININFO, wholeSize: false },
+  { layout: XEN_SYSCTL, wholeSize: true },
+  { layout: XEN_SYSCTL_GETDOMAININFOLIST, wholeSize: true },
   { layout: XEN_DOMCTL_SET_TARGET, wholeSize: true },
   { layout: XEN_DOMCTL_MAX_MEM, wholeSize: true },
   { layout: EVTCHN_ALLOC_UNBOUND, wholeSize: true },
@@ -525,6 +553,83 @@ export function writeGetDomainInfo(v: DataView, domctlOff: number, i: GetDomainI
   v.setBigUint64(o + F.cpu_time.offset, i.cpuTime, true);
   v.setUint32(o + F.nr_online_vcpus.offset, i.nrOnlineVcpus, true);
   v.setUint32(o + F.max_vcpu_id.offset, i.maxVcpuId, true);
+}
+
+export interface SysctlHeader {
+  cmd: number;
+  interfaceVersion: number;
+}
+
+/** Writes the sysctl header and zeroes the command union; the command's fields go at `u`. */
+export function writeSysctlHeader(v: DataView, off: number, h: SysctlHeader): void {
+  const F = XEN_SYSCTL.fields;
+  zero(v, off, XEN_SYSCTL.size);
+  v.setUint32(off + F.cmd.offset, h.cmd, true);
+  v.setUint32(off + F.interface_version.offset, h.interfaceVersion, true);
+}
+
+const decodeSysctl = decoder(XEN_SYSCTL);
+
+/** The header only: the command union (`u`) is decoded by the command's own reader. */
+export function readSysctlHeader(v: DataView, off: number): SysctlHeader {
+  const d = decodeSysctl(v, off);
+  return { cmd: d.cmd, interfaceVersion: d.interfaceVersion };
+}
+
+export const SYSCTL_U = XEN_SYSCTL.fields.u.offset;
+
+export interface GetDomainInfoList {
+  firstDomain: number;
+  maxDomains: number;
+  /** Guest handle: address of the array of struct xen_domctl_getdomaininfo. */
+  buffer: bigint;
+  numDomains: number;
+}
+
+export function writeGetDomainInfoList(v: DataView, sysctlOff: number, l: GetDomainInfoList): void {
+  const F = XEN_SYSCTL_GETDOMAININFOLIST.fields;
+  const o = sysctlOff + SYSCTL_U;
+  v.setUint16(o + F.first_domain.offset, l.firstDomain, true);
+  v.setUint32(o + F.max_domains.offset, l.maxDomains, true);
+  setU64(v, o + F.buffer.offset, l.buffer);
+  v.setUint32(o + F.num_domains.offset, l.numDomains, true);
+}
+
+const decodeGetDomainInfoList = decoder(XEN_SYSCTL_GETDOMAININFOLIST);
+
+export function readGetDomainInfoList(v: DataView, sysctlOff: number): GetDomainInfoList {
+  return decodeGetDomainInfoList(v, sysctlOff + SYSCTL_U);
+}
+
+/**
+ * One entry of getdomaininfolist's buffer, at `off` (entries are GETDOMAININFO_SIZES apart).
+ * Plain reads of the fields a listing uses: one per domain on the host, where the generated
+ * parser would cost a Uint8Array and an object each (the same reason as readRemoveFromPhysmap).
+ */
+export function readDomainInfoEntry(v: DataView, off: number): { domain: number; flags: number; totPages: number; maxPages: number; nrOnlineVcpus: number } {
+  const F = XEN_DOMCTL_GETDOMAININFO.fields;
+  return {
+    domain: v.getUint16(off + F.domain.offset, true),
+    flags: v.getUint32(off + F.flags.offset, true),
+    totPages: getU64(v, off + F.tot_pages.offset),
+    maxPages: getU64(v, off + F.max_pages.offset),
+    nrOnlineVcpus: v.getUint32(off + F.nr_online_vcpus.offset, true),
+  };
+}
+
+/**
+ * Writes the fields of one getdomaininfo entry (the sim's getdomaininfo()); `size` bytes from
+ * `off` are zeroed first, as Xen's memset does (common/domctl.c:72 at RELEASE-4.17.0).
+ */
+export function writeDomainInfoEntry(bytes: Uint8Array, v: DataView, off: number, size: number, i: { domain: number; flags: number; totPages: number; maxPages: number; nrOnlineVcpus: number; maxVcpuId: number }): void {
+  const F = XEN_DOMCTL_GETDOMAININFO.fields;
+  bytes.fill(0, off, off + size);
+  v.setUint16(off + F.domain.offset, i.domain, true);
+  v.setUint32(off + F.flags.offset, i.flags, true);
+  setU64(v, off + F.tot_pages.offset, i.totPages);
+  setU64(v, off + F.max_pages.offset, i.maxPages);
+  v.setUint32(off + F.nr_online_vcpus.offset, i.nrOnlineVcpus, true);
+  v.setUint32(off + F.max_vcpu_id.offset, i.maxVcpuId, true);
 }
 
 export interface EvtchnAllocUnbound {

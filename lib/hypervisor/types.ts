@@ -41,6 +41,16 @@ export interface DomainInfo {
 /** GFN lists: plain arrays or typed arrays of page numbers (address >> 12). */
 export type GfnList = ArrayLike<number>;
 
+/**
+ * `length` consecutive gfns from `start` (gfnSpan()), without a per-page list: populatePhysmap
+ * works per extent on it (a 2 MiB extent is one list entry and one check), where a GfnList
+ * costs dom0 a read and a check of every page. `length`, as a list's, is the page count.
+ */
+export interface GfnSpan {
+  readonly start: number;
+  readonly length: number;
+}
+
 /** Called after each batch: pages done so far, and the total. */
 export type ProgressCallback = (done: number, total: number) => void;
 
@@ -126,11 +136,20 @@ export interface Hypervisor {
   domainInfo(domid: number): Promise<DomainInfo | null>;
 
   /**
+   * XEN_SYSCTL_getdomaininfolist: up to `maxDomains` (at most DOMAIN_INFO_LIST_MAX, 8,192)
+   * domains with a domid >= `firstDomid`, in domid order, dying ones included, in one hypercall.
+   * Fewer than asked means no domain is left above the last. EOPNOTSUPP when the release's
+   * struct xen_domctl_getdomaininfo size is not known (ask domainInfo per domain then); EACCES
+   * or EPERM when Xen refuses the sysctl (an XSM policy).
+   */
+  domainInfoList(firstDomid: number, maxDomains: number): Promise<DomainInfo[]>;
+
+  /**
    * populate_physmap: allocate one fresh frame at each gfn of the owner. All or nothing: when
    * Xen stops short, the pages populated by this call are freed again and a HypercallError says
    * why (ENOMEM with the pages needed and the headroom, ESRCH for an unknown domain).
    */
-  populatePhysmap(domid: number, gfns: GfnList, onProgress?: ProgressCallback): Promise<void>;
+  populatePhysmap(domid: number, gfns: GfnList | GfnSpan, onProgress?: ProgressCallback): Promise<void>;
 
   /** decrease_reservation: free the owner's frames at these gfns. Stops at the first refusal. */
   decreaseReservation(domid: number, gfns: GfnList, onProgress?: ProgressCallback): Promise<void>;

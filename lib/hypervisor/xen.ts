@@ -5,16 +5,18 @@
  *   context.ts      the transport, the scratch buffer, argument checks
  *   version.ts      xen_version, the domctl interface version, the release's rules
  *   domctl.ts       getdomaininfo, set_target, max_mem, borrowerSupport
+ *   sysctl.ts       getdomaininfolist (many domains in one call)
  *   reservation.ts  populate_physmap (2 MiB extents where aligned), decrease_reservation
  *   foreign.ts      add_to_physmap_batch (gmfn_foreign), remove_from_physmap, MMAPBATCH_V2
  *   evtchn.ts       EVTCHNOP_alloc_unbound, EVTCHNOP_status
  */
 import { errnoOf, HypercallError } from './errors';
-import { checkDomid, HypercallContext } from './hypercalls/context';
+import { checkDomid, EINVAL, HypercallContext } from './hypercalls/context';
 import { borrowerSupport, checkKib, domainInfo, setMaxMem, setTarget } from './hypercalls/domctl';
 import { allocUnbound, checkPort, status } from './hypercalls/evtchn';
 import { addForeign, mapForeign, removeForeign } from './hypercalls/foreign';
 import { decrease, populate, type PopulateStats } from './hypercalls/reservation';
+import { DOMAIN_INFO_LIST_MAX, domainInfoList } from './hypercalls/sysctl';
 import { domctlInterfaceVersion, xenRules, xenVersion } from './hypercalls/version';
 import type { XenRules } from './releases';
 import type { XenTransport } from './transport';
@@ -25,6 +27,7 @@ import type {
   ForeignMapping,
   ForeignMapRequest,
   GfnList,
+  GfnSpan,
   Hypervisor,
   ProgressCallback,
   RemoveOptions,
@@ -34,6 +37,7 @@ import type {
 export { RESERVATION_BATCH, EXTENT_ORDER_2M, type PopulateStats } from './hypercalls/reservation';
 export { REMOVE_MULTICALL_BATCH } from './hypercalls/foreign';
 export { HYPERCALL_BUFFER_BYTES } from './hypercalls/context';
+export { DOMAIN_INFO_LIST_MAX } from './hypercalls/sysctl';
 
 export class XenHypervisor implements Hypervisor {
   private readonly cx: HypercallContext;
@@ -69,6 +73,17 @@ export class XenHypervisor implements Hypervisor {
     return this.run(() => domainInfo(this.cx, checkDomid(domid, 'domctl(getdomaininfo)')));
   }
 
+  domainInfoList(firstDomid: number, maxDomains: number): Promise<DomainInfo[]> {
+    const call = 'sysctl(getdomaininfolist)';
+    return this.run(() => {
+      const first = checkDomid(firstDomid, call);
+      if (!(Number.isInteger(maxDomains) && maxDomains >= 0 && maxDomains <= DOMAIN_INFO_LIST_MAX)) {
+        throw new HypercallError({ call, errno: EINVAL, message: `${String(maxDomains)} is not a number of domains to list (0..${DOMAIN_INFO_LIST_MAX})` });
+      }
+      return domainInfoList(this.cx, first, maxDomains);
+    });
+  }
+
   borrowerSupport(borrower: number): Promise<BorrowerSupport> {
     return this.run(() => borrowerSupport(this.cx, checkDomid(borrower, 'domctl(getdomaininfo)')));
   }
@@ -77,7 +92,7 @@ export class XenHypervisor implements Hypervisor {
    * `opts.largeExtents: false` populates with 4 KiB extents only (the figures that compare the
    * two; Xen's own fallback needs no option).
    */
-  populatePhysmap(domid: number, gfns: GfnList, onProgress?: ProgressCallback, opts: { largeExtents?: boolean } = {}): Promise<void> {
+  populatePhysmap(domid: number, gfns: GfnList | GfnSpan, onProgress?: ProgressCallback, opts: { largeExtents?: boolean } = {}): Promise<void> {
     return this.run(() => {
       this.lastPopulate = undefined;
       this.lastPopulate = populate(this.cx, checkDomid(domid, 'memory_op(populate_physmap)'), gfns, onProgress, opts.largeExtents ?? true);
@@ -148,6 +163,14 @@ export class XenHypervisor implements Hypervisor {
     this.queue = next.catch(() => undefined);
     return next;
   }
+}
+
+/**
+ * count consecutive gfns from start as a span: populatePhysmap's cheap form (no per-page list).
+ * Checked where it is used (whole pages, below 2^52).
+ */
+export function gfnSpan(start: number, count: number): GfnSpan {
+  return { start, length: count };
 }
 
 /** count consecutive gfns from start: the usual GfnList of a region (address >> 12). */

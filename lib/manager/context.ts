@@ -3,9 +3,9 @@
  * transaction policy, and the wait for another live process's intent. The façade
  * (manager.ts) builds one context; apply.ts, release.ts, reconcile.ts and frames.ts take it.
  */
-import type { XenstoreClient, XenstoreOps } from '../../xenstore-wire';
+import type { TransactionOptions, XenstoreClient, XenstoreOps } from '../../xenstore-wire';
 import type { Hypervisor, XenArch } from '../hypervisor/types';
-import type { MappingRecord, StorePaths } from '../store';
+import { StoreError, type MappingRecord, type StorePaths } from '../store';
 import { lockStatus } from './lock';
 import { lifecycle } from './refusals';
 import type { ProgressEvent } from './types';
@@ -49,11 +49,41 @@ export async function waitFor<T extends { kind: string }>(ctx: ManagerContext, i
   }
 }
 
-/** Tells why a locked intent blocks us: wait for a live one; a dead or foreign one is refused. */
-export function lockedBy(ctx: ManagerContext, id: string, domid: number, m: MappingRecord, what: string): Wait {
+/**
+ * Tells why a locked intent blocks us: wait for a live one; a dead or foreign one is refused.
+ * `m` was read inside a transaction, which may predate the commit that cleared the lock: a
+ * process that finished and exited meanwhile looks dead. So a dead lock is read again outside
+ * the transaction, and only refused if it is still there.
+ */
+export async function lockedBy(ctx: ManagerContext, id: string, domid: number, m: MappingRecord, what: string): Promise<Wait> {
   const status = lockStatus(m.lock!);
   if (status === 'alive') return { kind: 'wait', why: `${what} by process ${m.lock} (state ${m.state})` };
+  if (status === 'dead') {
+    const now = await ctx.xs.read(ctx.paths.mappingField(id, m.domid, 'lock')).then((b) => b.toString(), () => undefined);
+    if (now !== m.lock) return { kind: 'wait', why: `${what}: its lock changed while this transaction read it` };
+  }
   throw lifecycle.lockedDeadOrForeign(ctx.paths, id, domid, m, what, status);
+}
+
+/** Runs of a transaction that read a record with a field missing, before that error stands. */
+const TORN_ATTEMPTS = 4;
+
+/**
+ * A transaction with the client's EAGAIN policy, also run again when it read a record with a
+ * field missing. C xenstored's transactions read no snapshot: a burst of reads may straddle
+ * another connection's commit (a region created or removed between two of its fields). That
+ * commit makes ours conflict too, but the half-read record is refused before our commit could
+ * say so. A record still missing a field after a few runs is really broken, and reported.
+ */
+export async function wholeRecordTransaction<T>(xs: XenstoreClient, fn: (tx: XenstoreOps) => Promise<T>, opts: TransactionOptions): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await xs.transaction(fn, opts);
+    } catch (e) {
+      if (!(e instanceof StoreError && e.code === 'ENOENT') || attempt >= TORN_ATTEMPTS) throw e;
+      await sleep(Math.random() * 5 * attempt);
+    }
+  }
 }
 
 /** Reports progress of one operation on one region: done counts from `start`. */

@@ -18,7 +18,7 @@ import type { TransactionOptions, XenstoreClient, XenstoreOps } from '../../xens
 import type { Hypervisor, XenArch } from '../hypervisor/types';
 import { DEFAULT_ROOT, StorePaths, type MappingRecord, type RegionRecord } from '../store';
 import { apply } from './apply';
-import type { ManagerContext } from './context';
+import { wholeRecordTransaction, type ManagerContext } from './context';
 import { list, mapping, reconcile, region } from './reconcile';
 import { release } from './release';
 import type { ApplyRequest, ApplyResult, ListResult, ManagerEvents, ManagerOptions, ReconcileOptions, ReconcileReport, ReleaseRequest, ReleaseResult } from './types';
@@ -51,7 +51,7 @@ export class SharedMemoryManager extends EventEmitter<ManagerEvents> {
       hv: this.hv,
       lockWaitMs: opts.lockWaitMs ?? 30_000,
       batchPages: Math.max(1, opts.batchPages ?? 32768),
-      tx: <T>(fn: (tx: XenstoreOps) => Promise<T>) => this.xs.transaction(fn, txOptions),
+      tx: <T>(fn: (tx: XenstoreOps) => Promise<T>) => wholeRecordTransaction(this.xs, fn, txOptions),
       xenArch: async () => (this.arch ??= (await this.hv.xenVersion()).arch),
       progress: (e) => this.emit('progress', e),
       waiting: (e) => this.emit('wait', e),

@@ -50,6 +50,14 @@ const missingAsUndefined = (e: unknown): undefined => {
   throw e;
 };
 
+/** The replies of these reads, or null when one of them is ENOENT (any other error rejects). */
+function allOrMissing(reads: Array<Promise<Buffer>>): Promise<Buffer[] | null> {
+  return Promise.all(reads).catch((e: unknown) => {
+    if (isEnoent(e)) return null;
+    throw e;
+  });
+}
+
 /** The node's value, or undefined when it does not exist. */
 export function readOptional(ops: XenstoreOps, path: string): Promise<string | undefined> {
   // Not an async function: bulk reads make hundreds of thousands of these, one promise each.
@@ -89,7 +97,13 @@ function required(value: string | undefined, path: string): string {
 export async function readMapping(ops: XenstoreOps, paths: StorePaths, id: string, domid: number): Promise<MappingRecord | null> {
   const p = paths.mapping(id, domid);
   const [pOffset, pProt, pState] = [paths.mappingField(id, domid, 'offset'), paths.mappingField(id, domid, 'prot'), paths.mappingField(id, domid, 'state')];
-  const [range, offset, prot, state] = await Promise.all([readOptional(ops, p), readOptional(ops, pOffset), readOptional(ops, pProt), readOptional(ops, pState)]);
+  // The four reads with no handler of their own (a listing of the host makes tens of thousands:
+  // one promise and one callback fewer per read); an ENOENT among them, a mapping going away or
+  // a broken record, is read again field by field below to tell which.
+  const raw = await allOrMissing([ops.read(p), ops.read(pOffset), ops.read(pProt), ops.read(pState)]);
+  const [range, offset, prot, state] = raw
+    ? raw.map(decode)
+    : await Promise.all([readOptional(ops, p), readOptional(ops, pOffset), readOptional(ops, pProt), readOptional(ops, pState)]);
   if (range === undefined) return null;
   const r = parseRange(range, p);
   const st = parseEnum(required(state, pState), MAPPING_STATES, pState);
@@ -105,25 +119,37 @@ export async function readMapping(ops: XenstoreOps, paths: StorePaths, id: strin
   };
 }
 
-const REGION_FIELDS = ['owner', 'begin', 'size', 'prot', 'cache_policy', 'state', 'spelling', 'doorbell'] as const;
+/** The fields every region has; `spelling` and `doorbell` are optional (read when listed). */
+const REGION_FIELDS = ['owner', 'begin', 'size', 'prot', 'cache_policy', 'state'] as const;
 
 /** The region record, or null when <root>/<ID> does not exist. */
 export async function readRegion(ops: XenstoreOps, paths: StorePaths, id: string): Promise<RegionRecord | null> {
-  // Every field and the mappings' listing in one burst, then every mapping in a second.
+  // One burst: the region's listing, its six fields and the mappings' listing. The listing says
+  // whether the optional fields exist, so they are read only then, beside the mappings in the
+  // second burst: most regions have neither, and an ENOENT costs the daemon and the client more
+  // than a reply (every listing of the host made two per region).
   const at = REGION_FIELDS.map((name) => paths.field(id, name));
-  const [values, children] = await Promise.all([Promise.all(at.map((p) => readOptional(ops, p))), listOptional(ops, paths.mappings(id))]);
-  const [owner, begin, size, prot, cache, state, spelling, doorbell] = values;
+  const [listed, raw, children] = await Promise.all([listOptional(ops, paths.region(id)), allOrMissing(at.map((p) => ops.read(p))), listOptional(ops, paths.mappings(id))]);
+  // A field missing: no region (nothing listed), or one to read again field by field.
+  if (raw === null && listed.length === 0) return null;
+  const values = raw ? raw.map(decode) : await Promise.all(at.map((p) => readOptional(ops, p)));
+  const [owner, begin, size, prot, cache, state] = values;
   if (owner === undefined && state === undefined && begin === undefined) {
     // Nothing of the region: absent (a bare node left by hand counts as absent too).
     return null;
   }
-  if (doorbell !== undefined && doorbell !== 'yes') throw new StoreError('EINVAL', at[7], `${JSON.stringify(doorbell)} is not yes`);
+  const pSpelling = paths.field(id, 'spelling');
+  const pDoorbell = paths.field(id, 'doorbell');
   const domids = children.map((c) => parseDomid(c, `${paths.mappings(id)}/${c}`)).sort((a, b) => a - b);
   // Ports are listed only for a region with a doorbell (the others pay nothing for them).
-  const [mappings, ports] = await Promise.all([
+  const withDoorbell = listed.includes('doorbell');
+  const [mappings, spelling, doorbell, ports] = await Promise.all([
     Promise.all(domids.map((d) => readMapping(ops, paths, id, d))).then((ms) => ms.filter((m): m is MappingRecord => m !== null)),
-    doorbell === 'yes' ? readPorts(ops, paths, id) : Promise.resolve([]),
+    listed.includes('spelling') ? readOptional(ops, pSpelling) : undefined,
+    withDoorbell ? readOptional(ops, pDoorbell) : undefined,
+    withDoorbell ? readPorts(ops, paths, id) : [],
   ]);
+  if (doorbell !== undefined && doorbell !== 'yes') throw new StoreError('EINVAL', pDoorbell, `${JSON.stringify(doorbell)} is not yes`);
   return {
     id,
     owner: parseDomid(required(owner, at[0]), at[0]),
@@ -132,10 +158,10 @@ export async function readRegion(ops: XenstoreOps, paths: StorePaths, id: string
     prot: parseEnum(required(prot, at[3]), PROT_VALUES, at[3]),
     cachePolicy: parseEnum(required(cache, at[4]), CACHE_POLICY_VALUES, at[4]),
     state: parseEnum(required(state, at[5]), REGION_STATES, at[5]),
-    spelling: spelling === undefined ? null : parseEnum(spelling, SPELLING_VALUES, at[6]),
+    spelling: spelling === undefined ? null : parseEnum(spelling, SPELLING_VALUES, pSpelling),
     mappings,
     doorbell: doorbell === 'yes',
-    ports,
+    ports: doorbell === 'yes' ? ports : [],
   };
 }
 

@@ -127,14 +127,23 @@ export function roleOf(region: RegionRecord, m: MappingRecord): MappingRole {
 
 /** Node names, in one place. */
 export class StorePaths {
-  constructor(readonly root: string = DEFAULT_ROOT) {}
+  /**
+   * The root as a prefix of "/<ID>...": the region paths are built by concatenation (a listing
+   * of the host builds one per request); the same names as joinPath() for the non-empty IDs
+   * the ID rule allows, an empty one goes through joinPath().
+   */
+  private readonly prefix: string;
+
+  constructor(readonly root: string = DEFAULT_ROOT) {
+    this.prefix = root.endsWith('/') ? root.slice(0, -1) : root;
+  }
 
   region(id: string): string {
-    return joinPath(this.root, id);
+    return id === '' ? joinPath(this.root, id) : `${this.prefix}/${id}`;
   }
 
   field(id: string, name: 'owner' | 'begin' | 'size' | 'prot' | 'cache_policy' | 'state' | 'spelling' | 'doorbell'): string {
-    return joinPath(this.root, id, name);
+    return id === '' ? joinPath(this.root, id, name) : `${this.prefix}/${id}/${name}`;
   }
 
   /** <root>/<ID>/ports: the owner's port per borrower. */
@@ -156,15 +165,15 @@ export class StorePaths {
   }
 
   mappings(id: string): string {
-    return joinPath(this.root, id, 'mappings');
+    return id === '' ? joinPath(this.root, id, 'mappings') : `${this.prefix}/${id}/mappings`;
   }
 
   mapping(id: string, domid: number): string {
-    return joinPath(this.root, id, 'mappings', String(domid));
+    return id === '' ? joinPath(this.root, id, 'mappings', String(domid)) : `${this.prefix}/${id}/mappings/${domid}`;
   }
 
   mappingField(id: string, domid: number, name: 'offset' | 'prot' | 'state' | 'lock'): string {
-    return joinPath(this.root, id, 'mappings', String(domid), name);
+    return id === '' ? joinPath(this.root, id, 'mappings', String(domid), name) : `${this.prefix}/${id}/mappings/${domid}/${name}`;
   }
 
   domain(domid: number): string {

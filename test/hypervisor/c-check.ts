@@ -45,6 +45,8 @@ export function staticAsserts(
   eq('__HYPERVISOR_multicall', abi.Hypercall.multicall);
   eq('__HYPERVISOR_xen_version', abi.Hypercall.xen_version);
   eq('__HYPERVISOR_domctl', abi.Hypercall.domctl);
+  eq('__HYPERVISOR_sysctl', abi.Hypercall.sysctl);
+  for (const [k, v] of Object.entries(abi.SysctlCmd)) eq(`XEN_SYSCTL_${k}`, v);
   eq('__HYPERVISOR_event_channel_op', abi.Hypercall.event_channel_op);
   for (const [k, v] of Object.entries(abi.EvtchnOp)) eq(`EVTCHNOP_${k}`, v);
   for (const [k, v] of Object.entries(abi.EvtchnStat)) eq(`EVTCHNSTAT_${k}`, v);
@@ -62,6 +64,14 @@ export function staticAsserts(
   eq('(__typeof__(((struct xen_add_to_physmap_batch *)0)->size))-1', abi.MAX_ADD_TO_PHYSMAP_BATCH);
   // The release table's entry for the headers' Xen: Debian 12 ships 4.17.
   eq('XEN_DOMCTL_INTERFACE_VERSION', abi.DOMCTL_INTERFACE_VERSIONS[`${release.major}.${release.minor}`]);
+  eq('XEN_SYSCTL_INTERFACE_VERSION', abi.SYSCTL_INTERFACE_VERSIONS[`${release.major}.${release.minor}`]);
+  // getdomaininfolist's stride: the whole struct, whose arch_config tail differs per architecture.
+  const rel = `${release.major}.${release.minor}`;
+  out.push('#if defined(__aarch64__) || defined(__arm__)');
+  eq('sizeof(struct xen_domctl_getdomaininfo)', abi.GETDOMAININFO_SIZES.arm[rel]);
+  out.push('#else');
+  eq('sizeof(struct xen_domctl_getdomaininfo)', abi.GETDOMAININFO_SIZES.x86[rel]);
+  out.push('#endif');
   // The shim's restated privcmd ABI (shim/privcmd_abi.h) against Xen's copy of Linux's header.
   sa('sizeof(struct xs_privcmd_hypercall) == sizeof(privcmd_hypercall_t)', 'privcmd_hypercall size');
   sa('offsetof(struct xs_privcmd_hypercall, arg) == offsetof(privcmd_hypercall_t, arg)', 'privcmd_hypercall.arg');
@@ -92,6 +102,7 @@ export const PRELUDE = [
   '#include <xen/xen.h>',
   '#include <xen/memory.h>',
   '#include <xen/domctl.h>',
+  '#include <xen/sysctl.h>',
   '#include <xen/version.h>',
   '#include <xen/event_channel.h>',
   '#include <xen/sys/privcmd.h>',

@@ -8,8 +8,8 @@
  */
 import * as nodeAssert from 'node:assert/strict';
 import type { TestFn } from 'ava';
-import { HypercallError, rulesFor, XenHypervisor, X86_TRANSLATED_FOREIGN_MAPS, type Hypervisor } from '../../lib/hypervisor';
-import { DOMCTL_INTERFACE_VERSIONS, MAX_ADD_TO_PHYSMAP_BATCH } from '../../lib/hypervisor/abi';
+import { DOMAIN_INFO_LIST_MAX, gfnSpan, HypercallError, rulesFor, XenHypervisor, X86_TRANSLATED_FOREIGN_MAPS, type Hypervisor } from '../../lib/hypervisor';
+import { DOMCTL_INTERFACE_VERSIONS, MAX_ADD_TO_PHYSMAP_BATCH, SYSCTL_INTERFACE_VERSIONS } from '../../lib/hypervisor/abi';
 import { PAGE_SIZE as XEN_PAGE_SIZE } from '../../lib/vocabulary';
 
 export interface ContractFixture {
@@ -146,6 +146,33 @@ const CHECKS: ContractCheck[] = [
     },
   },
   {
+    name: 'getdomaininfolist: domains in domid order from the first asked, as getdomaininfo says, in one call',
+    async run(fx, a, log) {
+      const v = await fx.hv.xenVersion();
+      const all = await fx.hv.domainInfoList(0, DOMAIN_INFO_LIST_MAX);
+      log(`Xen ${v.version} ${v.arch}: ${all.length} domains listed (${all.map((d) => `d${d.domid}`).join(' ')}), sysctl interface 0x${(SYSCTL_INTERFACE_VERSIONS[`${v.major}.${v.minor}`] ?? 0).toString(16)}`);
+      a.true(all.length >= 3, 'dom0, the owner and the borrower at least');
+      a.is(all[0].domid, 0, 'dom0 first');
+      for (let i = 1; i < all.length; i++) a.true(all[i].domid > all[i - 1].domid, `ascending at ${i}`);
+      a.true(all.length < DOMAIN_INFO_LIST_MAX, 'fewer than asked: nothing left above');
+      for (const d of [0, fx.owner, fx.borrower]) {
+        const one = await fx.hv.domainInfo(d);
+        const listed = all.find((x) => x.domid === d);
+        a.true(listed !== undefined, `d${d} listed`);
+        // tot_pages moves with the guest's own balloon: compared where it cannot.
+        a.deepEqual({ domid: listed!.domid, maxPages: listed!.maxPages, dying: listed!.dying, hvm: listed!.hvm }, { domid: one!.domid, maxPages: one!.maxPages, dying: one!.dying, hvm: one!.hvm }, `d${d} as getdomaininfo`);
+      }
+      a.is(all.some((x) => x.domid === fx.missingDomid), false, 'the missing domain is not listed');
+      // The span bounds the call: max 1 from the owner lists the owner alone.
+      a.deepEqual((await fx.hv.domainInfoList(fx.owner, 1)).map((x) => x.domid), [fx.owner], 'first = owner, max 1');
+      const fromMissing = await fx.hv.domainInfoList(fx.missingDomid, 1);
+      a.true(fromMissing.every((x) => x.domid > fx.missingDomid), 'from a missing id: only domains above it');
+      a.deepEqual(await fx.hv.domainInfoList(fx.owner, 0), [], 'max 0 lists nothing');
+      await rejects(a, fx.hv.domainInfoList(0x7ff0, 1), 'EINVAL', 'a reserved id is not a first domain');
+      await rejects(a, fx.hv.domainInfoList(0, DOMAIN_INFO_LIST_MAX + 1), 'EINVAL', 'more than a buffer holds');
+    },
+  },
+  {
     name: 'populate_physmap and decrease_reservation count against the owner',
     async run(fx, a) {
       const { owner } = small(fx, 0);
@@ -215,6 +242,41 @@ const CHECKS: ContractCheck[] = [
       back.unmap();
       await hv.decreaseReservation(fx.owner, gfns);
       a.is((await hv.domainInfo(fx.owner))!.totPages, before, 'all freed page by page');
+    },
+  },
+  {
+    name: 'populate_physmap of a span (no per-page list): the same extents and pages as its list',
+    async run(fx, a, log) {
+      if (!(fx.hv instanceof XenHypervisor)) throw new Error('the backend is not a XenHypervisor: lastPopulate unknown');
+      const hv = fx.hv;
+      const aligned = Math.ceil(fx.ownerGfnBase / 512) * 512;
+      const before = (await hv.domainInfo(fx.owner))!.totPages;
+      // As the list check above: 3 pages, two 2 MiB extents, 4 pages; then a span too short for
+      // any large extent, and a span on 4 KiB extents only.
+      const cases: Array<[number, number, boolean, object]> = [
+        [aligned + 512 - 3, 3 + 1024 + 4, true, { largeExtents: 2, smallExtents: 7, largeRefused: 0, hypercalls: 3 }],
+        [aligned + 2048, 511, true, { largeExtents: 0, smallExtents: 511, largeRefused: 0, hypercalls: 1 }],
+        [aligned + 4096, 1024, false, { largeExtents: 0, smallExtents: 1024, largeRefused: 0, hypercalls: 1 }],
+      ];
+      for (const [start, count, large, stats] of cases) {
+        await hv.populatePhysmap(fx.owner, gfnSpan(start, count), undefined, { largeExtents: large });
+        log(`span ${start.toString(16)}+${count}: ${JSON.stringify(hv.lastPopulate)}`);
+        a.deepEqual(hv.lastPopulate, stats, `extents of span ${start.toString(16)}+${count}`);
+        const probes = [start, start + count - 1];
+        const m = await hv.mapForeign(fx.owner, probes);
+        pattern('span', start).copy(m.buffer, 0);
+        m.unmap();
+        const back = await hv.mapForeign(fx.owner, probes);
+        a.deepEqual(back.buffer.subarray(0, pattern('span', start).length), pattern('span', start), 'the first page keeps its bytes');
+        back.unmap();
+      }
+      a.is((await hv.domainInfo(fx.owner))!.totPages, before + 3 + 1024 + 4 + 511 + 1024, 'every page counted');
+      for (const [start, count] of cases) await hv.decreaseReservation(fx.owner, range(start, count));
+      a.is((await hv.domainInfo(fx.owner))!.totPages, before, 'all freed page by page');
+      await rejects(a, hv.populatePhysmap(fx.owner, gfnSpan(-1, 4)), 'EINVAL', 'a span from a negative gfn');
+      await rejects(a, hv.populatePhysmap(fx.owner, gfnSpan(aligned, 1.5)), 'EINVAL', 'a span of a fraction of a page');
+      await rejects(a, hv.populatePhysmap(fx.owner, gfnSpan(2 ** 52 - 2, 4)), 'EINVAL', 'a span past 2^52');
+      a.is((await hv.domainInfo(fx.owner))!.totPages, before, 'refused spans populate nothing');
     },
   },
   {

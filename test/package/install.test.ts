@@ -13,7 +13,7 @@
 import test from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { installTarball, packCheckout } from './pack';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -108,7 +108,7 @@ test('the tarball holds the library, CLIs, prebuilt addons, shim sources, units 
   const f = installed.files;
   for (const want of [
     'package.json', 'README.md', 'CMakeLists.txt', 'npm-shrinkwrap.json',
-    'dist/lib/cli/xen-sshm.js', 'dist/lib/cli/xs-trace.js', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/xenstore-wire/index.js',
+    'dist/lib/cli/xen-sshm.js', 'dist/lib/cli/xen-sshm.bundle.js', 'dist/lib/cli/xs-trace.js', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/xenstore-wire/index.js',
     'prebuilds/linux-x64/xen_sshm_shim.node', 'prebuilds/linux-arm64/xen_sshm_shim.node', 'prebuilds/manifest.json',
     'shim/addon.cc', 'shim/privcmd_sys.c', 'shim/CMakeLists.txt', 'scripts/install.js', 'scripts/build-shim.sh',
     'systemd/xen-sshm.service', 'docs/manager.md',
@@ -151,6 +151,8 @@ test('installed with no compiler: nothing was built, and the shipped prebuilt ad
 });
 
 test('from the prefix: --version, check, demo, and a privcmd command naming /dev/xen/privcmd', async (t) => {
+  // The command is the bundle prepack made (scripts/bundle-cli.js), beside the modules it loads.
+  t.is(realpathSync(installed.bin('xen-sshm')), join(realpathSync(installed.pkg), 'dist', 'lib', 'cli', 'xen-sshm.bundle.js'));
   const v = await installed.run(installed.bin('xen-sshm'), ['--version']);
   t.deepEqual([v.code, v.stdout], [0, `${VERSION}\n`]);
   const c = await installed.run(installed.bin('xen-sshm'), ['check', ...['vm1', 'vm2', 'vm3'].map((n) => join(THREE, `${n}.cfg`))]);

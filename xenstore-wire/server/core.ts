@@ -202,18 +202,24 @@ export class XenstoredCore {
   // ------------------------------------------------------------------------------------
   // Request processing
 
-  /** Process one request from `conn` (process_message) and flush every queued output. */
-  process(conn: ServerConnection, frame: Frame): void {
+  /**
+   * Process one request from `conn` (process_message) and flush every queued output.
+   * `flush: false` leaves the output queued (and counted against canRead()) until the caller's
+   * flush(): a transport that received a burst of requests answers it in one write, not one
+   * write per reply. The tree's changes are still journaled before any reply leaves, by flush().
+   */
+  process(conn: ServerConnection, frame: Frame, opts?: { flush?: boolean }): void {
     if (conn.closed) return;
     const output = this.rooms.output;
     output.traceIo(conn, frame, 'IN');
-    conn.accList.clear();
+    // Map.clear() allocates a fresh table even when empty: once per request, so only when needed.
+    if (conn.accList.size > 0) conn.accList.clear();
     try {
       this.processMessage(conn, frame);
     } finally {
       conn.transaction = null;
-      for (const f of this.state.afterReply.splice(0)) f();
-      this.flush();
+      if (this.state.afterReply.length > 0) for (const f of this.state.afterReply.splice(0)) f();
+      if (opts?.flush !== false) this.flush();
       if (this.state.changed) {
         this.state.changed = false;
         this.state.onChange?.();

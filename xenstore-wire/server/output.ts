@@ -204,7 +204,7 @@ export class Output {
 
   sendError(conn: ServerConnection, req: Frame, code: string): void {
     // 4.20 acc_drop(): a failed request changes no node count.
-    conn.accList.clear();
+    if (conn.accList.size > 0) conn.accList.clear();
     this.queue(conn, { type: MessageType.ERROR, reqId: req.reqId, txId: req.txId, payload: Buffer.from(code + '\0', 'latin1') });
   }
 

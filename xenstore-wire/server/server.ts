@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { encodeFrame, Frame } from '../codec';
-import { XENSTORE_PAYLOAD_MAX } from '../constants';
+import { XENSTORE_PAYLOAD_MAX, XS_HEADER_SIZE } from '../constants';
 import { FrameDecoder } from '../framing';
 import { DomainOracle, Quotas, ServerConnection, XenstoredCore } from './core';
 import { DEFAULT_RELEASE, isXenRelease, XEN_RELEASES, XenRelease } from './release';
@@ -66,6 +66,34 @@ export interface ServerOptions {
   domainSockets?: boolean;
 }
 
+/** Replies of a long burst leave at least every this many requests. */
+const FLUSH_EVERY_REQUESTS = 256;
+
+const headerWords = new Uint32Array(4);
+const headerBytes = new Uint8Array(headerWords.buffer);
+
+/**
+ * Replies (and events) of a burst in one buffer: one allocation and one copy per frame, where
+ * encodeFrame() per frame and a concat made two buffers and two copies of each. The fields are
+ * the daemon's own (a request's ids, a reply type), uint32 by construction; host byte order.
+ */
+function encodeFrames(frames: readonly Frame[]): Buffer {
+  let size = 0;
+  for (const f of frames) size += XS_HEADER_SIZE + f.payload.length;
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const f of frames) {
+    headerWords[0] = f.type;
+    headerWords[1] = f.reqId;
+    headerWords[2] = f.txId;
+    headerWords[3] = f.payload.length;
+    out.set(headerBytes, at);
+    out.set(f.payload, at + XS_HEADER_SIZE);
+    at += XS_HEADER_SIZE + f.payload.length;
+  }
+  return out;
+}
+
 /** mulberry32: a small seeded generator, enough for reproducible fault injection. */
 export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
@@ -119,6 +147,8 @@ export class XenstoreServer {
   /** Set when the log failed: the daemon no longer serves anyone. */
   private failed: XenstoredServerError | null = null;
   private closed = false;
+  /** Requests processed since the last flush (see FLUSH_EVERY_REQUESTS). */
+  private sinceFlush = 0;
   /** Per connection: the time before which no delayed output may be written (keeps order). */
   private readonly delayedUntil = new WeakMap<ServerConnection, number>();
   private readonly delayed = new WeakMap<ServerConnection, { due: number; buf: Buffer }[]>();
@@ -274,12 +304,29 @@ export class XenstoreServer {
     this.pump(conn);
   }
 
-  /** Process received requests while the daemon may read this connection (conn_can_read). */
+  /**
+   * Process received requests while the daemon may read this connection (conn_can_read). The
+   * replies of what arrived together leave together: one flush (one socket write per
+   * connection) after the burst, or before the connection's own queued output would stop it.
+   */
   private pump(conn: ServerConnection): void {
     const input = this.inputs.get(conn);
     if (!input) return;
+    try {
+      this.pumpFrames(conn, input);
+    } finally {
+      this.flushGuarded();
+    }
+  }
+
+  private pumpFrames(conn: ServerConnection, input: Input): void {
     while (input.next < input.frames.length) {
       if (conn.closed) return;
+      if (!this.core.canRead(conn)) {
+        // Our own unflushed replies may be what holds it: write them, then ask again.
+        this.flushGuarded();
+        if (this.failed) return;
+      }
       if (!this.core.canRead(conn)) {
         if (!input.paused) {
           input.paused = true;
@@ -292,8 +339,13 @@ export class XenstoreServer {
       this.processGuarded(conn, f);
       if (this.failed) return;
       conn.received++;
+      // A long burst is answered in parts: the client works on the first replies while the
+      // daemon goes on with the rest (on two cores the two overlap instead of taking turns).
+      if (++this.sinceFlush >= FLUSH_EVERY_REQUESTS) this.flushGuarded();
       const limit = this.faults.dropAfterMessages;
       if (limit !== undefined && conn.received >= limit) {
+        // Answered first: what is queued goes out before the connection is closed.
+        this.flushGuarded();
         this.dropSoon(conn);
         return;
       }
@@ -319,7 +371,7 @@ export class XenstoreServer {
   private output(conn: ServerConnection, frames: Frame[]): boolean {
     const ep = this.endpoints.get(conn);
     if (!ep || ep.destroyed) return true;
-    const buf = frames.length === 1 ? encodeFrame(frames[0]) : Buffer.concat(frames.map(encodeFrame));
+    const buf = frames.length === 1 ? encodeFrame(frames[0]) : encodeFrames(frames);
     const d = this.faults.replyDelayMs;
     if (d === undefined || d === 0) return ep.write(buf);
     // Delayed output goes through one queue per connection, so it leaves in order whatever
@@ -557,10 +609,22 @@ export class XenstoreServer {
     return this.failed;
   }
 
-  /** core.process(), with a failing log turned into fatal(). */
+  /** core.process() without its flush (pump() flushes), with a failing log turned into fatal(). */
   private processGuarded(conn: ServerConnection, f: Frame): void {
     try {
-      this.core.process(conn, f);
+      this.core.process(conn, f, { flush: false });
+    } catch (e) {
+      if (e instanceof XenstoredServerError && e.step === 'persist') this.fatal(e);
+      else throw e;
+    }
+  }
+
+  /** core.flush(): journal, then hand the queued replies and events out; a failing log is fatal(). */
+  private flushGuarded(): void {
+    this.sinceFlush = 0;
+    if (this.failed) return;
+    try {
+      this.core.flush();
     } catch (e) {
       if (e instanceof XenstoredServerError && e.step === 'persist') this.fatal(e);
       else throw e;

@@ -8,6 +8,7 @@ import type { CheckResult } from '../../config/check';
 import type { Plan } from '../../config/plan';
 import { elide, printable } from '../handle-error';
 import { optionsOf } from '../options';
+import { drawTable } from '../table';
 
 const SYNTAX_HELP = `
 Shared memory is declared in the domains' own xl config files, in either spelling:
@@ -38,15 +39,8 @@ Examples:
 `;
 
 function printPlan(plan: Plan): string {
-  // Loaded here: only a valid plan is drawn as a table.
-
-  const Table = require('cli-table3') as typeof import('cli-table3');
   const { hex, humanSize } = require('../../config/numbers') as typeof import('../../config/numbers');
-  const table = new Table({
-    head: ['ID', 'Owner', 'Owner range', 'Borrowers (range, offset into the region)'],
-    style: { head: [], border: [] },
-  });
-  for (const r of plan.regions) {
+  const rows = plan.regions.map((r) => {
     const o = r.owner;
     const ownerText = `${o.domain}\n${o.role === 'auto' ? 'first to apply' : 'owner'}, ${o.prot}${o.cachePolicy ? `, ${o.cachePolicy}` : ''}${o.doorbell ? '\ndoorbell: a port per borrower' : ''}`;
     const bell = (b: { doorbell: boolean }): string => (o.doorbell ? (b.doorbell ? ', doorbell' : ', no doorbell') : '');
@@ -54,13 +48,13 @@ function printPlan(plan: Plan): string {
     const borrowers = r.borrowers.length
       ? r.borrowers.map((b) => `${b.domain} ${hex(b.begin)}-${hex(b.end)} offset ${hex(b.offset)} (${humanSize(b.size)}, ${b.prot}${bell(b)})`).join('\n')
       : '(none)';
-    table.push([r.id, ownerText, range, borrowers]);
-  }
+    return [r.id, ownerText, range, borrowers];
+  });
   const lines = [
     `${plan.domains.length} domain${plan.domains.length === 1 ? '' : 's'} (${plan.domains.map((d) => d.name).join(', ')}), ` +
       `${plan.regions.length} shared memory region${plan.regions.length === 1 ? '' : 's'}: OK`,
   ];
-  if (plan.regions.length) lines.push(table.toString());
+  if (plan.regions.length) lines.push(drawTable(['ID', 'Owner', 'Owner range', 'Borrowers (range, offset into the region)'], rows));
   if (plan.setTarget.length) {
     lines.push(
       'Borrowing domUs need XEN_DOMCTL_set_target (stock Xen; once per domain, never undone, gives device-model rights over the owner): ' +

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { hex, humanSize } from '../../config/numbers';
 import type { ListResult } from '../../manager';
 import { optionsOf, printJSON, withCommonOptions, withContext } from '../options';
+import { drawTable } from '../table';
 
 interface LsOptions {
   tree?: boolean;
@@ -19,18 +20,15 @@ function domainLabel(r: ListResult, domid: number): string {
 
 export function renderList(r: ListResult): string {
   if (r.regions.length === 0) return `no static shared memory under ${r.root}\n` + (r.ports.length > 0 ? renderPorts(r) : '');
-
-  const Table = require('cli-table3') as typeof import('cli-table3');
   const { roleOf } = require('../../store') as typeof import('../../store');
-  const table = new Table({ head: ['ID', 'State', 'Size', 'Owner', 'Mappings (domain, role, range, offset, prot, state)'], style: { head: [], border: [] } });
-  for (const g of r.regions) {
+  const rows = r.regions.map((g) => {
     const maps = [...g.mappings]
       .sort((a, b) => Number(b.domid === g.owner) - Number(a.domid === g.owner) || a.domid - b.domid)
       .map((m) => `${domainLabel(r, m.domid)} ${roleOf(g, m)} ${hex(m.begin)}-${hex(m.end)} +${hex(m.offset)} ${m.prot} ${m.state}${m.lock ? ` [lock ${m.lock}]` : ''}`)
       .join('\n');
-    table.push([g.id, g.state, humanSize(g.size), `${domainLabel(r, g.owner)}\n${hex(g.begin)}, ${g.prot}, ${g.cachePolicy}`, maps || '(none)']);
-  }
-  let out = table.toString() + '\n';
+    return [g.id, g.state, humanSize(g.size), `${domainLabel(r, g.owner)}\n${hex(g.begin)}, ${g.prot}, ${g.cachePolicy}`, maps || '(none)'];
+  });
+  let out = drawTable(['ID', 'State', 'Size', 'Owner', 'Mappings (domain, role, range, offset, prot, state)'], rows) + '\n';
   const targets = r.domains.filter((d) => d.target !== null);
   if (targets.length > 0) {
     out += 'set_target (never undone; device-model rights over the owner): ' + targets.map((d) => `${domainLabel(r, d.domid)} -> d${d.target}`).join(', ') + '\n';

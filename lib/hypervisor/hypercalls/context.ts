@@ -8,7 +8,7 @@ import { isDomid, DOMID_FIRST_RESERVED } from '../../vocabulary';
 import { errnoOf, HypercallError } from '../errors';
 import type { XenRules } from '../releases';
 import type { HypercallBuffer, XenTransport } from '../transport';
-import type { GfnList, XenVersionInfo } from '../types';
+import type { GfnList, GfnSpan, XenVersionInfo } from '../types';
 
 /** Largest gfn accepted: Xen's gfns fit in 52 bits (64-bit physical addresses >> 12). */
 const MAX_GFN = 2 ** 52 - 1;
@@ -33,6 +33,9 @@ export class HypercallContext {
   version?: XenVersionInfo;
   rules?: XenRules;
   domctlVersion?: number;
+  sysctlVersion?: number;
+  /** Why no sysctl interface version was accepted (asked once). */
+  sysctlRefusal?: HypercallError;
   private scratch?: HypercallBuffer;
 
   constructor(readonly transport: XenTransport) {}
@@ -71,6 +74,32 @@ export function checkGfns(gfns: GfnList, call: string, domid: number): void {
     if (!(g >= 0 && g <= MAX_GFN && Math.floor(g) === g)) {
       throw new HypercallError({ call, errno: EINVAL, domid, message: `gfn #${i} (${String(g)}) is not a page number` });
     }
+  }
+}
+
+/** A GfnSpan (gfnSpan()) rather than a list: an object that is neither an array nor a typed array. */
+export function isGfnSpan(g: GfnList | GfnSpan): g is GfnSpan {
+  return typeof g === 'object' && g !== null && !Array.isArray(g) && !ArrayBuffer.isView(g) && 'start' in g;
+}
+
+/** A span's checks, once per call: whole page numbers from start to start + length - 1. */
+export function checkGfnSpan(span: GfnSpan, call: string, domid: number): void {
+  const { start, length } = span;
+  if (!(Number.isInteger(start) && start >= 0 && start <= MAX_GFN)) {
+    throw new HypercallError({ call, errno: EINVAL, domid, message: `span start ${String(start)} is not a page number` });
+  }
+  if (!(Number.isInteger(length) && length >= 0 && start + length - 1 <= MAX_GFN)) {
+    throw new HypercallError({ call, errno: EINVAL, domid, message: `span of ${String(length)} pages from ${String(start)} is not a number of pages below 2^52` });
+  }
+}
+
+/** Writes first, first + step, ... (count of them) as little-endian uint64s at byte offset off. */
+export function writeU64Seq(b: HypercallBuffer, off: number, first: number, step: number, count: number): void {
+  const w = new Uint32Array(b.bytes.buffer, b.bytes.byteOffset + off, 2 * count);
+  for (let i = 0; i < count; i++) {
+    const g = first + i * step;
+    w[2 * i] = g >>> 0;
+    w[2 * i + 1] = g > 0xffffffff ? Math.floor(g / 2 ** 32) : 0;
   }
 }
 

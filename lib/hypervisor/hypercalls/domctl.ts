@@ -2,12 +2,13 @@
  * The domctls xen-sshm issues (getdomaininfo, set_target, max_mem) and what the running release
  * says about a borrower (borrowerSupport). Refusals state Xen's answer and the domains.
  */
-import { DomctlCmd, DomInfFlag } from '../abi';
+import { DomctlCmd } from '../abi';
 import { errnoName, HypercallError } from '../errors';
 import { readGetDomainInfo, writeMaxMem, writeSetTarget } from '../layout';
 import { X86_TRANSLATED_FOREIGN_MAPS } from '../releases';
 import type { BorrowerSupport, DomainInfo } from '../types';
 import { ESRCH, EINVAL, type HypercallContext } from './context';
+import { toDomainInfo } from './sysctl';
 import { domctl, domctlInterfaceVersion, xenRules, xenVersion } from './version';
 
 export function domainInfo(cx: HypercallContext, domid: number): DomainInfo | null {
@@ -21,18 +22,7 @@ export function domainInfo(cx: HypercallContext, domid: number): DomainInfo | nu
   // Before GETDOMAININFO_EXACT (Xen 4.18), getdomaininfo of a missing domain answers with the
   // next domain above it: not this one. Checked on every release (a patched 4.17 may differ).
   if (i.domain !== domid) return null;
-  return {
-    domid,
-    totPages: i.totPages,
-    maxPages: i.maxPages,
-    headroomPages: Math.max(0, i.maxPages - i.totPages),
-    dying: (i.flags & DomInfFlag.dying) !== 0,
-    shutdown: (i.flags & DomInfFlag.shutdown) !== 0,
-    paused: (i.flags & DomInfFlag.paused) !== 0,
-    hvm: (i.flags & DomInfFlag.hvm_guest) !== 0,
-    flags: i.flags,
-    nrOnlineVcpus: i.nrOnlineVcpus,
-  };
+  return toDomainInfo(i);
 }
 
 

@@ -9,9 +9,9 @@
 import { Hypercall, XenMem } from '../abi';
 import { errnoName, HypercallError } from '../errors';
 import { writeMemoryReservation, XEN_MEMORY_RESERVATION } from '../layout';
-import type { GfnList, ProgressCallback } from '../types';
+import type { GfnList, GfnSpan, ProgressCallback } from '../types';
 import { PAGE_SIZE } from '../../vocabulary';
-import { checkGfns, ENOENT, ENOMEM, ESRCH, hex, HYPERCALL_BUFFER_BYTES, slice, writeU64List, type HypercallContext } from './context';
+import { checkGfns, checkGfnSpan, ENOENT, ENOMEM, ESRCH, hex, HYPERCALL_BUFFER_BYTES, isGfnSpan, slice, writeU64List, writeU64Seq, type HypercallContext } from './context';
 import { domainInfo } from './domctl';
 import { mapForeign } from './foreign';
 
@@ -72,6 +72,61 @@ function reservationCall(cx: HypercallContext, op: number, domid: number, gfns: 
   writeU64List(b, listOff, gfns, from, count);
   writeMemoryReservation(b.view, 0, { extentStart: b.address + BigInt(listOff), nrExtents: count, extentOrder: order, memFlags: 0, domid });
   return cx.hypercall(Hypercall.memory_op, [op, b.address]);
+}
+
+/** The same call with the extents first, first + step, ... written arithmetically (spans). */
+function reservationCallSeq(cx: HypercallContext, op: number, domid: number, first: number, step: number, count: number, order: number): number {
+  const listOff = XEN_MEMORY_RESERVATION.size;
+  const b = cx.buf(listOff + 8 * count);
+  writeU64Seq(b, listOff, first, step, count);
+  writeMemoryReservation(b.view, 0, { extentStart: b.address + BigInt(listOff), nrExtents: count, extentOrder: order, memFlags: 0, domid });
+  return cx.hypercall(Hypercall.memory_op, [op, b.address]);
+}
+
+/**
+ * populatePrefix for a span: the same extents in the same order (2 MiB wherever 512 gfns start
+ * 2 MiB-aligned, 4 KiB before, after and once Xen refuses a large one), found by arithmetic:
+ * dom0's work is per extent and per call, not per page. The 4 KiB extents' lists are written
+ * page by page (Xen reads one entry per extent).
+ */
+function populateSpanPrefix(cx: HypercallContext, domid: number, span: GfnSpan, stats: PopulateStats, onProgress: ProgressCallback | undefined, largeExtents: boolean): { done: number; errno?: number } {
+  const { start, length: n } = span;
+  let large = largeExtents;
+  let done = 0;
+  while (done < n) {
+    const g = start + done;
+    if (large && g % PAGES_2M === 0 && n - done >= PAGES_2M) {
+      const k = Math.min(RESERVATION_BATCH, Math.floor((n - done) / PAGES_2M));
+      const rc = reservationCallSeq(cx, XenMem.populate_physmap, domid, g, PAGES_2M, k, EXTENT_ORDER_2M);
+      stats.hypercalls++;
+      if (rc < 0) return { done, errno: -rc };
+      const ok = Math.min(rc, k);
+      stats.largeExtents += ok;
+      done += ok * PAGES_2M;
+      if (ok > 0) onProgress?.(done, n);
+      if (ok < k) {
+        stats.largeRefused += k - ok;
+        large = false;
+      }
+      continue;
+    }
+    // 4 KiB extents up to the next 2 MiB boundary if a large extent fits after it, else on.
+    let end = Math.min(n, done + RESERVATION_BATCH);
+    if (large) {
+      const aligned = done + ((PAGES_2M - (g % PAGES_2M)) % PAGES_2M);
+      if (aligned > done && aligned + PAGES_2M <= n) end = Math.min(end, aligned);
+    }
+    const count = end - done;
+    const rc = reservationCallSeq(cx, XenMem.populate_physmap, domid, g, 1, count, 0);
+    stats.hypercalls++;
+    if (rc < 0) return { done, errno: -rc };
+    const ok = Math.min(rc, count);
+    stats.smallExtents += ok;
+    done += ok;
+    if (ok > 0) onProgress?.(done, n);
+    if (ok < count) return { done };
+  }
+  return { done };
 }
 
 /**
@@ -139,21 +194,32 @@ export function decreasePrefix(cx: HypercallContext, domid: number, gfns: GfnLis
   return { done };
 }
 
-export function populate(cx: HypercallContext, domid: number, gfns: GfnList, onProgress?: ProgressCallback, largeExtents = true): PopulateStats {
+/** The first `count` gfns of a list or a span, as a list (undo paths only). */
+function prefixList(gfns: GfnList | GfnSpan, count: number): Float64Array {
+  if (!isGfnSpan(gfns)) return slice(gfns, 0, count);
+  const out = new Float64Array(count);
+  for (let i = 0; i < count; i++) out[i] = gfns.start + i;
+  return out;
+}
+
+export function populate(cx: HypercallContext, domid: number, gfns: GfnList | GfnSpan, onProgress?: ProgressCallback, largeExtents = true): PopulateStats {
   const call = 'memory_op(populate_physmap)';
-  checkGfns(gfns, call, domid);
+  const span = isGfnSpan(gfns);
+  if (span) checkGfnSpan(gfns, call, domid);
+  else checkGfns(gfns, call, domid);
   const stats: PopulateStats = { largeExtents: 0, smallExtents: 0, largeRefused: 0, hypercalls: 0 };
   const n = gfns.length;
-  const { done, errno } = populatePrefix(cx, domid, gfns, stats, onProgress, largeExtents);
+  const { done, errno } = span ? populateSpanPrefix(cx, domid, gfns, stats, onProgress, largeExtents) : populatePrefix(cx, domid, gfns, stats, onProgress, largeExtents);
   if (done === n) return stats;
+  const gfnAt = (i: number): number => (span ? gfns.start + i : gfns[i]);
   // Undo this call's pages, then say why Xen stopped: it does not tell.
   let undo = '';
   if (done > 0) {
-    const freed = decreasePrefix(cx, domid, slice(gfns, 0, done)).done;
+    const freed = decreasePrefix(cx, domid, prefixList(gfns, done)).done;
     undo = freed === done ? `; the ${done} pages populated before were freed again`
-      : `; freeing the ${done} pages populated before stopped after ${freed}: gfns ${hex(gfns[freed])}.. are still populated`;
+      : `; freeing the ${done} pages populated before stopped after ${freed}: gfns ${hex(gfnAt(freed))}.. are still populated`;
   }
-  const gfn = gfns[done];
+  const gfn = gfnAt(done);
   const base = { call, domid, gfn, done, pagesRequested: n };
   if (errno !== undefined) {
     throw new HypercallError({ ...base, errno, message: `populate_physmap d${domid}: ${errnoName(errno)} after ${done} of ${n} pages${undo}` });

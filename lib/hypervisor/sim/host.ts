@@ -17,6 +17,7 @@
  * policy; no PoD, paging or sharing; event channels without VIRQs, PIRQs, IPIs or vCPUs.
  */
 import { DOMID_SELF, PAGE_SIZE } from '../../vocabulary';
+import { SYSCTL_INTERFACE_VERSIONS } from '../abi';
 import { rulesFor, type XenRules } from '../releases';
 import type { XenArch } from '../types';
 import * as domctl from './domctl';
@@ -105,6 +106,8 @@ export class SimHost {
   readonly arch: XenArch;
   readonly xen: { major: number; minor: number; extraversion: string };
   readonly domctlInterfaceVersion: number;
+  /** XEN_SYSCTL_INTERFACE_VERSION of the modelled release (abi.ts), undefined if not known. */
+  readonly sysctlInterfaceVersion: number | undefined;
   /** The rules of the modelled release (releases.ts). */
   readonly rules: XenRules;
   readonly domains = new Map<number, SimDomain>();
@@ -117,6 +120,7 @@ export class SimHost {
     this.arch = init.arch;
     this.xen = { ...init.xen };
     this.domctlInterfaceVersion = init.domctlInterfaceVersion;
+    this.sysctlInterfaceVersion = SYSCTL_INTERFACE_VERSIONS[`${init.xen.major}.${init.xen.minor}`];
     this.rules = rulesFor(init.arch, init.xen);
     this.frames = new FrameTable(init.hostPages ?? DEFAULT_HOST_PAGES);
   }

@@ -10,6 +10,8 @@ import {
   DomctlCmd,
   DomInfFlag,
   EvtchnOp,
+  GETDOMAININFO_SIZES,
+  SysctlCmd,
   EvtchnStat,
   Hypercall,
   MEMOP_EXTENT_SHIFT,
@@ -28,6 +30,9 @@ import {
   readEvtchnAllocUnbound,
   readEvtchnStatus,
   readDomctlHeader,
+  readGetDomainInfoList,
+  readSysctlHeader,
+  writeDomainInfoEntry,
   readMaxMem,
   readMemoryReservation,
   getU64,
@@ -39,6 +44,9 @@ import {
   writeMulticallResult,
   XEN_ADD_TO_PHYSMAP_BATCH,
   XEN_DOMCTL,
+  XEN_SYSCTL,
+  XEN_SYSCTL_GETDOMAININFOLIST,
+  SYSCTL_U,
   XEN_MEMORY_RESERVATION,
   XEN_REMOVE_FROM_PHYSMAP,
 } from '../layout';
@@ -46,7 +54,7 @@ import type { HypercallBuffer, MappedFrames, XenTransport } from '../transport';
 import type { GfnList } from '../types';
 import * as evtchn from './evtchn';
 import { EXTENT_ORDER } from './frame-table';
-import type { SimHost } from './host';
+import type { SimDomain, SimHost } from './host';
 import type { SimStore } from './store';
 
 const E = os.constants.errno;
@@ -66,6 +74,11 @@ const MAX_NR_EXTENTS = Math.floor(0xffffffff / 2 ** MEMOP_EXTENT_SHIFT);
  * config.h:37, arch/x86/include/asm/config.h:26).
  */
 const CTLDOM_MAX_ORDER = 18;
+
+/** getdomaininfo()'s flags as the sim sets them: dying or blocked, and HVM (common/domctl.c:65-110). */
+function domInfFlags(h: SimHost, d: SimDomain): number {
+  return (d.dying ? DomInfFlag.dying : DomInfFlag.blocked) | (h.hvm(d) ? DomInfFlag.hvm_guest : 0);
+}
 
 export class SimTransport implements XenTransport {
   readonly backend = 'sim' as const;
@@ -142,6 +155,8 @@ export class SimTransport implements XenTransport {
         return inMulticall ? -E.EINVAL : this.multicall(h, a[0], a[1]);
       case Hypercall.domctl:
         return this.domctl(h, a[0]);
+      case Hypercall.sysctl:
+        return this.sysctl(h, a[0]);
       case Hypercall.event_channel_op:
         return this.eventChannelOp(h, a[0], a[1]);
       default:
@@ -295,7 +310,7 @@ export class SimTransport implements XenTransport {
       case DomctlCmd.getdomaininfo: {
         const d = h.getDomainInfo(hdr.domain);
         if (typeof d === 'number') return d;
-        const flags = (d.dying ? DomInfFlag.dying : DomInfFlag.blocked) | (h.hvm(d) ? DomInfFlag.hvm_guest : 0);
+        const flags = domInfFlags(h, d);
         writeGetDomainInfo(v, 0, {
           domain: d.domid, flags, totPages: d.totPages, maxPages: d.maxPages, outstandingPages: 0,
           shrPages: 0, pagedPages: 0, sharedInfoFrame: 0, cpuTime: 0n, nrOnlineVcpus: d.dying ? 0 : 1, maxVcpuId: 0,
@@ -313,6 +328,59 @@ export class SimTransport implements XenTransport {
         // not simulated.
         return h.domains.has(hdr.domain) ? -E.ENOSYS : -E.ESRCH;
     }
+  }
+
+  // ---- sysctl (common/sysctl.c:32) ------------------------------------------------------------
+
+  private sysctl(h: SimHost, arg: number): number {
+    const mem = this.resolve(arg, XEN_SYSCTL.size);
+    if (!mem) return -E.EFAULT;
+    const v = new DataView(mem.buffer, mem.byteOffset, mem.length);
+    const hdr = readSysctlHeader(v, 0);
+    // "if ( op->interface_version != XEN_SYSCTL_INTERFACE_VERSION ) return -EACCES;" (:42-43).
+    // xsm_sysctl() is XSM_PRIV (xsm/dummy.h): the caller is dom0, the control domain.
+    if (h.sysctlInterfaceVersion === undefined || hdr.interfaceVersion !== h.sysctlInterfaceVersion) return -E.EACCES;
+    // Other commands are not simulated (arch_do_sysctl() answers unknown ones -ENOSYS).
+    if (hdr.cmd !== SysctlCmd.getdomaininfolist) return -E.ENOSYS;
+    const l = readGetDomainInfoList(v, 0);
+    const stride = GETDOMAININFO_SIZES[h.arch][`${h.xen.major}.${h.xen.minor}`] ?? GETDOMAININFO_SIZES[h.arch]['4.22'];
+    // for_each_domain walks domain_list, kept in domid order (common/domain.c:719-721 at
+    // RELEASE-4.17.0): every domain from first_domain, dying ones too, until max_domains
+    // (common/sysctl.c:85-106). xsm_getdomaininfo() passes for dom0.
+    const ids = Int32Array.from(h.domains.keys());
+    // Domains are mostly made in domid order: sort only when they are not.
+    for (let i = 1; i < ids.length; i++) {
+      if (ids[i] < ids[i - 1]) {
+        ids.sort();
+        break;
+      }
+    }
+    // The whole array at once when it fits in one buffer; entry by entry (as Xen copies) only
+    // to find where -EFAULT starts.
+    const whole = this.resolve(Number(l.buffer), l.maxDomains * stride);
+    const wholeView = whole ? new DataView(whole.buffer, whole.byteOffset, whole.length) : undefined;
+    let num = 0;
+    for (let i = 0; i < ids.length; i++) {
+      if (ids[i] < l.firstDomain) continue;
+      if (num === l.maxDomains) break;
+      const d = h.domains.get(ids[i])!;
+      const entry = {
+        domain: d.domid, flags: domInfFlags(h, d), totPages: d.totPages, maxPages: d.maxPages,
+        nrOnlineVcpus: d.dying ? 0 : 1, maxVcpuId: 0,
+      };
+      if (whole && wholeView) {
+        writeDomainInfoEntry(whole, wholeView, num * stride, stride, entry);
+      } else {
+        // copy_to_guest_offset() of one whole entry, else -EFAULT and nothing copied back
+        // (copyback stays -1: common/sysctl.c:98-111, 493-495 at RELEASE-4.20.0).
+        const at = this.resolve(Number(l.buffer) + num * stride, stride);
+        if (!at) return -E.EFAULT;
+        writeDomainInfoEntry(at, new DataView(at.buffer, at.byteOffset, stride), 0, stride, entry);
+      }
+      num++;
+    }
+    v.setUint32(SYSCTL_U + XEN_SYSCTL_GETDOMAININFOLIST.fields.num_domains.offset, num, true);
+    return 0;
   }
 
   // ---- event_channel_op (common/event_channel.c:1225) -------------------------------------------

@@ -11,7 +11,7 @@
  * not take the 2 MiB extents; the targets are judged from the figures, not here.
  */
 import { parseArgs } from 'node:util';
-import { gfnRange, PrivcmdTransport, XenHypervisor } from '../../../lib/hypervisor';
+import { gfnRange, gfnSpan, PrivcmdTransport, XenHypervisor } from '../../../lib/hypervisor';
 
 const { values } = parseArgs({
   options: {
@@ -35,7 +35,12 @@ const pages = need(values.pages, 'pages');
 const OWNER_GFN = 0x60000;
 const BORROWER_GFN = 0x70000;
 
-type Op = 'populate-2m' | 'populate-4k' | 'map' | 'unmap' | 'free';
+/**
+ * populate-2m and populate-4k: the region as a span (gfnSpan, what the manager passes: dom0's
+ * work per extent); populate-2m-list: the same 2 MiB extents from a per-page list (GfnList),
+ * the form before wave 3, for the difference.
+ */
+type Op = 'populate-2m' | 'populate-2m-list' | 'populate-4k' | 'map' | 'unmap' | 'free';
 const samples = new Map<Op, number[]>();
 /** Time inside the privcmd hypercall ioctls, per op: Xen's share (the rest is TypeScript). */
 const inXen = new Map<Op, number[]>();
@@ -70,30 +75,38 @@ async function main(): Promise<void> {
   try {
     const v = await hv.xenVersion();
     const aligned = gfnRange(OWNER_GFN, pages);
+    const span = gfnSpan(OWNER_GFN, pages);
     const bgfns = gfnRange(BORROWER_GFN, pages);
     await hv.setTarget(borrower, owner);
     for (let r = 1; r <= runs; r++) {
       // 2 MiB and 4 KiB populates alternate in order, so that neither always gets the frames
       // the other just freed.
       const populate4k = async (): Promise<void> => {
-        await timed('populate-4k', pages, () => hv.populatePhysmap(owner, aligned, undefined, { largeExtents: false }), r);
+        await timed('populate-4k', pages, () => hv.populatePhysmap(owner, span, undefined, { largeExtents: false }), r);
         if (hv.lastPopulate!.smallExtents !== pages) throw new Error(`4 KiB extents asked, ${JSON.stringify(hv.lastPopulate)} issued`);
         await hv.decreaseReservation(owner, aligned);
       };
+      const populate2mList = async (): Promise<void> => {
+        await timed('populate-2m-list', pages, () => hv.populatePhysmap(owner, aligned), r);
+        if (hv.lastPopulate!.largeExtents !== pages / 512) throw new Error(`run ${r}: Xen took ${JSON.stringify(hv.lastPopulate)} from the list`);
+        await hv.decreaseReservation(owner, aligned);
+      };
       if (r % 2 === 0) await populate4k();
-      await timed('populate-2m', pages, () => hv.populatePhysmap(owner, aligned), r);
+      if (r % 2 === 1) await populate2mList();
+      await timed('populate-2m', pages, () => hv.populatePhysmap(owner, span), r);
       const stats = hv.lastPopulate!;
       if (stats.largeExtents !== pages / 512) throw new Error(`run ${r}: Xen took ${stats.largeExtents} of ${pages / 512} 2 MiB extents (${JSON.stringify(stats)})`);
       await timed('map', pages, () => hv.addToPhysmapForeign({ borrower, owner, ownerGfns: aligned, borrowerGfns: bgfns }), r);
       await timed('unmap', pages, () => hv.removeFromPhysmap(borrower, bgfns), r);
       await timed('free', pages, () => hv.decreaseReservation(owner, aligned), r);
       if (r % 2 === 1) await populate4k();
+      if (r % 2 === 0) await populate2mList();
     }
     const summary: string[] = [];
     const mean = (op: Op): number => samples.get(op)!.reduce((a, b) => a + b, 0) / runs;
     const worst = (op: Op): number => Math.max(...samples.get(op)!);
     const xen = (op: Op): number => inXen.get(op)!.reduce((a, b) => a + b, 0) / runs;
-    for (const op of ['populate-2m', 'populate-4k', 'map', 'unmap', 'free'] as Op[]) {
+    for (const op of ['populate-2m', 'populate-2m-list', 'populate-4k', 'map', 'unmap', 'free'] as Op[]) {
       console.log(`XENTIME hv-batch:${op}-per-page ${(mean(op) / 1e6).toFixed(9)}`);
       console.log(`XENTIME hv-batch:${op}-worst-per-page ${(worst(op) / 1e6).toFixed(9)}`);
       console.log(`XENTIME hv-batch:${op}-in-xen-per-page ${(xen(op) / 1e6).toFixed(9)}`);
