@@ -656,6 +656,16 @@ static const char *status_text(const struct xen_sshm_evtchn_status *st, char *bu
 
 /* ---- the doorbell: /dev/xen/evtchn ----------------------------------------------------------- */
 
+/*
+ * EPERM from Xen for an event channel between two domUs: the default XSM rules never give it
+ * (bind_interdomain is XSM_HOOK, alloc_unbound for this domain XSM_TARGET with itself as
+ * target, xen/include/xsm/dummy.h); SILO does, for any pair of unprivileged domains
+ * (xen/xsm/silo.c: silo_evtchn_unbound, silo_evtchn_interdomain). Xen built with XSM picks
+ * SILO by default on Arm (xen/common/Kconfig, XSM_SILO_DEFAULT): Debian's arm64 Xen does.
+ */
+#define XSM_HINT \
+	"Xen's XSM forbids event channels between two unprivileged domains (SILO mode, the default of an Arm Xen built with XSM, as Debian's; or a FLASK policy): boot Xen with xsm=dummy, or allow it in the FLASK policy"
+
 enum bind_how { BOUND_NONE, BOUND_INTERDOMAIN, BOUND_STATIC, BOUND_RECREATED };
 
 struct doorbell {
@@ -778,9 +788,11 @@ static void bind_borrower(unsigned owner, unsigned port, long self)
 			explain_refusal(owner, port, self, why, sizeof(why));
 			die(1, "Xen refused to bind port %u of d%u (EINVAL): %s", port, owner, why);
 		}
-		if (e == EPERM || e == EACCES)
-			die(1, "Xen refused to bind port %u of d%u (%s): this domain may not bind to d%u (an XSM policy, or a restricted evtchn file)",
-			    port, owner, errname(e), owner);
+		if (e == EPERM)
+			die(1, "Xen refused to bind port %u of d%u (EPERM): %s", port, owner, XSM_HINT);
+		if (e == EACCES)
+			die(1, "cannot bind port %u of d%u (EACCES): this %s is restricted to another domain (IOCTL_EVTCHN_RESTRICT_DOMID)",
+			    port, owner, EVTCHN_DEVICE);
 		if (e == ESRCH)
 			die(1, "cannot bind port %u of d%u (ESRCH): no domain d%u (the owner is gone)", port, owner, owner);
 		die(1, "cannot bind port %u of d%u: %s", port, owner, errname(e));
@@ -803,6 +815,16 @@ static void bind_borrower(unsigned owner, unsigned port, long self)
 static void recreate_port(unsigned port, unsigned borrower, const struct xen_sshm_evtchn_status *st)
 {
 	static unsigned holds[MAX_HOLDS];
+	/*
+	 * First ask whether Xen lets this domain make a port for the borrower at all (XSM SILO
+	 * refuses it, EPERM): closing the port before knowing would lose it.
+	 */
+	int probe = hc_alloc_unbound(borrower);
+	if (probe < 0)
+		die(1, "cannot re-create port %u: Xen refuses this domain a port for d%u (EVTCHNOP_alloc_unbound: %s)%s%s; port %u left as dom0 made it",
+		    port, borrower, errname(probe), probe == -EPERM ? ": " : "", probe == -EPERM ? XSM_HINT : "", port);
+	hc_close((unsigned)probe);
+
 	int n = hold_ports_below(port, holds);
 
 	if (n < 0)
@@ -813,14 +835,17 @@ static void recreate_port(unsigned port, unsigned borrower, const struct xen_ssh
 		die(1, "cannot re-create port %u: EVTCHNOP_close: %s", port, errname(rc));
 	}
 	int got = -1;
+	const char *step = "IOCTL_EVTCHN_BIND_UNBOUND_PORT";
 	if (st->status == XEN_SSHM_EVTCHNSTAT_interdomain) {
 		struct ioctl_evtchn_bind_interdomain b = { st->u.interdomain.dom, st->u.interdomain.port };
+		step = "IOCTL_EVTCHN_BIND_INTERDOMAIN";
 		got = ioctl(g_db.fd, IOCTL_EVTCHN_BIND_INTERDOMAIN, &b);
 		if (got < 0 && errno == EINVAL) /* the borrower closed its end meanwhile */
 			got = -2;
 	}
 	if (st->status != XEN_SSHM_EVTCHNSTAT_interdomain || got == -2) {
 		struct ioctl_evtchn_bind_unbound_port u = { borrower };
+		step = "IOCTL_EVTCHN_BIND_UNBOUND_PORT";
 		got = ioctl(g_db.fd, IOCTL_EVTCHN_BIND_UNBOUND_PORT, &u);
 	}
 	int e = errno;
@@ -830,7 +855,8 @@ static void recreate_port(unsigned port, unsigned borrower, const struct xen_ssh
 		int back = hc_alloc_unbound(borrower);
 		if (back >= 0 && (unsigned)back != port)
 			hc_close((unsigned)back);
-		die(1, "cannot re-create port %u through %s: %s%s", port, EVTCHN_DEVICE, errname(e),
+		die(1, "cannot re-create port %u through %s: %s after EVTCHNOP_close: %s%s%s%s%s", port, EVTCHN_DEVICE, step,
+		    errname(e), e == EPERM ? " (" : "", e == EPERM ? XSM_HINT : "", e == EPERM ? ")" : "",
 		    back >= 0 && (unsigned)back == port ? " (put back unbound for the borrower)" : " (the port is lost: re-apply the borrower in dom0)");
 	}
 	if ((unsigned)got != port) {

@@ -40,7 +40,11 @@ export function qemuArgs(o: BootOptions): string[] {
     // --no-install-recommends install skips (and the tier needs no network).
     '-nic', 'none',
     '-kernel', f.xen,
-    '-append', `dom0_mem=${o.dom0MemMiB ?? 768}M dom0_max_vcpus=2 console=dtuart loglvl=all guest_loglvl=all`,
+    // xsm=dummy: Debian's arm64 Xen is built with XSM, and Xen's Kconfig then defaults to SILO on
+    // Arm (xen/common/Kconfig XSM_SILO_DEFAULT), which refuses every event channel between two
+    // domUs with EPERM (xen/xsm/silo.c silo_evtchn_unbound, silo_evtchn_interdomain): doorbells
+    // need the non-XSM rules (docs/doorbells.md "XSM"). dom0's own calls are the same in both.
+    '-append', `dom0_mem=${o.dom0MemMiB ?? 768}M dom0_max_vcpus=2 console=dtuart loglvl=all guest_loglvl=all xsm=dummy`,
     '-device', `guest-loader,addr=0x49000000,kernel=${f.kernel},bootargs=console=hvc0 earlycon=xenboot rdinit=/init loglevel=5`,
     '-device', `guest-loader,addr=0x50000000,initrd=${f.dom0Initrd}`,
   ];

@@ -1,7 +1,7 @@
 import test from 'ava';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CHECKS, CheckSpec, checksListText, INJECTED_FAILURE } from './checks';
+import { CHECKS, CheckSpec, checksListText, INJECTED_FAILURE, optInReason } from './checks';
 import { ConsoleLine, excerpt, judge, parseConsole } from './results';
 
 const REPO = path.resolve(__dirname, '../../..');
@@ -124,4 +124,17 @@ test('the check list: unique names, scripts that exist, list file the guest read
   // The node programs the shell checks start are compiled by the same tsc run as this test.
   for (const js of ['xenstore-client.js', 'shim.js']) t.true(fs.existsSync(path.join(__dirname, 'guest', js)), js);
   t.true(fs.existsSync(path.join(REPO, 'dist/test/hypervisor/run-contract.js')), 'the contract runner is compiled');
+});
+
+test('opt-in checks: for every release, or only for the releases a record names', (t) => {
+  t.is(optInReason(spec('a'), '4.17'), undefined);
+  t.is(optInReason(spec('b', { optIn: 'not yet' }), '4.20'), 'not yet');
+  const c = spec('c', { optIn: { '4.20': 'too slow there' } });
+  t.is(optInReason(c, '4.20'), 'too slow there');
+  t.is(optInReason(c, '4.17'), undefined);
+  // Every reason is a sentence to print, never empty.
+  for (const x of CHECKS) for (const r of ['4.17', '4.20'] as const) {
+    const why = optInReason(x, r);
+    if (why !== undefined) t.true(why.length > 20, `${x.name} on ${r}: ${why}`);
+  }
 });

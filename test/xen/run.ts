@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs as parseNodeArgs } from 'node:util';
 import { boot, BootResult } from './boot';
-import { CHECKS, CheckSpec, checksListText, INJECTED_FAILURE } from './checks';
+import { CHECKS, CheckSpec, checksListText, INJECTED_FAILURE, optInReason } from './checks';
 import { XenTierError } from './errors';
 import { run } from './exec';
 import { fetchPackages, FetchedPackages } from './fetch';
@@ -314,8 +314,11 @@ async function runRelease(r: TierReleaseSpec, opts: RunOptions, packed: { path?:
   prep.package = packed.seconds;
   if (!shim.path) log(`package: ${shim.status}`);
 
-  let checks = CHECKS.filter((c) => !c.optIn);
-  for (const c of CHECKS) if (c.optIn && !opts.only?.includes(c.name)) log(`not run (only with --only ${c.name}): ${c.name}: ${c.optIn}`);
+  let checks = CHECKS.filter((c) => !optInReason(c, r.release));
+  for (const c of CHECKS) {
+    const why = optInReason(c, r.release);
+    if (why && !opts.only?.includes(c.name)) log(`not run (only with --only ${c.name}): ${c.name}: ${why}`);
+  }
   if (opts.only) {
     const unknown = opts.only.filter((n) => !CHECKS.some((c) => c.name === n));
     if (unknown.length) throw new XenTierError('results', 'EINVAL', `--only: unknown checks ${unknown.join(', ')}`);

@@ -50,7 +50,7 @@ if ! wait_for 60 sh -c '! xl domid bell4'; then
   fail "bell4 was still running 60 s after unpause (mailbox state bytes $state): destroyed"
 fi
 xentime doorbell:baremetal "$start"
-wait_for 60 domu_run bell1 10 'grep -q "^wait:" /tmp/bm-wait.out' || fail "bell1 was not notified by bell4: $(domu_run bell1 10 'cat /tmp/bm-wait.out /tmp/bm-wait.err')"
+wait_for 60 domu_run bell1 10 'grep -q "^wait:" /tmp/bm-wait.out' || fail "bell1 was not notified by bell4: $(domu_run bell1 10 'cat /tmp/bm-wait.out /tmp/bm-wait.err'); bell4's mailbox words 4-8 (state, other bind, own bind, local port, send): $(domu_run bell1 30 'xen-memread 0x50001020 40')"
 got=$(domu_run bell1 10 'cat /tmp/bm-wait.out')
 echo "inside bell1: $got"
 echo "$got" | grep -q "^wait: 1 notification on port $p4 (from d$d4)" || fail "bell1's wait says '$got'"

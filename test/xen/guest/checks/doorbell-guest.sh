@@ -24,6 +24,10 @@
 [ "$(cat /xen/shim-status)" = built ] || fail "the arm64 shim is $(cat /xen/shim-status)"
 [ "$(cat /xen/guest-status 2>/dev/null)" = built ] || fail "the guest program is $(cat /xen/guest-status 2>/dev/null || echo 'not in this image')"
 command -v xc-evtchn >/dev/null || fail "xc-evtchn is not in dom0's image"
+# Debian's arm64 Xen has XSM, whose default on Arm is SILO: no event channel between two domUs
+# (docs/doorbells.md "XSM"). The tier boots it with xsm=dummy (test/xen/boot.ts).
+xencmd=$(xl info | sed -n 's/^xen_commandline *: //p')
+case " $xencmd " in *" xsm=dummy "*) ;; *) fail "Xen's command line '$xencmd' lacks xsm=dummy: under XSM SILO (Arm's default) domUs get no event channels between them" ;; esac
 
 OWNER_SHM='static_shm = [ "id=DB1, begin=0x50000000, size=0x10000, role=owner, doorbell=yes" ]'
 BORROWER_SHM='static_shm = [ "id=DB1, begin=0x50000000, size=0x10000, role=borrower" ]'
@@ -59,7 +63,7 @@ for vm in bell1 bell2 bell3; do
   kernel=$(echo "$out" | tail -n 1)
 done
 xentime doorbell:setup "$start"
-echo "bell1 d$d1 owns DB1, bell2 d$d2 and bell3 d$d3 borrow it; domU kernel $kernel"
+echo "bell1 d$d1 owns DB1, bell2 d$d2 and bell3 d$d3 borrow it; domU kernel $kernel; Xen's command line: $xencmd"
 
 # The ports xen-sshm apply made: in its --json result, in the records, in the mirrors.
 port_of() { node -e 'const r = JSON.parse(require("fs").readFileSync(0, "utf8")); const e = r.entries.find((x) => x.id === "DB1"); if (!e || !e.port) process.exit(1); process.stdout.write(String(e.port))' < /tmp/sshm-bell-apply-$1.out; }
