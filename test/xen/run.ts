@@ -75,7 +75,7 @@ export function parseArgs(argv: string[]): RunOptions {
   }
   const o = v.values;
   const releases = (o.release ?? [...TIER_RELEASES]).flatMap((r) => r.split(',')).map(tierRelease);
-  const timeoutSec = o.timeout === undefined ? 570 : Number(o.timeout);
+  const timeoutSec = o.timeout === undefined ? 840 : Number(o.timeout);
   if (!Number.isFinite(timeoutSec) || timeoutSec <= 0) throw new XenTierError('results', 'EINVAL', '--timeout must be a positive number of seconds');
   const limitFactor = o['limit-factor'] === undefined ? 1 : Number(o['limit-factor']);
   if (!Number.isFinite(limitFactor) || limitFactor < 1 || limitFactor > 10) throw new XenTierError('results', 'EINVAL', '--limit-factor must be a number from 1 to 10');
