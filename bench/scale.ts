@@ -210,18 +210,39 @@ class Host {
     // Requests sent, and the client's socket reads (each one wake-up of the event loop with one
     // or more replies): the bench wraps the transport's send and its sink, a function call each
     // (an interceptor would add its own promises to every request); nothing in the library does.
+    // Path requests (READ, DIRECTORY, ...) go out through sendPath and replies come in through
+    // onBytes where the transport has them: both doors are counted.
     const transport = this.xs.transport as unknown as { send(frame: Buffer, reqId: number): void };
     const send = transport.send.bind(transport);
     transport.send = (frame, reqId) => {
       if (this.counting) this.counted.requests++;
       send(frame, reqId);
     };
-    const client = this.xs as unknown as { onData(chunk: Buffer): void };
+    // The client bound the transport's sendPath when it was made: its own reference is wrapped.
+    const client = this.xs as unknown as {
+      onData(chunk: Buffer): void;
+      onBytes?(buf: Uint8Array, length: number): void;
+      sendPath: ((type: number, reqId: number, txId: number, path: string) => void) | null;
+    };
+    const sendPath = client.sendPath;
+    if (sendPath !== null) {
+      client.sendPath = (type, reqId, txId, p) => {
+        if (this.counting) this.counted.requests++;
+        sendPath(type, reqId, txId, p);
+      };
+    }
     const onData = client.onData.bind(client);
     client.onData = (chunk) => {
       if (this.counting) this.counted.reads++;
       onData(chunk);
     };
+    if (client.onBytes) {
+      const onBytes = client.onBytes.bind(client);
+      client.onBytes = (buf, length) => {
+        if (this.counting) this.counted.reads++;
+        onBytes(buf, length);
+      };
+    }
     this.manager = new SharedMemoryManager({ xenstore: this.xs, hypervisor: this.hv });
     let watching!: () => void;
     const ready = new Promise<void>((r) => (watching = r));
