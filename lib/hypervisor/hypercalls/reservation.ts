@@ -84,6 +84,23 @@ function reservationCallSeq(cx: HypercallContext, op: number, domid: number, fir
 }
 
 /**
+ * Counts one populate_physmap call of `asked` extents in `stats`: the extents Xen made (it stops
+ * at the first it cannot make), or null when privcmd refused the call (rc < 0, -errno).
+ */
+function extentsMade(stats: PopulateStats, rc: number, asked: number, large: boolean): number | null {
+  stats.hypercalls++;
+  if (rc < 0) return null;
+  const ok = Math.min(rc, asked);
+  if (large) {
+    stats.largeExtents += ok;
+    stats.largeRefused += asked - ok;
+  } else {
+    stats.smallExtents += ok;
+  }
+  return ok;
+}
+
+/**
  * populatePrefix for a span: the same extents in the same order (2 MiB wherever 512 gfns start
  * 2 MiB-aligned, 4 KiB before, after and once Xen refuses a large one), found by arithmetic:
  * dom0's work is per extent and per call, not per page. The 4 KiB extents' lists are written
@@ -98,16 +115,12 @@ function populateSpanPrefix(cx: HypercallContext, domid: number, span: GfnSpan, 
     if (large && g % PAGES_2M === 0 && n - done >= PAGES_2M) {
       const k = Math.min(RESERVATION_BATCH, Math.floor((n - done) / PAGES_2M));
       const rc = reservationCallSeq(cx, XenMem.populate_physmap, domid, g, PAGES_2M, k, EXTENT_ORDER_2M);
-      stats.hypercalls++;
-      if (rc < 0) return { done, errno: -rc };
-      const ok = Math.min(rc, k);
-      stats.largeExtents += ok;
+      const ok = extentsMade(stats, rc, k, true);
+      if (ok === null) return { done, errno: -rc };
       done += ok * PAGES_2M;
       if (ok > 0) onProgress?.(done, n);
-      if (ok < k) {
-        stats.largeRefused += k - ok;
-        large = false;
-      }
+      // Xen could not supply a 2 MiB extent (or the domain is full): 4 KiB pages from here on.
+      if (ok < k) large = false;
       continue;
     }
     // 4 KiB extents up to the next 2 MiB boundary if a large extent fits after it, else on.
@@ -118,10 +131,8 @@ function populateSpanPrefix(cx: HypercallContext, domid: number, span: GfnSpan, 
     }
     const count = end - done;
     const rc = reservationCallSeq(cx, XenMem.populate_physmap, domid, g, 1, count, 0);
-    stats.hypercalls++;
-    if (rc < 0) return { done, errno: -rc };
-    const ok = Math.min(rc, count);
-    stats.smallExtents += ok;
+    const ok = extentsMade(stats, rc, count, false);
+    if (ok === null) return { done, errno: -rc };
     done += ok;
     if (ok > 0) onProgress?.(done, n);
     if (ok < count) return { done };
@@ -150,17 +161,11 @@ function populatePrefix(cx: HypercallContext, domid: number, gfns: GfnList, stat
         at += PAGES_2M;
       }
       const rc = reservationCall(cx, XenMem.populate_physmap, domid, firsts, 0, k, EXTENT_ORDER_2M);
-      stats.hypercalls++;
-      if (rc < 0) return { done, errno: -rc };
-      const ok = Math.min(rc, k);
-      stats.largeExtents += ok;
+      const ok = extentsMade(stats, rc, k, true);
+      if (ok === null) return { done, errno: -rc };
       done += ok * PAGES_2M;
       if (ok > 0) onProgress?.(done, n);
-      if (ok < k) {
-        // Xen could not supply a 2 MiB extent (or the domain is full): 4 KiB pages from here on.
-        stats.largeRefused += k - ok;
-        large = false;
-      }
+      if (ok < k) large = false;
       continue;
     }
     // 4 KiB extents up to the next large extent (or to the end once large ones failed).
@@ -168,10 +173,8 @@ function populatePrefix(cx: HypercallContext, domid: number, gfns: GfnList, stat
     while (end < n && end - done < RESERVATION_BATCH && !(large && starts[end])) end++;
     const count = end - done;
     const rc = reservationCall(cx, XenMem.populate_physmap, domid, gfns, done, count, 0);
-    stats.hypercalls++;
-    if (rc < 0) return { done, errno: -rc };
-    const ok = Math.min(rc, count);
-    stats.smallExtents += ok;
+    const ok = extentsMade(stats, rc, count, false);
+    if (ok === null) return { done, errno: -rc };
     done += ok;
     if (ok > 0) onProgress?.(done, n);
     if (ok < count) return { done };
